@@ -555,8 +555,14 @@ impl Manifest {
             return Err(e);
         }
         let current = dir.join(CURRENT_FILE);
-        fs.rename(&dir.join(CURRENT_TMP_FILE), &current)
-            .map_err(|e| Error::io(format!("renaming {CURRENT_TMP_FILE} to {CURRENT_FILE}"), e))?;
+        if let Err(e) = fs.rename(&dir.join(CURRENT_TMP_FILE), &current) {
+            let _ = fs.remove(&path);
+            return Err(Error::io(
+                format!("renaming {CURRENT_TMP_FILE} to {CURRENT_FILE}"),
+                e,
+            ));
+        }
+        // From here CURRENT may name the new file: never remove it on failure.
         fs.sync_dir(dir)
             .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
         if let Some(old) = old {
