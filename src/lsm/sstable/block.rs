@@ -124,12 +124,18 @@ impl Block {
     pub(crate) fn new(data: Vec<u8>, path: Arc<Path>, file_offset: u64) -> Result<Block> {
         let corrupt = |reason: String| Error::corruption(path.to_path_buf(), file_offset, reason);
         if data.len() < 4 {
-            return Err(corrupt(format!("block of {} bytes is too short", data.len())));
+            return Err(corrupt(format!(
+                "block of {} bytes is too short",
+                data.len()
+            )));
         }
         let n_pos = data.len() - 4;
-        let num_restarts =
-            u32::from_le_bytes([data[n_pos], data[n_pos + 1], data[n_pos + 2], data[n_pos + 3]])
-                as usize;
+        let num_restarts = u32::from_le_bytes([
+            data[n_pos],
+            data[n_pos + 1],
+            data[n_pos + 2],
+            data[n_pos + 3],
+        ]) as usize;
         let max_restarts = n_pos / 4;
         if num_restarts > max_restarts {
             return Err(corrupt(format!(
@@ -546,8 +552,9 @@ mod tests {
             vec![1, 0, 0],
             vec![0xff, 0xff, 0xff, 0xff],
             vec![0, 0, 0, 0, 1, 0, 0, 0],
-            vec![5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
-            vec![0, 0, 0, 9, 0, 0, 0, 0, 1, 0, 0, 0],
+            vec![5, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0],
+            vec![0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0],
+            vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0],
         ] {
             let e = Block::new(bytes, path(), 3).unwrap_err();
             assert!(e.is_corruption());

@@ -44,9 +44,7 @@ impl BloomBuilder {
     }
 
     fn byte_len(n: usize, bits_per_key: u32) -> usize {
-        let bits = (n as u64)
-            .saturating_mul(u64::from(bits_per_key))
-            .max(64);
+        let bits = (n as u64).saturating_mul(u64::from(bits_per_key)).max(64);
         bits.div_ceil(8) as usize
     }
 
@@ -101,7 +99,8 @@ impl BloomFilter {
 
     pub(crate) fn may_contain_hash(&self, h: u64) -> bool {
         let nbits = (self.bits.len() as u64) * 8;
-        probe_bits(h, self.k, nbits).all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+        probe_bits(h, self.k, nbits)
+            .all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
     }
 
     /// Size of the bit array in bytes.

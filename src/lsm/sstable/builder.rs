@@ -3,8 +3,8 @@
 use super::block::BlockBuilder;
 use super::bloom::{self, BloomBuilder};
 use super::{
-    BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE, COMPRESSION_ZSTD, FOOTER_LEN,
-    FORMAT_VERSION, TABLE_MAGIC,
+    BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE, COMPRESSION_ZSTD, FOOTER_LEN, FORMAT_VERSION,
+    TABLE_MAGIC,
 };
 use crate::coding::{put_length_prefixed, put_varint};
 use crate::error::{Error, Result};
@@ -80,7 +80,8 @@ pub(crate) struct TableBuilder {
 
 impl TableBuilder {
     pub(crate) fn new(file: Arc<dyn FileHandle>, path: PathBuf, opts: TableBuilderOptions) -> Self {
-        let bloom = (opts.bloom_bits_per_key > 0).then(|| BloomBuilder::new(opts.bloom_bits_per_key));
+        let bloom =
+            (opts.bloom_bits_per_key > 0).then(|| BloomBuilder::new(opts.bloom_bits_per_key));
         TableBuilder {
             file,
             path,
@@ -169,7 +170,8 @@ impl TableBuilder {
         crc.update(&[kind]);
         self.pending.extend_from_slice(payload);
         self.pending.push(kind);
-        self.pending.extend_from_slice(&crc.finalize().to_le_bytes());
+        self.pending
+            .extend_from_slice(&crc.finalize().to_le_bytes());
         if self.pending.len() >= WRITE_BUFFER {
             self.write_pending()?;
         }
