@@ -98,8 +98,10 @@
 //!        | crc32 u32 over the 60 footer bytes before it
 //! ```
 //!
-//! Every handle must lie wholly before the footer, and every data block
-//! handle wholly before the filter/index/properties blocks it is listed in.
+//! Every handle (with its trailer) must lie wholly before the footer, and
+//! every data block wholly before the first of the filter, index and
+//! properties blocks (a filter handle of size 0 means "no filter" and is not
+//! checked).
 //!
 //! ## Damage
 //!
