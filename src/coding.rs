@@ -41,9 +41,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
     pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
@@ -97,7 +94,10 @@ mod tests {
             assert_eq!(get_varint(&b[..b.len() - 1]), None);
         }
         assert_eq!(get_varint(&[0xff; 11]), None);
-        assert_eq!(get_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), None);
+        assert_eq!(
+            get_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
+            None
+        );
     }
 
     #[test]

@@ -1,11 +1,48 @@
 //! wisckey: an embeddable key-value storage engine that separates keys from
-//! values (WiscKey, FAST '16).
+//! values, as the WiscKey paper does (Lu et al., FAST '16).
+//!
+//! Keys and small values live in a leveled LSM-tree of SSTables; large values
+//! are appended once to a segmented value log (vLog), which is also the
+//! write-ahead log: nothing is written twice.
+//!
+//! ```
+//! use wisckey::{Db, Options, WriteBatch, WriteOptions};
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = Db::open(dir.path(), Options::default())?;
+//! db.put(b"user:1", vec![7u8; 4096])?;           // large: goes to the vLog
+//! db.put(b"user:2", b"small")?;                  // small: kept in the index
+//! let mut batch = WriteBatch::new();
+//! batch.put(b"user:3", b"x").delete(b"user:2");
+//! db.write(batch, WriteOptions::default().sync(true))?;
+//! let keys: Vec<Vec<u8>> = db.prefix(b"user:").map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+//! assert_eq!(keys, vec![b"user:1".to_vec(), b"user:3".to_vec()]);
+//! # Ok::<(), wisckey::Error>(())
+//! ```
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod background;
+mod batch;
 mod coding;
+mod db;
 mod error;
 pub mod io;
+mod iter;
 mod lsm;
+mod options;
+mod recovery;
+mod snapshot;
+mod stats;
+mod value;
+mod vlog;
+mod write_queue;
 
+pub use batch::WriteBatch;
+pub use db::{Db, Table};
 pub use error::{Error, Result};
+pub use iter::{Iter, KeyRange};
+pub use options::{Compression, IoBackend, Options, TableKind, TableOptions, WriteOptions};
+pub use snapshot::Snapshot;
+pub use stats::{LevelStats, Stats};
+pub use value::Value;

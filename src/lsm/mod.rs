@@ -3,4 +3,7 @@
 pub(crate) mod ikey;
 pub(crate) mod iter;
 pub(crate) mod manifest;
+pub(crate) mod memtable;
+pub(crate) mod merge;
 pub(crate) mod sstable;
+pub(crate) mod version;

@@ -1,0 +1,866 @@
+//! [`Db`] and [`Table`]: opening, the write path (group commit into the vLog,
+//! then the memtable), the read path (index, then at most one vLog read),
+//! tables, snapshots, flush and compaction scheduling.
+
+use crate::batch::WriteBatch;
+use crate::error::{Error, Result};
+use crate::io::{FileLock, Fs};
+use crate::iter::{Iter, KeyRange};
+use crate::lsm::ikey::{self, Kind};
+use crate::lsm::manifest::{Manifest, ManifestState, TableDef, VersionEdit};
+use crate::lsm::memtable::Memtable;
+use crate::lsm::version::{TableHandle, Version};
+use crate::options::{Options, TableKind, TableOptions, WriteOptions};
+use crate::snapshot::Snapshot;
+use crate::stats::{Counters, LevelStats, Stats};
+use crate::value::Value;
+use crate::vlog::{record, VLog, ValuePointer};
+use crate::write_queue::{PendingWrite, WriteQueue};
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The id of the default table.
+pub(crate) const DEFAULT_TABLE: u32 = 0;
+/// A manifest is rewritten (compacted to one snapshot edit) past this size.
+const MANIFEST_REWRITE_BYTES: u64 = 64 << 20;
+
+/// What readers need at one moment: the memtables and the tables.
+#[derive(Debug)]
+pub(crate) struct SuperVersion {
+    pub(crate) mem: Arc<Memtable>,
+    /// Frozen memtables, newest first.
+    pub(crate) imms: Vec<Arc<Memtable>>,
+    pub(crate) version: Arc<Version>,
+}
+
+/// The manifest and the state it describes; changed only under its lock.
+pub(crate) struct VersionSet {
+    pub(crate) manifest: Manifest,
+    pub(crate) state: ManifestState,
+}
+
+/// The leader's state: the last sequence number handed out.
+#[derive(Debug)]
+pub(crate) struct CommitState {
+    pub(crate) last_seq: u64,
+}
+
+/// Messages to the background worker.
+#[derive(Debug)]
+pub(crate) enum BgMsg {
+    Work,
+    Stop,
+}
+
+/// What the background worker has done, for waiters.
+#[derive(Debug, Default)]
+pub(crate) struct BgStatus {
+    pub(crate) compactions_requested: u64,
+    pub(crate) compactions_done: u64,
+}
+
+pub(crate) struct DbInner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) fs: Arc<dyn Fs>,
+    pub(crate) _lock: Box<dyn FileLock>,
+    pub(crate) vlog: VLog,
+    pub(crate) sv: RwLock<Arc<SuperVersion>>,
+    pub(crate) vs: Mutex<VersionSet>,
+    pub(crate) next_file: AtomicU64,
+    pub(crate) visible_seq: AtomicU64,
+    pub(crate) commit: Mutex<CommitState>,
+    pub(crate) queue: WriteQueue,
+    pub(crate) snapshots: Mutex<BTreeMap<u64, usize>>,
+    pub(crate) poison: Mutex<Option<String>>,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) closed: AtomicBool,
+    pub(crate) bg_tx: Sender<BgMsg>,
+    pub(crate) bg_rx: crossbeam_channel::Receiver<BgMsg>,
+    pub(crate) bg_thread: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) bg_status: Mutex<BgStatus>,
+    pub(crate) bg_cv: Condvar,
+    pub(crate) counters: Counters,
+}
+
+/// An open database. Cheap to clone (an `Arc` inside), `Send + Sync`.
+///
+/// ```
+/// use wisckey::{Db, Options};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::open(dir.path(), Options::default())?;
+/// db.put(b"key", b"value")?;
+/// assert_eq!(db.get(b"key")?.as_deref(), Some(&b"value"[..]));
+/// db.delete(b"key")?;
+/// assert!(db.get(b"key")?.is_none());
+/// db.close()?;
+/// # Ok::<(), wisckey::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner.dir).finish()
+    }
+}
+
+/// A named table: the same read and write methods as [`Db`], on its own keys.
+///
+/// ```
+/// use wisckey::{Db, Options, TableOptions};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::open(dir.path(), Options::default())?;
+/// let users = db.table("users", TableOptions::ordered())?;
+/// users.put(b"alice", b"1")?;
+/// assert!(db.get(b"alice")?.is_none());
+/// assert_eq!(users.get(b"alice")?.as_deref(), Some(&b"1"[..]));
+/// # Ok::<(), wisckey::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Table {
+    db: Db,
+    id: u32,
+    name: Arc<str>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Opens the database in `path`, creating the directory and an empty
+    /// database when missing, and recovering after a crash: the manifest
+    /// first, then the vLog from the replay point.
+    ///
+    /// # Errors
+    /// `Error::Locked` when another handle (in this process or another) has
+    /// the directory; `Error::Corruption` when files are damaged beyond a torn
+    /// tail; `Error::Io` for I/O failures; `Error::Unsupported` for
+    /// `IoBackend::IoUring`, which is not built yet.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let inner = crate::recovery::open(path.as_ref(), opts)?;
+        let db = Db { inner };
+        crate::background::start(&db.inner)?;
+        // Frozen memtables left by a long replay go to the worker now.
+        let _ = db.inner.bg_tx.send(BgMsg::Work);
+        Ok(db)
+    }
+
+    /// The directory of this database.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The default table, as a [`Table`] handle.
+    pub fn default_table(&self) -> Table {
+        Table {
+            db: self.clone(),
+            id: DEFAULT_TABLE,
+            name: Arc::from("default"),
+        }
+    }
+
+    /// Opens the table `name`, creating it (durably) when missing.
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` when the table exists with another kind or
+    /// the name is empty; `Error::Unsupported` for unordered tables, which are
+    /// not built yet.
+    pub fn table(&self, name: &str, opts: TableOptions) -> Result<Table> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(Error::InvalidArgument(
+                "a table name is 1 to 255 bytes".into(),
+            ));
+        }
+        if name == "default" {
+            return if opts.kind == TableKind::Ordered {
+                Ok(self.default_table())
+            } else {
+                Err(Error::InvalidArgument(
+                    "the default table is ordered".into(),
+                ))
+            };
+        }
+        if opts.kind == TableKind::Unordered {
+            return Err(Error::Unsupported(
+                "unordered (Bitcask-style) tables are not built yet".into(),
+            ));
+        }
+        let kind_byte = 0u8;
+        let mut vs = self.inner.vs.lock();
+        if let Some(def) = vs.state.tables.iter().find(|t| t.name == name) {
+            if def.kind != kind_byte {
+                return Err(Error::InvalidArgument(format!(
+                    "table {name} exists with another kind"
+                )));
+            }
+            return Ok(Table {
+                db: self.clone(),
+                id: def.id,
+                name: Arc::from(name),
+            });
+        }
+        self.inner.check_writable()?;
+        let id = vs.state.tables.iter().map(|t| t.id).max().unwrap_or(0) + 1;
+        let edit = VersionEdit {
+            tables_created: vec![TableDef {
+                id,
+                name: name.to_string(),
+                kind: kind_byte,
+            }],
+            ..Default::default()
+        };
+        self.inner.log_and_apply(&mut vs, edit)?;
+        Ok(Table {
+            db: self.clone(),
+            id,
+            name: Arc::from(name),
+        })
+    }
+
+    /// The names of the named tables (the default table is not listed).
+    pub fn table_names(&self) -> Vec<String> {
+        self.inner
+            .vs
+            .lock()
+            .state
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// Sets `key` to `value` in the default table. The write survives a
+    /// process crash once this returns (not power loss: see [`Db::write`]).
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` for a key or value over the limits;
+    /// `Error::Poisoned` after a failed fsync; `Error::Io`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b, WriteOptions::default())
+    }
+
+    /// Deletes `key` from the default table (no error if it is missing).
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b, WriteOptions::default())
+    }
+
+    /// Applies `batch` atomically: after a crash either all of it or none of
+    /// it is there. With `opts.sync(true)` it is durable against power loss
+    /// when this returns.
+    pub fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
+        let inner = &self.inner;
+        for op in &batch.ops {
+            if op.key.len() > inner.opts.max_key_size {
+                return Err(Error::InvalidArgument(format!(
+                    "key of {} bytes is over the limit of {}",
+                    op.key.len(),
+                    inner.opts.max_key_size
+                )));
+            }
+            if op.value.len() > inner.opts.max_value_size {
+                return Err(Error::InvalidArgument(format!(
+                    "value of {} bytes is over the limit of {}",
+                    op.value.len(),
+                    inner.opts.max_value_size
+                )));
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        inner.check_writable()?;
+        inner
+            .queue
+            .write(batch, opts.sync, |group| inner.commit_group(group))
+    }
+
+    /// The value of `key` in the default table.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.inner
+            .get(DEFAULT_TABLE, key.as_ref(), self.inner.read_seq())
+    }
+
+    /// The values of `keys`, in order, read at one moment.
+    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
+        self.inner
+            .multi_get(DEFAULT_TABLE, keys, self.inner.read_seq())
+    }
+
+    /// Iterates the default table over `range`, keys ascending (double-ended).
+    pub fn range(&self, range: impl KeyRange) -> Iter {
+        Iter::new(
+            self.inner.clone(),
+            DEFAULT_TABLE,
+            self.inner.read_seq(),
+            range.into_bounds(),
+        )
+    }
+
+    /// Iterates the keys of the default table that start with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        Iter::new(
+            self.inner.clone(),
+            DEFAULT_TABLE,
+            self.inner.read_seq(),
+            crate::iter::prefix_bounds(prefix.as_ref()),
+        )
+    }
+
+    /// Iterates the whole default table.
+    pub fn iter(&self) -> Iter {
+        self.range(..)
+    }
+
+    /// A consistent view of every table as of now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.clone())
+    }
+
+    /// Freezes the memtable and waits until every frozen memtable is in an
+    /// SSTable (and the replay point has moved past it).
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_open()?;
+        {
+            let _c = self.inner.commit.lock();
+            self.inner.rotate_memtable();
+        }
+        self.inner.wait_for(|inner| inner.sv.read().imms.is_empty())
+    }
+
+    /// Makes every acknowledged write durable against power loss.
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_open()?;
+        let r = self.inner.vlog.sync();
+        if let Err(e) = &r {
+            self.inner.set_poison(format!("vLog sync failed: {e}"));
+        }
+        r
+    }
+
+    /// Flushes, then merges every SSTable into one sorted run, and waits.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        let id = {
+            let mut st = self.inner.bg_status.lock();
+            st.compactions_requested += 1;
+            st.compactions_requested
+        };
+        let _ = self.inner.bg_tx.send(BgMsg::Work);
+        self.inner
+            .wait_for(|inner| inner.bg_status.lock().compactions_done >= id)
+    }
+
+    /// Counters and sizes: bytes written by component, amplification, levels.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Stops background work and syncs the vLog. Other clones of this handle
+    /// can still read; their writes fail. Dropping the last handle does the
+    /// same, ignoring errors.
+    pub fn close(self) -> Result<()> {
+        self.inner.shutdown();
+        self.inner.vlog.sync()
+    }
+}
+
+impl Table {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+    /// The database this table belongs to.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+    /// Sets `key` to `value` in this table.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put_in(self, key, value);
+        self.db.write(b, WriteOptions::default())
+    }
+    /// Deletes `key` from this table.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete_in(self, key);
+        self.db.write(b, WriteOptions::default())
+    }
+    /// The value of `key` in this table.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        let inner = &self.db.inner;
+        inner.get(self.id, key.as_ref(), inner.read_seq())
+    }
+    /// The values of `keys`, in order.
+    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
+        let inner = &self.db.inner;
+        inner.multi_get(self.id, keys, inner.read_seq())
+    }
+    /// Iterates this table over `range`.
+    pub fn range(&self, range: impl KeyRange) -> Iter {
+        let inner = &self.db.inner;
+        Iter::new(
+            inner.clone(),
+            self.id,
+            inner.read_seq(),
+            range.into_bounds(),
+        )
+    }
+    /// Iterates the keys of this table that start with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        let inner = &self.db.inner;
+        Iter::new(
+            inner.clone(),
+            self.id,
+            inner.read_seq(),
+            crate::iter::prefix_bounds(prefix.as_ref()),
+        )
+    }
+    /// Iterates the whole table.
+    pub fn iter(&self) -> Iter {
+        self.range(..)
+    }
+}
+
+impl DbInner {
+    /// The sequence number a new read sees.
+    pub(crate) fn read_seq(&self) -> u64 {
+        self.visible_seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn new_file_number(&self) -> u64 {
+        self.next_file.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::InvalidArgument("the database is closed".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.poisoned.load(Ordering::Acquire) {
+            let msg = self.poison.lock().clone().unwrap_or_default();
+            return Err(Error::Poisoned(msg));
+        }
+        Ok(())
+    }
+
+    /// Refuses further writes: after a failed fsync nothing written since
+    /// the last good one can be trusted.
+    pub(crate) fn set_poison(&self, msg: String) {
+        log::error!("{}: poisoned: {msg}", self.dir.display());
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(msg);
+        }
+        self.poisoned.store(true, Ordering::Release);
+        self.bg_cv.notify_all();
+    }
+
+    /// Commits a group of batches (called by the group-commit leader).
+    fn commit_group(&self, group: &[Arc<PendingWrite>]) {
+        let mut cs = self.commit.lock();
+        let r = self.commit_group_locked(&mut cs, group);
+        for w in group {
+            w.finish(match &r {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.duplicate()),
+            });
+        }
+    }
+
+    fn commit_group_locked(&self, cs: &mut CommitState, group: &[Arc<PendingWrite>]) -> Result<()> {
+        self.check_writable()?;
+        self.wait_for_room()?;
+        let sync = group.iter().any(|w| w.sync);
+        let total: usize = group.iter().map(|w| w.bytes).sum();
+        let mut buf = Vec::with_capacity(total);
+        let mut base = self.vlog.head_position();
+        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut seq = cs.last_seq;
+        let mut user_bytes = 0u64;
+        let mut writes = 0u64;
+        let threshold = self.opts.value_threshold;
+        let fail = |e: Error| {
+            self.set_poison(format!("vLog write failed: {e}"));
+            e
+        };
+        for w in group {
+            let Some(batch) = w.batch.lock().take() else {
+                continue;
+            };
+            let used = base.offset + buf.len() as u64;
+            if used > 0 && used + batch.bytes as u64 > self.opts.segment_size {
+                if !buf.is_empty() {
+                    self.vlog.append(&buf, false).map_err(fail)?;
+                    buf.clear();
+                }
+                self.vlog.roll(self.new_file_number()).map_err(fail)?;
+                base = self.vlog.head_position();
+            }
+            let n = batch.ops.len();
+            for (i, op) in batch.ops.into_iter().enumerate() {
+                seq += 1;
+                writes += 1;
+                user_bytes += (op.key.len() + op.value.len()) as u64;
+                let off = record::encode(
+                    &mut buf,
+                    op.is_put,
+                    i + 1 < n,
+                    op.table,
+                    seq,
+                    &op.key,
+                    &op.value,
+                );
+                let entry = if !op.is_put {
+                    (
+                        ikey::encode(op.table, &op.key, seq, Kind::Delete as u8),
+                        Vec::new(),
+                    )
+                } else if op.value.len() < threshold {
+                    (
+                        ikey::encode(op.table, &op.key, seq, Kind::Inline as u8),
+                        op.value,
+                    )
+                } else {
+                    let ptr = ValuePointer {
+                        segment: base.segment,
+                        offset: base.offset + off as u64,
+                        len: record::record_len(op.key.len(), op.value.len()) as u32,
+                    };
+                    (
+                        ikey::encode(op.table, &op.key, seq, Kind::Pointer as u8),
+                        ptr.encode(),
+                    )
+                };
+                entries.push(entry);
+            }
+        }
+        if !buf.is_empty() || sync {
+            self.vlog.append(&buf, sync).map_err(|e| {
+                self.set_poison(format!("vLog write failed: {e}"));
+                e
+            })?;
+        }
+        let log_bytes = buf.len() as u64;
+        let sv = self.sv.read().clone();
+        for (k, v) in entries {
+            sv.mem.insert(k, v);
+        }
+        sv.mem.add_log_bytes(log_bytes);
+        cs.last_seq = seq;
+        self.visible_seq.store(seq, Ordering::Release);
+        let c = &self.counters;
+        Counters::add(&c.user_bytes_written, user_bytes);
+        Counters::add(&c.writes, writes);
+        Counters::add(&c.batches, group.len() as u64);
+        Counters::add(&c.group_commits, 1);
+        if sync {
+            Counters::add(&c.syncs, 1);
+        }
+        if sv.mem.approx_bytes() >= self.opts.memtable_size
+            || sv.mem.log_bytes() >= self.opts.max_replay_bytes
+        {
+            self.rotate_memtable();
+        }
+        Ok(())
+    }
+
+    /// Stalls the leader while too many frozen memtables wait for flush.
+    fn wait_for_room(&self) -> Result<()> {
+        let mut stalled = false;
+        loop {
+            if self.sv.read().imms.len() < self.opts.max_immutable_memtables {
+                return Ok(());
+            }
+            if !stalled {
+                stalled = true;
+                Counters::add(&self.counters.write_stalls, 1);
+            }
+            let _ = self.bg_tx.send(BgMsg::Work);
+            let mut st = self.bg_status.lock();
+            self.check_writable()?;
+            self.bg_cv.wait_for(&mut st, Duration::from_millis(50));
+        }
+    }
+
+    /// Freezes the active memtable (caller holds the commit lock).
+    pub(crate) fn rotate_memtable(&self) {
+        let mut w = self.sv.write();
+        if w.mem.is_empty() {
+            return;
+        }
+        let mem = Arc::new(Memtable::new(self.vlog.head_position()));
+        let mut imms = Vec::with_capacity(w.imms.len() + 1);
+        imms.push(w.mem.clone());
+        imms.extend(w.imms.iter().cloned());
+        *w = Arc::new(SuperVersion {
+            mem,
+            imms,
+            version: w.version.clone(),
+        });
+        drop(w);
+        let _ = self.bg_tx.send(BgMsg::Work);
+    }
+
+    /// Waits (for the background worker) until `done` holds, or fails if the
+    /// database is poisoned or closed meanwhile.
+    pub(crate) fn wait_for(&self, done: impl Fn(&DbInner) -> bool) -> Result<()> {
+        loop {
+            if done(self) {
+                return Ok(());
+            }
+            if self.poisoned.load(Ordering::Acquire) {
+                let msg = self.poison.lock().clone().unwrap_or_default();
+                return Err(Error::Poisoned(msg));
+            }
+            self.check_open()?;
+            let _ = self.bg_tx.send(BgMsg::Work);
+            let mut st = self.bg_status.lock();
+            self.bg_cv.wait_for(&mut st, Duration::from_millis(50));
+        }
+    }
+
+    /// Appends `edit` to the manifest and applies it to the state; rewrites
+    /// the manifest when it has grown large. A failure poisons the database.
+    pub(crate) fn log_and_apply(&self, vs: &mut VersionSet, mut edit: VersionEdit) -> Result<()> {
+        edit.next_file_number = Some(self.next_file.load(Ordering::Relaxed) + 1);
+        let before = vs.manifest.size();
+        if let Err(e) = vs.manifest.append(&edit) {
+            self.set_poison(format!("manifest write failed: {e}"));
+            return Err(e);
+        }
+        Counters::add(
+            &self.counters.manifest_bytes_written,
+            vs.manifest.size().saturating_sub(before),
+        );
+        vs.state
+            .apply(&edit)
+            .map_err(|e| Error::corruption(self.dir.join("MANIFEST"), 0, e))?;
+        if vs.manifest.size() > MANIFEST_REWRITE_BYTES {
+            let number = self.new_file_number();
+            vs.state.next_file_number = self.next_file.load(Ordering::Relaxed) + 1;
+            match Manifest::create(self.fs.clone(), &self.dir, number, &vs.state) {
+                Ok(m) => {
+                    Counters::add(&self.counters.manifest_bytes_written, m.size());
+                    vs.manifest = m;
+                }
+                Err(e) => {
+                    self.set_poison(format!("manifest rewrite failed: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The smallest sequence number a live snapshot (or a new read) can see
+    /// at: versions shadowed at or below it are garbage.
+    pub(crate) fn smallest_snapshot(&self) -> u64 {
+        let snaps = self.snapshots.lock();
+        let visible = self.read_seq();
+        snaps.keys().next().copied().unwrap_or(visible).min(visible)
+    }
+
+    pub(crate) fn get(&self, table: u32, key: &[u8], seq: u64) -> Result<Option<Value>> {
+        Counters::add(&self.counters.gets, 1);
+        let sv = self.sv.read().clone();
+        self.get_in(&sv, table, key, seq)
+    }
+
+    pub(crate) fn multi_get<K: AsRef<[u8]>>(
+        &self,
+        table: u32,
+        keys: &[K],
+        seq: u64,
+    ) -> Result<Vec<Option<Value>>> {
+        let sv = self.sv.read().clone();
+        Counters::add(&self.counters.gets, keys.len() as u64);
+        keys.iter()
+            .map(|k| self.get_in(&sv, table, k.as_ref(), seq))
+            .collect()
+    }
+
+    fn get_in(&self, sv: &SuperVersion, table: u32, key: &[u8], seq: u64) -> Result<Option<Value>> {
+        let mut up = Vec::with_capacity(4 + key.len());
+        up.extend_from_slice(&table.to_be_bytes());
+        up.extend_from_slice(key);
+        let target = ikey::seek_key(&up, seq);
+        if let Some((k, v)) = sv.mem.get(&target) {
+            return self.resolve(&k, v, None);
+        }
+        for m in &sv.imms {
+            if let Some((k, v)) = m.get(&target) {
+                return self.resolve(&k, v, None);
+            }
+        }
+        let found = sv.version.get(&target)?;
+        Counters::add(&self.counters.tables_probed, u64::from(found.tables_probed));
+        match found.entry {
+            Some((k, v)) => self.resolve(&k, v, None),
+            None => Ok(None),
+        }
+    }
+
+    /// Turns an index entry into the value it stands for.
+    pub(crate) fn resolve(
+        &self,
+        ikey_bytes: &[u8],
+        v: Vec<u8>,
+        _file: Option<&Path>,
+    ) -> Result<Option<Value>> {
+        match Kind::from_u8(ikey::kind_byte(ikey_bytes)) {
+            Some(Kind::Delete) => Ok(None),
+            Some(Kind::Inline) => Ok(Some(Value::from(v))),
+            Some(Kind::Pointer) => {
+                let ptr = ValuePointer::decode(&v).ok_or_else(|| {
+                    Error::corruption(&self.dir, 0, "undecodable value pointer in the index")
+                })?;
+                Counters::add(&self.counters.vlog_reads, 1);
+                self.vlog
+                    .read(&ptr, ikey::table_id(ikey_bytes), ikey::user_key(ikey_bytes))
+                    .map(Some)
+            }
+            None => Err(Error::corruption(
+                &self.dir,
+                0,
+                format!(
+                    "unknown entry kind {} in the index",
+                    ikey::kind_byte(ikey_bytes)
+                ),
+            )),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let sv = self.sv.read().clone();
+        let user = Counters::get(&c.user_bytes_written);
+        let vlog_w = self.vlog.bytes_written();
+        let flush_w = Counters::get(&c.flush_bytes_written);
+        let comp_w = Counters::get(&c.compaction_bytes_written);
+        let man_w = Counters::get(&c.manifest_bytes_written);
+        let ratio = |n: u64| {
+            if user == 0 {
+                0.0
+            } else {
+                n as f64 / user as f64
+            }
+        };
+        let levels: Vec<LevelStats> = sv
+            .version
+            .levels
+            .iter()
+            .map(|l| LevelStats {
+                files: l.len() as u64,
+                bytes: l.iter().map(|t| t.meta.size).sum(),
+            })
+            .collect();
+        let segs = self.vlog.segment_sizes();
+        Stats {
+            io_backend: self.fs.name().to_string(),
+            user_bytes_written: user,
+            writes: Counters::get(&c.writes),
+            batches: Counters::get(&c.batches),
+            group_commits: Counters::get(&c.group_commits),
+            syncs: Counters::get(&c.syncs),
+            vlog_bytes_written: vlog_w,
+            flush_bytes_written: flush_w,
+            flushes: Counters::get(&c.flushes),
+            compaction_bytes_written: comp_w,
+            compaction_bytes_read: Counters::get(&c.compaction_bytes_read),
+            compactions: Counters::get(&c.compactions),
+            manifest_bytes_written: man_w,
+            write_amplification: ratio(vlog_w + flush_w + comp_w + man_w),
+            lsm_write_amplification: ratio(flush_w + comp_w),
+            vlog_segments: segs.len() as u64,
+            vlog_bytes: segs.iter().map(|s| s.1).sum(),
+            sst_bytes: levels.iter().map(|l| l.bytes).sum(),
+            levels,
+            memtable_bytes: sv.mem.approx_bytes() as u64,
+            immutable_memtables: sv.imms.len() as u64,
+            last_sequence: self.read_seq(),
+            gets: Counters::get(&c.gets),
+            tables_probed: Counters::get(&c.tables_probed),
+            vlog_reads: Counters::get(&c.vlog_reads),
+            write_stalls: Counters::get(&c.write_stalls),
+        }
+    }
+
+    /// Stops the background worker (once).
+    pub(crate) fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _ = self.bg_tx.send(BgMsg::Stop);
+        let handle = self.bg_thread.lock().take();
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+        self.bg_cv.notify_all();
+    }
+
+    /// Installs a new table set (and drops flushed memtables) as one swap.
+    pub(crate) fn install_version(&self, version: Version, flushed: Option<&Arc<Memtable>>) {
+        let mut w = self.sv.write();
+        let imms = match flushed {
+            Some(m) => w
+                .imms
+                .iter()
+                .filter(|x| !Arc::ptr_eq(x, m))
+                .cloned()
+                .collect(),
+            None => w.imms.clone(),
+        };
+        *w = Arc::new(SuperVersion {
+            mem: w.mem.clone(),
+            imms,
+            version: Arc::new(version),
+        });
+    }
+
+    /// Handles of the current tables by number, for building new versions.
+    pub(crate) fn current_version(&self) -> Arc<Version> {
+        self.sv.read().version.clone()
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn table_handles(&self) -> Vec<Arc<TableHandle>> {
+        self.current_version().all_tables().cloned().collect()
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        self.shutdown();
+        if let Err(e) = self.vlog.sync() {
+            log::warn!("{}: sync on drop failed: {e}", self.dir.display());
+        }
+    }
+}

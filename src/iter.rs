@@ -1,0 +1,335 @@
+//! The public iterator: a merged, snapshot-filtered, double-ended walk over
+//! one table's keys, resolving values from the vLog as it goes.
+
+use crate::db::{DbInner, SuperVersion};
+use crate::error::Result;
+use crate::lsm::ikey::{self, Kind, MAX_SEQ};
+use crate::lsm::iter::InternalIterator;
+use crate::lsm::merge::{Direction, MergeCursor};
+use crate::value::Value;
+use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
+use std::sync::Arc;
+
+/// A range of keys: `a..b`, `a..=b`, `a..`, `..b`, `..=b`, `..`, or a pair of
+/// [`Bound`]s, over anything that is `AsRef<[u8]>`.
+pub trait KeyRange {
+    /// The range as owned bounds.
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>);
+}
+
+fn owned<K: AsRef<[u8]>>(b: Bound<K>) -> Bound<Vec<u8>> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl<K: AsRef<[u8]>> KeyRange for Range<K> {
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        (
+            Bound::Included(self.start.as_ref().to_vec()),
+            Bound::Excluded(self.end.as_ref().to_vec()),
+        )
+    }
+}
+impl<K: AsRef<[u8]>> KeyRange for RangeInclusive<K> {
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        let (s, e) = self.into_inner();
+        (
+            Bound::Included(s.as_ref().to_vec()),
+            Bound::Included(e.as_ref().to_vec()),
+        )
+    }
+}
+impl<K: AsRef<[u8]>> KeyRange for RangeFrom<K> {
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        (
+            Bound::Included(self.start.as_ref().to_vec()),
+            Bound::Unbounded,
+        )
+    }
+}
+impl<K: AsRef<[u8]>> KeyRange for RangeTo<K> {
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        (
+            Bound::Unbounded,
+            Bound::Excluded(self.end.as_ref().to_vec()),
+        )
+    }
+}
+impl<K: AsRef<[u8]>> KeyRange for RangeToInclusive<K> {
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        (
+            Bound::Unbounded,
+            Bound::Included(self.end.as_ref().to_vec()),
+        )
+    }
+}
+impl KeyRange for RangeFull {
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        (Bound::Unbounded, Bound::Unbounded)
+    }
+}
+impl<K: AsRef<[u8]>> KeyRange for (Bound<K>, Bound<K>) {
+    fn into_bounds(self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        (owned(self.0), owned(self.1))
+    }
+}
+
+/// The bounds of all keys starting with `prefix`.
+pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let mut end = prefix.to_vec();
+    while let Some(&last) = end.last() {
+        if last == 0xff {
+            end.pop();
+        } else {
+            let n = end.len();
+            end[n - 1] += 1;
+            return (Bound::Included(prefix.to_vec()), Bound::Excluded(end));
+        }
+    }
+    (Bound::Included(prefix.to_vec()), Bound::Unbounded)
+}
+
+/// The table, sequence number and key bounds of an iterator.
+struct Bounds {
+    table: u32,
+    seq: u64,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+}
+
+impl Bounds {
+    fn in_table(&self, ik: &[u8]) -> bool {
+        ikey::table_id(ik) == self.table && ikey::user_part(ik).len() >= 4
+    }
+
+    fn below_upper(&self, key: &[u8]) -> bool {
+        match &self.upper {
+            Bound::Included(u) => key <= u.as_slice(),
+            Bound::Excluded(u) => key < u.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    fn above_lower(&self, key: &[u8]) -> bool {
+        match &self.lower {
+            Bound::Included(l) => key >= l.as_slice(),
+            Bound::Excluded(l) => key > l.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+}
+
+/// Iterates `(key, value)` pairs of one table in ascending key order, at one
+/// sequence number; also double-ended (`.rev()`, or `next_back` mixed with
+/// `next`). Items are `Result`s: a damaged file ends the walk with an error.
+pub struct Iter {
+    inner: Arc<DbInner>,
+    sv: Arc<SuperVersion>,
+    b: Bounds,
+    front: Option<MergeCursor>,
+    back: Option<MergeCursor>,
+    /// The last user part returned from each end.
+    front_key: Option<Vec<u8>>,
+    back_key: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Iter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("table", &self.b.table)
+            .field("seq", &self.b.seq)
+            .finish()
+    }
+}
+
+impl Iter {
+    pub(crate) fn new(
+        inner: Arc<DbInner>,
+        table: u32,
+        seq: u64,
+        (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    ) -> Iter {
+        let sv = inner.sv.read().clone();
+        Iter {
+            inner,
+            sv,
+            b: Bounds {
+                table,
+                seq,
+                lower,
+                upper,
+            },
+            front: None,
+            back: None,
+            front_key: None,
+            back_key: None,
+            done: false,
+        }
+    }
+
+    fn user_part(&self, key: &[u8]) -> Vec<u8> {
+        let mut up = Vec::with_capacity(4 + key.len());
+        up.extend_from_slice(&self.b.table.to_be_bytes());
+        up.extend_from_slice(key);
+        up
+    }
+
+    fn cursor(&self, dir: Direction) -> MergeCursor {
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        children.push(Box::new(self.sv.mem.iter()));
+        for m in &self.sv.imms {
+            children.push(Box::new(m.iter()));
+        }
+        self.sv.version.iters(&mut children);
+        let mut c = MergeCursor::new(children, dir);
+        match dir {
+            Direction::Forward => match &self.b.lower {
+                Bound::Included(k) => c.seek(&ikey::seek_key(&self.user_part(k), MAX_SEQ)),
+                Bound::Excluded(k) => c.seek(&ikey::encode(self.b.table, k, 0, Kind::Delete as u8)),
+                Bound::Unbounded => c.seek(&ikey::seek_key(&self.b.table.to_be_bytes(), MAX_SEQ)),
+            },
+            Direction::Backward => match &self.b.upper {
+                Bound::Included(k) => c.seek(&ikey::encode(self.b.table, k, 0, Kind::Delete as u8)),
+                Bound::Excluded(k) => c.seek(&ikey::seek_key(&self.user_part(k), MAX_SEQ)),
+                Bound::Unbounded => match self.b.table.checked_add(1) {
+                    Some(next) => c.seek(&ikey::seek_key(&next.to_be_bytes(), MAX_SEQ)),
+                    None => c.seek_to_end(),
+                },
+            },
+        }
+        c
+    }
+
+    fn resolve(&self, k: &[u8], v: Vec<u8>) -> Result<Option<(Vec<u8>, Value)>> {
+        Ok(self
+            .inner
+            .resolve(k, v, None)?
+            .map(|val| (ikey::user_key(k).to_vec(), val)))
+    }
+
+    fn step_front(&mut self) -> Option<Result<(Vec<u8>, Value)>> {
+        if self.front.is_none() {
+            self.front = Some(self.cursor(Direction::Forward));
+        }
+        loop {
+            let c = self.front.as_mut()?;
+            if let Err(e) = c.status() {
+                self.done = true;
+                return Some(Err(e));
+            }
+            if !c.valid() {
+                self.done = true;
+                return None;
+            }
+            let k = c.key().to_vec();
+            if !self.b.in_table(&k) || !self.b.below_upper(ikey::user_key(&k)) {
+                self.done = true;
+                return None;
+            }
+            let up = ikey::user_part(&k).to_vec();
+            if let Some(b) = &self.back_key {
+                if up >= *b {
+                    self.done = true;
+                    return None;
+                }
+            }
+            let same_as_last = self.front_key.as_deref() == Some(up.as_slice());
+            if same_as_last || ikey::seq(&k) > self.b.seq || !self.b.above_lower(ikey::user_key(&k))
+            {
+                c.advance();
+                continue;
+            }
+            let v = c.value().to_vec();
+            c.advance();
+            self.front_key = Some(up);
+            match self.resolve(&k, v) {
+                Ok(Some(kv)) => return Some(Ok(kv)),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    fn step_back(&mut self) -> Option<Result<(Vec<u8>, Value)>> {
+        if self.back.is_none() {
+            self.back = Some(self.cursor(Direction::Backward));
+        }
+        loop {
+            let c = self.back.as_mut()?;
+            if let Err(e) = c.status() {
+                self.done = true;
+                return Some(Err(e));
+            }
+            if !c.valid() {
+                self.done = true;
+                return None;
+            }
+            let k0 = c.key().to_vec();
+            if !self.b.in_table(&k0) || !self.b.above_lower(ikey::user_key(&k0)) {
+                self.done = true;
+                return None;
+            }
+            let up = ikey::user_part(&k0).to_vec();
+            if let Some(f) = &self.front_key {
+                if up <= *f {
+                    self.done = true;
+                    return None;
+                }
+            }
+            // Going backward a key's versions come oldest first: keep the
+            // newest one visible at the snapshot.
+            let mut best: Option<(Vec<u8>, Vec<u8>)> = None;
+            while c.valid() && ikey::user_part(c.key()) == up.as_slice() {
+                if ikey::seq(c.key()) <= self.b.seq {
+                    best = Some((c.key().to_vec(), c.value().to_vec()));
+                }
+                c.advance();
+            }
+            if let Err(e) = c.status() {
+                self.done = true;
+                return Some(Err(e));
+            }
+            let in_range = self.b.below_upper(ikey::user_key(&k0));
+            self.back_key = Some(up);
+            let Some((k, v)) = best else { continue };
+            if !in_range {
+                continue;
+            }
+            match self.resolve(&k, v) {
+                Ok(Some(kv)) => return Some(Ok(kv)),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Vec<u8>, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.step_front()
+    }
+}
+
+impl DoubleEndedIterator for Iter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.step_back()
+    }
+}

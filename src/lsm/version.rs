@@ -1,0 +1,296 @@
+//! A version: the set of SSTables the index is made of at one moment. Readers
+//! hold an `Arc<Version>`; a table file is deleted when the last version and
+//! iterator naming it let go, and only after the manifest edit that dropped it
+//! is durable (it is marked obsolete only then).
+
+use super::ikey;
+use super::iter::InternalIterator;
+use super::manifest::TableFile;
+use super::sstable::{Table, TableIter};
+use crate::error::Result;
+use crate::io::Fs;
+use std::cmp::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+/// The file name of SSTable `number`.
+pub(crate) fn table_file_name(number: u64) -> String {
+    format!("{number:06}.sst")
+}
+
+/// An open SSTable that belongs to the tree.
+pub(crate) struct TableHandle {
+    pub(crate) meta: TableFile,
+    pub(crate) table: Arc<Table>,
+    obsolete: AtomicBool,
+    fs: Arc<dyn Fs>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for TableHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableHandle")
+            .field("number", &self.meta.number)
+            .field("level", &self.meta.level)
+            .finish()
+    }
+}
+
+impl TableHandle {
+    pub(crate) fn new(meta: TableFile, table: Arc<Table>, fs: Arc<dyn Fs>, path: PathBuf) -> Self {
+        TableHandle {
+            meta,
+            table,
+            obsolete: AtomicBool::new(false),
+            fs,
+            path,
+        }
+    }
+
+    /// Marks the file for deletion once nothing uses it. Call only after the
+    /// manifest edit that removed it is durable.
+    pub(crate) fn mark_obsolete(&self) {
+        self.obsolete.store(true, AtomicOrdering::Release);
+    }
+}
+
+impl Drop for TableHandle {
+    fn drop(&mut self) {
+        if self.obsolete.load(AtomicOrdering::Acquire) {
+            if let Err(e) = self.fs.remove(&self.path) {
+                log::warn!("removing obsolete {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// The SSTables of the tree: level 0 newest first (files may overlap), deeper
+/// levels sorted by key and disjoint.
+#[derive(Debug, Default)]
+pub(crate) struct Version {
+    pub(crate) levels: Vec<Vec<Arc<TableHandle>>>,
+}
+
+/// What a point lookup found in the tables, with how many tables it probed.
+pub(crate) struct Found {
+    pub(crate) entry: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) tables_probed: u32,
+}
+
+impl Version {
+    /// Looks up the seek key `target` (user part + snapshot sequence number)
+    /// level by level; the first table holding the user part has its newest
+    /// visible version.
+    pub(crate) fn get(&self, target: &[u8]) -> Result<Found> {
+        let up = ikey::user_part(target);
+        let mut probed = 0;
+        for (level, files) in self.levels.iter().enumerate() {
+            if level == 0 {
+                for t in files {
+                    if up < ikey::user_part(&t.meta.smallest)
+                        || up > ikey::user_part(&t.meta.largest)
+                    {
+                        continue;
+                    }
+                    probed += 1;
+                    if let Some(e) = t.table.get(target)? {
+                        return Ok(Found {
+                            entry: Some(e),
+                            tables_probed: probed,
+                        });
+                    }
+                }
+            } else {
+                let i = files.partition_point(|t| ikey::user_part(&t.meta.largest) < up);
+                if let Some(t) = files.get(i) {
+                    if ikey::user_part(&t.meta.smallest) <= up {
+                        probed += 1;
+                        if let Some(e) = t.table.get(target)? {
+                            return Ok(Found {
+                                entry: Some(e),
+                                tables_probed: probed,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Found {
+            entry: None,
+            tables_probed: probed,
+        })
+    }
+
+    /// Cursors over every table, newest source first: each level-0 file, then
+    /// one concatenating cursor per deeper level.
+    pub(crate) fn iters(&self, out: &mut Vec<Box<dyn InternalIterator>>) {
+        for (level, files) in self.levels.iter().enumerate() {
+            if files.is_empty() {
+                continue;
+            }
+            if level == 0 {
+                for t in files {
+                    out.push(Box::new(t.table.iter()));
+                }
+            } else {
+                out.push(Box::new(LevelIter::new(files.clone())));
+            }
+        }
+    }
+
+    pub(crate) fn all_tables(&self) -> impl Iterator<Item = &Arc<TableHandle>> {
+        self.levels.iter().flatten()
+    }
+}
+
+/// A cursor over a sorted, disjoint run of tables, opening one at a time.
+pub(crate) struct LevelIter {
+    files: Vec<Arc<TableHandle>>,
+    idx: usize,
+    cur: Option<TableIter>,
+    err: Option<crate::Error>,
+}
+
+impl LevelIter {
+    pub(crate) fn new(files: Vec<Arc<TableHandle>>) -> Self {
+        LevelIter {
+            files,
+            idx: 0,
+            cur: None,
+            err: None,
+        }
+    }
+
+    fn open(&mut self, idx: usize) -> bool {
+        if idx >= self.files.len() {
+            self.cur = None;
+            return false;
+        }
+        self.idx = idx;
+        self.cur = Some(self.files[idx].table.iter());
+        true
+    }
+
+    fn check(&mut self) {
+        if let Some(c) = &self.cur {
+            if !c.valid() {
+                if let Err(e) = c.status() {
+                    self.err = Some(e);
+                    self.cur = None;
+                }
+            }
+        }
+    }
+
+    /// Skips forward over exhausted tables.
+    fn settle_forward(&mut self) {
+        loop {
+            self.check();
+            match &self.cur {
+                Some(c) if !c.valid() => {
+                    if self.err.is_some() || !self.open(self.idx + 1) {
+                        self.cur = None;
+                        return;
+                    }
+                    if let Some(c) = self.cur.as_mut() {
+                        c.seek_to_first();
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Skips backward over exhausted tables.
+    fn settle_backward(&mut self) {
+        loop {
+            self.check();
+            match &self.cur {
+                Some(c) if !c.valid() => {
+                    if self.err.is_some() || self.idx == 0 || !self.open(self.idx - 1) {
+                        self.cur = None;
+                        return;
+                    }
+                    if let Some(c) = self.cur.as_mut() {
+                        c.seek_to_last();
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+impl InternalIterator for LevelIter {
+    fn valid(&self) -> bool {
+        self.cur.as_ref().is_some_and(|c| c.valid())
+    }
+    fn seek_to_first(&mut self) {
+        if self.open(0) {
+            if let Some(c) = self.cur.as_mut() {
+                c.seek_to_first();
+            }
+        }
+        self.settle_forward();
+    }
+    fn seek_to_last(&mut self) {
+        if !self.files.is_empty() && self.open(self.files.len() - 1) {
+            if let Some(c) = self.cur.as_mut() {
+                c.seek_to_last();
+            }
+        }
+        self.settle_backward();
+    }
+    fn seek(&mut self, target: &[u8]) {
+        let i = self
+            .files
+            .partition_point(|t| ikey::compare(&t.meta.largest, target) == Ordering::Less);
+        if self.open(i) {
+            if let Some(c) = self.cur.as_mut() {
+                c.seek(target);
+            }
+        }
+        self.settle_forward();
+    }
+    fn seek_for_prev(&mut self, target: &[u8]) {
+        // The last file whose smallest key is <= target.
+        let i = self
+            .files
+            .partition_point(|t| ikey::compare(&t.meta.smallest, target) != Ordering::Greater);
+        if i == 0 {
+            self.cur = None;
+            return;
+        }
+        if self.open(i - 1) {
+            if let Some(c) = self.cur.as_mut() {
+                c.seek_for_prev(target);
+            }
+        }
+        self.settle_backward();
+    }
+    fn next(&mut self) {
+        if let Some(c) = self.cur.as_mut() {
+            c.next();
+        }
+        self.settle_forward();
+    }
+    fn prev(&mut self) {
+        if let Some(c) = self.cur.as_mut() {
+            c.prev();
+        }
+        self.settle_backward();
+    }
+    fn key(&self) -> &[u8] {
+        self.cur.as_ref().map(|c| c.key()).unwrap_or(&[])
+    }
+    fn value(&self) -> &[u8] {
+        self.cur.as_ref().map(|c| c.value()).unwrap_or(&[])
+    }
+    fn status(&self) -> Result<()> {
+        if let Some(e) = &self.err {
+            return Err(e.duplicate());
+        }
+        self.cur.as_ref().map(|c| c.status()).unwrap_or(Ok(()))
+    }
+}

@@ -1,0 +1,277 @@
+//! Options: builders for opening a database, creating tables and writing.
+
+use crate::io::Fs;
+use std::fmt;
+use std::sync::Arc;
+
+/// Which I/O backend the engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub enum IoBackend {
+    /// Pick the best backend available (today: [`IoBackend::Sync`]).
+    #[default]
+    Auto,
+    /// io_uring. Not built yet: opening with it returns `Error::Unsupported`.
+    IoUring,
+    /// Plain `pread`/`pwrite`.
+    Sync,
+}
+
+/// Block compression of SSTables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// No compression.
+    #[default]
+    None,
+    /// zstd at the given level (1–22).
+    Zstd(i32),
+}
+
+/// How a database is opened. Every setting is a builder method documented
+/// with its default.
+///
+/// ```
+/// use wisckey::Options;
+/// let opts = Options::default().value_threshold(512).segment_size(64 << 20);
+/// # let _ = opts;
+/// ```
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) value_threshold: usize,
+    pub(crate) memtable_size: usize,
+    pub(crate) max_immutable_memtables: usize,
+    pub(crate) max_replay_bytes: u64,
+    pub(crate) segment_size: u64,
+    pub(crate) block_size: usize,
+    pub(crate) bloom_bits_per_key: u32,
+    pub(crate) compression: Compression,
+    pub(crate) l0_compaction_trigger: usize,
+    pub(crate) level_size_ratio: u64,
+    pub(crate) target_file_size: u64,
+    pub(crate) io_backend: IoBackend,
+    pub(crate) max_key_size: usize,
+    pub(crate) max_value_size: usize,
+    pub(crate) fs: Option<Arc<dyn Fs>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            value_threshold: 1024,
+            memtable_size: 64 << 20,
+            max_immutable_memtables: 2,
+            max_replay_bytes: 256 << 20,
+            segment_size: 128 << 20,
+            block_size: 4096,
+            bloom_bits_per_key: 10,
+            compression: Compression::None,
+            l0_compaction_trigger: 4,
+            level_size_ratio: 10,
+            target_file_size: 64 << 20,
+            io_backend: IoBackend::Auto,
+            max_key_size: 64 << 10,
+            max_value_size: 256 << 20,
+            fs: None,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("value_threshold", &self.value_threshold)
+            .field("memtable_size", &self.memtable_size)
+            .field("max_immutable_memtables", &self.max_immutable_memtables)
+            .field("max_replay_bytes", &self.max_replay_bytes)
+            .field("segment_size", &self.segment_size)
+            .field("block_size", &self.block_size)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("compression", &self.compression)
+            .field("l0_compaction_trigger", &self.l0_compaction_trigger)
+            .field("level_size_ratio", &self.level_size_ratio)
+            .field("target_file_size", &self.target_file_size)
+            .field("io_backend", &self.io_backend)
+            .field("max_key_size", &self.max_key_size)
+            .field("max_value_size", &self.max_value_size)
+            .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
+            .finish()
+    }
+}
+
+impl Options {
+    /// Values of at least this many bytes go to the vLog and the index keeps
+    /// a pointer; smaller values are kept inline in the index. Default 1024.
+    #[must_use]
+    pub fn value_threshold(mut self, bytes: usize) -> Self {
+        self.value_threshold = bytes;
+        self
+    }
+    /// Size at which the memtable is frozen and flushed. Default 64 MiB.
+    #[must_use]
+    pub fn memtable_size(mut self, bytes: usize) -> Self {
+        self.memtable_size = bytes;
+        self
+    }
+    /// Frozen memtables waiting for flush before writes stall. Default 2.
+    #[must_use]
+    pub fn max_immutable_memtables(mut self, n: usize) -> Self {
+        self.max_immutable_memtables = n.max(1);
+        self
+    }
+    /// The most vLog bytes one memtable may cover before it is flushed, which
+    /// bounds how much of the log is replayed on open. Default 256 MiB.
+    #[must_use]
+    pub fn max_replay_bytes(mut self, bytes: u64) -> Self {
+        self.max_replay_bytes = bytes.max(1);
+        self
+    }
+    /// Size at which a vLog segment is sealed and a new one started. Default 128 MiB.
+    #[must_use]
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes.max(4096);
+        self
+    }
+    /// Target size of an SSTable data block. Default 4096.
+    #[must_use]
+    pub fn block_size(mut self, bytes: usize) -> Self {
+        self.block_size = bytes.max(64);
+        self
+    }
+    /// Bloom filter bits per key in SSTables (0 disables filters). Default 10.
+    #[must_use]
+    pub fn bloom_bits_per_key(mut self, bits: u32) -> Self {
+        self.bloom_bits_per_key = bits;
+        self
+    }
+    /// Compression of SSTable blocks. Default [`Compression::None`].
+    #[must_use]
+    pub fn compression(mut self, c: Compression) -> Self {
+        self.compression = c;
+        self
+    }
+    /// Number of level-0 files that triggers a merge into level 1. Default 4.
+    #[must_use]
+    pub fn l0_compaction_trigger(mut self, files: usize) -> Self {
+        self.l0_compaction_trigger = files.max(1);
+        self
+    }
+    /// Size ratio between adjacent levels. Default 10.
+    #[must_use]
+    pub fn level_size_ratio(mut self, ratio: u64) -> Self {
+        self.level_size_ratio = ratio.max(2);
+        self
+    }
+    /// Size at which compaction cuts its output files. Default 64 MiB.
+    #[must_use]
+    pub fn target_file_size(mut self, bytes: u64) -> Self {
+        self.target_file_size = bytes.max(1024);
+        self
+    }
+    /// The I/O backend. Default [`IoBackend::Auto`].
+    #[must_use]
+    pub fn io_backend(mut self, backend: IoBackend) -> Self {
+        self.io_backend = backend;
+        self
+    }
+    /// Largest key accepted, in bytes; larger ones are `Error::InvalidArgument`.
+    /// Default 64 KiB.
+    #[must_use]
+    pub fn max_key_size(mut self, bytes: usize) -> Self {
+        self.max_key_size = bytes.min(u32::MAX as usize);
+        self
+    }
+    /// Largest value accepted, in bytes; larger ones are `Error::InvalidArgument`.
+    /// Default 256 MiB.
+    #[must_use]
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes.min(u32::MAX as usize - (64 << 10));
+        self
+    }
+    /// Replaces the file-system backend (for tests that inject faults).
+    #[must_use]
+    pub fn fs(mut self, fs: Arc<dyn Fs>) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+}
+
+/// The kind of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub enum TableKind {
+    /// Sorted keys in an LSM-tree: point reads and range scans.
+    Ordered,
+    /// A Bitcask-style in-memory hash index: point reads only.
+    Unordered,
+}
+
+/// How a table is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableOptions {
+    pub(crate) kind: TableKind,
+}
+
+impl TableOptions {
+    /// An ordered (sorted, range-scannable) table.
+    pub fn ordered() -> Self {
+        TableOptions {
+            kind: TableKind::Ordered,
+        }
+    }
+    /// An unordered, point-only table. Not built yet: creating one returns
+    /// `Error::Unsupported`.
+    pub fn unordered() -> Self {
+        TableOptions {
+            kind: TableKind::Unordered,
+        }
+    }
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions::ordered()
+    }
+}
+
+/// How a write is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteOptions {
+    pub(crate) sync: bool,
+}
+
+impl WriteOptions {
+    /// When true the write is durable against power loss when the call
+    /// returns (`fdatasync` of the vLog, shared by concurrent writers). When
+    /// false (the default) it survives a process crash but not power loss.
+    #[must_use]
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_defaults() {
+        let o = Options::default();
+        assert_eq!(o.value_threshold, 1024);
+        assert_eq!(o.memtable_size, 64 << 20);
+        assert_eq!(o.max_immutable_memtables, 2);
+        assert_eq!(o.max_replay_bytes, 256 << 20);
+        assert_eq!(o.segment_size, 128 << 20);
+        assert_eq!(o.block_size, 4096);
+        assert_eq!(o.bloom_bits_per_key, 10);
+        assert_eq!(o.compression, Compression::None);
+        assert_eq!(o.l0_compaction_trigger, 4);
+        assert_eq!(o.level_size_ratio, 10);
+        assert_eq!(o.target_file_size, 64 << 20);
+        assert_eq!(o.io_backend, IoBackend::Auto);
+        assert_eq!(o.max_key_size, 64 << 10);
+        assert_eq!(o.max_value_size, 256 << 20);
+        assert!(!WriteOptions::default().sync);
+        assert_eq!(TableOptions::default().kind, TableKind::Ordered);
+    }
+}

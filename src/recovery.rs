@@ -1,0 +1,280 @@
+//! Open-time recovery: lock the directory, read the manifest, open the
+//! tables, replay the vLog from the replay point into memtables, truncate a
+//! torn tail, remove files a crash left behind.
+
+use crate::db::{BgStatus, CommitState, DbInner, SuperVersion, VersionSet};
+use crate::error::{Error, Result};
+use crate::io::{default_fs, Fs, StdFs};
+use crate::lsm::ikey::{self, Kind};
+use crate::lsm::manifest::{parse_manifest_file_name, Manifest, ManifestState, ReplayPoint};
+use crate::lsm::memtable::Memtable;
+use crate::lsm::sstable::Table;
+use crate::lsm::version::{table_file_name, TableHandle, Version};
+use crate::options::{IoBackend, Options};
+use crate::stats::Counters;
+use crate::vlog::{replay_segment, segment_file_name, Segment, VLog};
+use crate::write_queue::WriteQueue;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+/// The name of the lock file.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+fn parse_numbered(name: &str, ext: &str) -> Option<u64> {
+    let stem = name.strip_suffix(ext)?;
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
+    let fs: Arc<dyn Fs> = match (&opts.fs, opts.io_backend) {
+        (Some(fs), _) => fs.clone(),
+        (None, IoBackend::IoUring) => {
+            return Err(Error::Unsupported(
+                "the io_uring backend is not built yet; use IoBackend::Auto or IoBackend::Sync"
+                    .into(),
+            ))
+        }
+        (None, _) => default_fs(),
+    };
+    let _ = StdFs::default;
+    fs.create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let lock = fs.lock(&dir.join(LOCK_FILE)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::Locked(dir.to_path_buf())
+        } else {
+            Error::io(format!("locking {}", dir.display()), e)
+        }
+    })?;
+
+    let names = fs
+        .list(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let max_number = names
+        .iter()
+        .filter_map(|n| {
+            parse_numbered(n, ".vlog")
+                .or_else(|| parse_numbered(n, ".sst"))
+                .or_else(|| parse_manifest_file_name(n))
+        })
+        .max()
+        .unwrap_or(0);
+
+    let recovered = Manifest::recover(fs.clone(), dir)?;
+    let is_new = recovered.is_none();
+    let mut state = match recovered {
+        Some((_, state)) => state,
+        None => ManifestState::default(),
+    };
+    let next_file = AtomicU64::new(state.next_file_number.max(max_number + 1).max(1));
+    let alloc = || next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    // Tables named by the manifest.
+    let mut levels: Vec<Vec<Arc<TableHandle>>> = Vec::new();
+    let mut live_tables = HashSet::new();
+    for files in &state.levels {
+        let mut level = Vec::new();
+        for meta in files {
+            let path = dir.join(table_file_name(meta.number));
+            let file = fs.open(&path, false).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::corruption(&path, 0, "SSTable named by the manifest is missing")
+                } else {
+                    Error::io(format!("opening {}", path.display()), e)
+                }
+            })?;
+            let table = Table::open(file, path.clone(), meta.size)?;
+            live_tables.insert(meta.number);
+            level.push(Arc::new(TableHandle::new(
+                meta.clone(),
+                table,
+                fs.clone(),
+                path,
+            )));
+        }
+        levels.push(level);
+    }
+    // Level 0 newest first for readers (the manifest keeps it oldest first).
+    if let Some(l0) = levels.first_mut() {
+        l0.reverse();
+    }
+
+    // vLog segments from the tail on.
+    let mut seg_numbers: Vec<u64> = names
+        .iter()
+        .filter_map(|n| parse_numbered(n, ".vlog"))
+        .filter(|n| !is_new && *n >= state.vlog_tail && !state.segments_removed.contains(n))
+        .collect();
+    seg_numbers.sort_unstable();
+    let rp = state.replay_point;
+    if !is_new && !seg_numbers.contains(&rp.segment) {
+        return Err(Error::corruption(
+            dir.join(segment_file_name(rp.segment)),
+            rp.offset,
+            "the vLog segment holding the replay point is missing",
+        ));
+    }
+    let mut segments = Vec::new();
+    for (i, &n) in seg_numbers.iter().enumerate() {
+        let path = dir.join(segment_file_name(n));
+        let writable = i + 1 == seg_numbers.len();
+        let file = fs
+            .open(&path, writable)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        segments.push(Arc::new(Segment {
+            number: n,
+            path,
+            file,
+        }));
+    }
+
+    // Replay.
+    let mut imms: Vec<Arc<Memtable>> = Vec::new();
+    let mut mem = Arc::new(Memtable::new(rp));
+    let mut last_seq = state.last_sequence;
+    let mut head_offset = 0;
+    let threshold = opts.value_threshold;
+    let mut replayed = 0u64;
+    for (i, seg) in segments.iter().enumerate() {
+        if seg.number < rp.segment {
+            continue;
+        }
+        let start = if seg.number == rp.segment {
+            rp.offset
+        } else {
+            0
+        };
+        let is_last = i + 1 == segments.len();
+        let outcome = replay_segment(seg, start, is_last, threshold, |batch| {
+            let Some(first) = batch.records.first() else {
+                return Ok(());
+            };
+            if mem.approx_bytes() >= opts.memtable_size || mem.log_bytes() >= opts.max_replay_bytes
+            {
+                let start = ReplayPoint {
+                    segment: first.pointer.segment,
+                    offset: first.pointer.offset,
+                };
+                let full = std::mem::replace(&mut mem, Arc::new(Memtable::new(start)));
+                imms.insert(0, full);
+            }
+            for r in batch.records {
+                last_seq = last_seq.max(r.seq);
+                replayed += 1;
+                mem.add_log_bytes(u64::from(r.pointer.len));
+                let entry = if !r.is_put {
+                    (
+                        ikey::encode(r.table, &r.key, r.seq, Kind::Delete as u8),
+                        Vec::new(),
+                    )
+                } else if let Some(v) = r.inline_value {
+                    (ikey::encode(r.table, &r.key, r.seq, Kind::Inline as u8), v)
+                } else {
+                    (
+                        ikey::encode(r.table, &r.key, r.seq, Kind::Pointer as u8),
+                        r.pointer.encode(),
+                    )
+                };
+                mem.insert(entry.0, entry.1);
+            }
+            Ok(())
+        })?;
+        if is_last {
+            head_offset = outcome.valid_end;
+            if outcome.torn {
+                seg.file
+                    .set_len(outcome.valid_end)
+                    .and_then(|_| seg.file.sync_all())
+                    .map_err(|e| Error::io(format!("truncating {}", seg.path.display()), e))?;
+            }
+        }
+    }
+    if replayed > 0 {
+        log::info!(
+            "{}: replayed {replayed} records from the vLog",
+            dir.display()
+        );
+    }
+    if let (Some(last), true) = (segments.last(), head_offset == 0) {
+        // A last segment before the replay point (never replayed) or empty.
+        head_offset = last
+            .file
+            .len()
+            .map_err(|e| Error::io(format!("reading {}", last.path.display()), e))?;
+    }
+
+    let vlog = VLog::open(fs.clone(), dir, segments, head_offset, alloc)?;
+    if is_new {
+        let head = vlog.head_position();
+        state.replay_point = head;
+        state.vlog_tail = head.segment;
+        mem = Arc::new(Memtable::new(head));
+    }
+    let tail = state.vlog_tail;
+
+    // A fresh manifest: one snapshot edit of the recovered state.
+    state.last_sequence = last_seq;
+    let manifest_number = alloc();
+    state.next_file_number = next_file.load(std::sync::atomic::Ordering::Relaxed) + 1;
+    let manifest = Manifest::create(fs.clone(), dir, manifest_number, &state)?;
+
+    // Remove what a crash left behind and the manifest does not name.
+    for name in &names {
+        let stale = if let Some(n) = parse_numbered(name, ".sst") {
+            !live_tables.contains(&n)
+        } else if let Some(n) = parse_numbered(name, ".vlog") {
+            is_new || n < tail || state.segments_removed.contains(&n)
+        } else if let Some(n) = parse_manifest_file_name(name) {
+            n != manifest_number
+        } else {
+            name.ends_with(".tmp")
+        };
+        if stale {
+            let p = dir.join(name);
+            log::info!("removing leftover file {}", p.display());
+            if let Err(e) = fs.remove(&p) {
+                log::warn!("removing {}: {e}", p.display());
+            }
+        }
+    }
+    // The new segment of a new database must not have been removed above.
+    let _ = vlog
+        .segment(state.vlog_tail)
+        .ok_or_else(|| Error::corruption(dir, 0, "the vLog head segment vanished during open"))?;
+
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let inner = DbInner {
+        dir: dir.to_path_buf(),
+        fs,
+        _lock: lock,
+        vlog,
+        sv: RwLock::new(Arc::new(SuperVersion {
+            mem,
+            imms,
+            version: Arc::new(Version { levels }),
+        })),
+        vs: Mutex::new(VersionSet { manifest, state }),
+        next_file,
+        visible_seq: AtomicU64::new(last_seq),
+        commit: Mutex::new(CommitState { last_seq }),
+        queue: WriteQueue::default(),
+        snapshots: Mutex::new(BTreeMap::new()),
+        poison: Mutex::new(None),
+        poisoned: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        bg_tx: tx,
+        bg_rx: rx,
+        bg_thread: Mutex::new(None),
+        bg_status: Mutex::new(BgStatus::default()),
+        bg_cv: Condvar::new(),
+        counters: Counters::default(),
+        opts,
+    };
+    Ok(Arc::new(inner))
+}

@@ -1,0 +1,110 @@
+//! [`Snapshot`]: reads frozen at one sequence number.
+
+use crate::db::{Db, Table, DEFAULT_TABLE};
+use crate::error::Result;
+use crate::iter::{Iter, KeyRange};
+use crate::value::Value;
+
+/// A consistent, read-only view of every table as of the moment it was
+/// taken: it sees exactly the writes with sequence numbers at or below its
+/// own, whatever flushes and compactions happen meanwhile.
+///
+/// ```
+/// use wisckey::{Db, Options};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::open(dir.path(), Options::default())?;
+/// db.put(b"a", b"1")?;
+/// let snap = db.snapshot();
+/// db.put(b"a", b"2")?;
+/// assert_eq!(snap.get(b"a")?.as_deref(), Some(&b"1"[..]));
+/// assert_eq!(db.get(b"a")?.as_deref(), Some(&b"2"[..]));
+/// # Ok::<(), wisckey::Error>(())
+/// ```
+pub struct Snapshot {
+    db: Db,
+    seq: u64,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("seq", &self.seq).finish()
+    }
+}
+
+impl Snapshot {
+    pub(crate) fn new(db: Db) -> Snapshot {
+        // Registered under the lock so compaction never misses it.
+        let mut snaps = db.inner.snapshots.lock();
+        let seq = db.inner.read_seq();
+        *snaps.entry(seq).or_insert(0) += 1;
+        drop(snaps);
+        Snapshot { db, seq }
+    }
+
+    /// The sequence number this snapshot reads at.
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+
+    /// The value of `key` in the default table.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.db.inner.get(DEFAULT_TABLE, key.as_ref(), self.seq)
+    }
+
+    /// The value of `key` in `table`.
+    pub fn get_in(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.db.inner.get(table.id(), key.as_ref(), self.seq)
+    }
+
+    /// The values of `keys` in the default table, in order.
+    pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
+        self.db.inner.multi_get(DEFAULT_TABLE, keys, self.seq)
+    }
+
+    /// Iterates the default table over `range`.
+    pub fn range(&self, range: impl KeyRange) -> Iter {
+        Iter::new(
+            self.db.inner.clone(),
+            DEFAULT_TABLE,
+            self.seq,
+            range.into_bounds(),
+        )
+    }
+
+    /// Iterates `table` over `range`.
+    pub fn range_in(&self, table: &Table, range: impl KeyRange) -> Iter {
+        Iter::new(
+            self.db.inner.clone(),
+            table.id(),
+            self.seq,
+            range.into_bounds(),
+        )
+    }
+
+    /// Iterates the keys of the default table starting with `prefix`.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        Iter::new(
+            self.db.inner.clone(),
+            DEFAULT_TABLE,
+            self.seq,
+            crate::iter::prefix_bounds(prefix.as_ref()),
+        )
+    }
+
+    /// Iterates the whole default table.
+    pub fn iter(&self) -> Iter {
+        self.range(..)
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let mut snaps = self.db.inner.snapshots.lock();
+        if let Some(n) = snaps.get_mut(&self.seq) {
+            *n -= 1;
+            if *n == 0 {
+                snaps.remove(&self.seq);
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The value log: segment files of records, appended at the head, read by
+//! pointer, replayed on open. It is also the write-ahead log.
+
+mod log;
+pub(crate) mod record;
+
+pub(crate) use log::{replay_segment, segment_file_name, Segment, VLog};
+pub(crate) use record::ValuePointer;
