@@ -68,6 +68,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
 
     let recovered = Manifest::recover(fs.clone(), dir)?;
     let is_new = recovered.is_none();
+    if is_new {
+        refuse_orphaned_data(&*fs, dir, &names)?;
+    }
     let mut state = match recovered {
         Some((_, state)) => state,
         None => ManifestState::default(),
@@ -277,4 +280,34 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         opts,
     };
     Ok(Arc::new(inner))
+}
+
+/// Without CURRENT the directory is a new database, unless it holds data: a
+/// crash while a database was being created leaves at most empty segments
+/// and a manifest that CURRENT never named, but SSTables or records in a
+/// segment mean CURRENT was lost, and starting afresh would throw them away.
+fn refuse_orphaned_data(fs: &dyn Fs, dir: &Path, names: &[String]) -> Result<()> {
+    for name in names {
+        let path = dir.join(name);
+        let holds_data = if parse_numbered(name, ".sst").is_some() {
+            true
+        } else if parse_numbered(name, ".vlog").is_some() {
+            let f = fs
+                .open(&path, false)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            f.len()
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+                > 0
+        } else {
+            false
+        };
+        if holds_data {
+            return Err(Error::corruption(
+                dir.join("CURRENT"),
+                0,
+                format!("CURRENT is missing but {name} holds data; refusing to start an empty database over it"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -130,3 +130,26 @@ fn batches_tables_snapshots_and_errors() {
     assert_eq!(db.get(b"a").unwrap().unwrap(), b"2");
     assert_eq!(db.table_names(), vec!["users".to_string()]);
 }
+
+#[test]
+fn missing_current_with_data_is_corruption_not_a_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    db.put(b"precious", vec![1u8; 5000]).unwrap();
+    db.close().unwrap();
+    std::fs::remove_file(dir.path().join("CURRENT")).unwrap();
+    let err = Db::open(dir.path(), Options::default()).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    // The data files are still there.
+    let vlogs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".vlog")
+        })
+        .count();
+    assert!(vlogs >= 1);
+}
