@@ -21,7 +21,7 @@
 //! from an unchecked count.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +64,9 @@ const TAG_ADDED: u64 = 6;
 const TAG_TABLE_CREATED: u64 = 7;
 /// One element of `segments_removed`: segment number varint.
 const TAG_SEGMENT_REMOVED: u64 = 8;
+/// One element of `discard`: segment number varint, garbage bytes varint
+/// (added to what the segment already had).
+const TAG_DISCARD: u64 = 9;
 
 /// An SSTable in the LSM-tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +112,9 @@ pub(crate) struct VersionEdit {
     pub tables_created: Vec<TableDef>,
     /// vLog segments deleted by GC (future use).
     pub segments_removed: Vec<u64>,
+    /// Discard statistics: `(segment, bytes)` of vLog records that became
+    /// garbage, added to each segment's count.
+    pub discard: Vec<(u64, u64)>,
 }
 
 /// The result of applying every edit of a manifest in order.
@@ -124,6 +130,8 @@ pub(crate) struct ManifestState {
     pub last_sequence: u64,
     pub tables: Vec<TableDef>,
     pub segments_removed: BTreeSet<u64>,
+    /// Garbage bytes per live vLog segment (discard statistics).
+    pub discard: BTreeMap<u64, u64>,
 }
 
 impl ManifestState {
@@ -241,6 +249,16 @@ impl ManifestState {
         self.tables.extend(edit.tables_created.iter().cloned());
         self.segments_removed
             .extend(edit.segments_removed.iter().copied());
+        for &(seg, bytes) in &edit.discard {
+            if self.segments_removed.contains(&seg) {
+                continue;
+            }
+            let g = self.discard.entry(seg).or_insert(0);
+            *g = g.saturating_add(bytes);
+        }
+        for s in &edit.segments_removed {
+            self.discard.remove(s);
+        }
         Ok(())
     }
 
@@ -256,6 +274,7 @@ impl ManifestState {
             last_sequence: Some(self.last_sequence),
             tables_created: self.tables.clone(),
             segments_removed: self.segments_removed.iter().copied().collect(),
+            discard: self.discard.iter().map(|(&s, &b)| (s, b)).collect(),
         }
     }
 }
@@ -309,6 +328,11 @@ impl VersionEdit {
         for &s in &self.segments_removed {
             put_varint(&mut b, TAG_SEGMENT_REMOVED);
             put_varint(&mut b, s);
+        }
+        for &(seg, bytes) in &self.discard {
+            put_varint(&mut b, TAG_DISCARD);
+            put_varint(&mut b, seg);
+            put_varint(&mut b, bytes);
         }
         b
     }
@@ -386,6 +410,11 @@ impl VersionEdit {
                 TAG_SEGMENT_REMOVED => {
                     let s = r.varint().ok_or_else(truncated)?;
                     e.segments_removed.push(s);
+                }
+                TAG_DISCARD => {
+                    let seg = r.varint().ok_or_else(truncated)?;
+                    let bytes = r.varint().ok_or_else(truncated)?;
+                    e.discard.push((seg, bytes));
                 }
                 _ => return Err(format!("unknown tag {tag} at byte {at}")),
             }
@@ -821,6 +850,9 @@ mod tests {
         if rng.gen_ratio(1, 5) {
             e.segments_removed.push(rng.gen_range(0..100));
         }
+        if rng.gen_ratio(1, 3) {
+            e.discard.push((rng.gen_range(0..100), rng.gen_range(0..1 << 20)));
+        }
         if e.is_empty() {
             e.last_sequence = Some(state.last_sequence + 1);
         }
@@ -869,6 +901,7 @@ mod tests {
             proptest::option::of(any::<u64>()),
             proptest::collection::vec(def, 0..3),
             proptest::collection::vec(any::<u64>(), 0..4),
+            proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
         )
             .prop_map(
                 |(
@@ -880,6 +913,7 @@ mod tests {
                     last_sequence,
                     tables_created,
                     segs,
+                    discard,
                 )| {
                     VersionEdit {
                         added,
@@ -890,6 +924,7 @@ mod tests {
                         last_sequence,
                         tables_created,
                         segments_removed: segs,
+                        discard,
                     }
                 },
             )
@@ -945,6 +980,7 @@ mod tests {
                 kind: 1,
             }],
             segments_removed: vec![0, 1, u64::MAX],
+            discard: vec![(3, 4096), (u64::MAX, u64::MAX)],
         };
         assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
     }
