@@ -1,34 +1,50 @@
-//! The background worker: flushes frozen memtables into level-0 SSTables and
-//! merges level 0 into level 1 when it piles up. One thread, fed through a
-//! crossbeam channel; it holds only a weak reference so that dropping the
-//! last `Db` handle shuts it down.
+//! The background workers: one thread flushes frozen memtables into level-0
+//! SSTables, another runs leveled compactions. Both are fed through crossbeam
+//! channels and hold only weak references, so that dropping the last `Db`
+//! handle shuts them down. Version changes are serialized by the manifest
+//! lock and installed with one swap.
 
 use crate::db::{BgMsg, DbInner};
 use crate::error::{Error, Result};
-use crate::lsm::ikey::{self, Kind};
+use crate::lsm::compaction::{self, DropFilter, Plan, NUM_LEVELS};
+use crate::lsm::ikey;
 use crate::lsm::iter::InternalIterator;
 use crate::lsm::manifest::{ReplayPoint, TableFile, VersionEdit};
-use crate::lsm::memtable::Memtable;
 use crate::lsm::merge::{Direction, MergeCursor};
 use crate::lsm::sstable::{Table, TableBuilder, TableBuilderOptions};
 use crate::lsm::version::{table_file_name, TableHandle, Version};
 use crate::options::Compression as OptCompression;
 use crate::stats::Counters;
+use crossbeam_channel::Receiver;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-/// Starts the worker thread for `inner`.
+/// Which worker a thread is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Flush,
+    Compact,
+}
+
+/// Starts the flush and compaction threads of `inner`.
 pub(crate) fn start(inner: &Arc<DbInner>) -> Result<()> {
-    let weak = Arc::downgrade(inner);
-    let rx = inner.bg_rx.clone();
-    let handle = std::thread::Builder::new()
-        .name("wisckey-bg".into())
-        .spawn(move || worker(weak, rx))
-        .map_err(|e| Error::io("starting the background thread", e))?;
-    *inner.bg_thread.lock() = Some(handle);
+    for (role, rx, name) in [
+        (Role::Flush, inner.flush_rx.clone(), "wisckey-flush"),
+        (Role::Compact, inner.compact_rx.clone(), "wisckey-compact"),
+    ] {
+        let weak = Arc::downgrade(inner);
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || worker(weak, rx, role))
+            .map_err(|e| Error::io("starting a background thread", e))?;
+        inner.bg_threads.lock().push(handle);
+    }
     Ok(())
 }
 
-fn worker(weak: Weak<DbInner>, rx: crossbeam_channel::Receiver<BgMsg>) {
+fn worker(weak: Weak<DbInner>, rx: Receiver<BgMsg>, role: Role) {
+    let mut pointers = vec![Vec::new(); NUM_LEVELS];
     while let Ok(msg) = rx.recv() {
         if matches!(msg, BgMsg::Stop) {
             return;
@@ -40,36 +56,63 @@ fn worker(weak: Weak<DbInner>, rx: crossbeam_channel::Receiver<BgMsg>) {
             }
         }
         let Some(inner) = weak.upgrade() else { return };
-        if inner.poisoned.load(std::sync::atomic::Ordering::Acquire) {
-            inner.bg_cv.notify_all();
-            continue;
-        }
-        if let Err(e) = run_pass(&inner) {
-            inner.set_poison(format!("background work failed: {e}"));
+        if !inner.poisoned.load(Ordering::Acquire) {
+            let r = match role {
+                Role::Flush => flush_all(&inner),
+                Role::Compact => compact_until_settled(&inner, &mut pointers),
+            };
+            if let Err(e) = r {
+                inner.set_poison(format!("background work failed: {e}"));
+            }
         }
         inner.bg_cv.notify_all();
     }
 }
 
-/// Flushes every frozen memtable, then compacts if needed or asked.
-fn run_pass(inner: &DbInner) -> Result<()> {
+fn flush_all(inner: &DbInner) -> Result<()> {
     while flush_one(inner)? {
         inner.bg_cv.notify_all();
-    }
-    let requested = inner.bg_status.lock().compactions_requested;
-    let l0 = inner
-        .current_version()
-        .levels
-        .first()
-        .map_or(0, |l| l.len());
-    let manual = requested > inner.bg_status.lock().compactions_done;
-    if manual || l0 >= inner.opts.l0_compaction_trigger {
-        compact_all(inner, manual)?;
-        if manual {
-            inner.bg_status.lock().compactions_done = requested;
-        }
+        let _ = inner.compact_tx.send(BgMsg::Work);
     }
     Ok(())
+}
+
+/// Runs compactions while any level needs one (or a manual one is asked).
+fn compact_until_settled(inner: &DbInner, pointers: &mut [Vec<u8>]) -> Result<()> {
+    loop {
+        if inner.closed.load(Ordering::Acquire) || inner.poisoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let requested = inner.bg_status.lock().compactions_requested;
+        let manual = requested > inner.bg_status.lock().compactions_done;
+        let v = inner.current_version();
+        let plan = if manual {
+            compaction::full_plan(&v)
+        } else {
+            compaction::pick(&v, &inner.opts, pointers)
+        };
+        drop(v);
+        if let Some(plan) = plan {
+            run_compaction(inner, &plan)?;
+            inner.bg_cv.notify_all();
+        }
+        if manual {
+            inner.bg_status.lock().compactions_done = requested;
+            inner.bg_cv.notify_all();
+            continue;
+        }
+        if !needs_compaction(inner) {
+            return Ok(());
+        }
+    }
+}
+
+fn needs_compaction(inner: &DbInner) -> bool {
+    let v = inner.current_version();
+    compaction::scores(&v, &inner.opts)
+        .iter()
+        .take(NUM_LEVELS - 1)
+        .any(|&s| s >= 1.0)
 }
 
 fn builder_options(inner: &DbInner) -> TableBuilderOptions {
@@ -84,8 +127,38 @@ fn builder_options(inner: &DbInner) -> TableBuilderOptions {
     }
 }
 
+fn finish_table(
+    inner: &DbInner,
+    level: u32,
+    number: u64,
+    path: PathBuf,
+    b: TableBuilder,
+) -> Result<Arc<TableHandle>> {
+    let summary = b.finish()?;
+    let file = inner
+        .fs
+        .open(&path, false)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let table = Table::open(file, path.clone(), summary.file_size)?;
+    let meta = TableFile {
+        level,
+        number,
+        size: summary.file_size,
+        entries: summary.entries,
+        smallest: summary.smallest,
+        largest: summary.largest,
+    };
+    Ok(Arc::new(TableHandle::new(
+        meta,
+        table,
+        inner.fs.clone(),
+        path,
+    )))
+}
+
 /// Writes the entries `next` yields into new SSTables of `level`, cutting
-/// at `cut_at` bytes (only between user keys). Returns the opened tables.
+/// at `cut_at` bytes (only between user keys, so that a level never splits a
+/// key's versions across files). The files and the directory are synced.
 fn write_tables(
     inner: &DbInner,
     level: u32,
@@ -93,70 +166,56 @@ fn write_tables(
     mut next: impl FnMut() -> Result<Option<(Vec<u8>, Vec<u8>)>>,
 ) -> Result<Vec<Arc<TableHandle>>> {
     let mut out = Vec::new();
-    let mut cur: Option<(u64, std::path::PathBuf, TableBuilder)> = None;
+    let mut cur: Option<(u64, PathBuf, TableBuilder)> = None;
     let mut last_user: Vec<u8> = Vec::new();
-    let finish = |inner: &DbInner,
-                  number: u64,
-                  path: std::path::PathBuf,
-                  b: TableBuilder|
-     -> Result<Arc<TableHandle>> {
-        let summary = b.finish()?;
-        let file = inner
-            .fs
-            .open(&path, false)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let table = Table::open(file, path.clone(), summary.file_size)?;
-        let meta = TableFile {
-            level,
-            number,
-            size: summary.file_size,
-            entries: summary.entries,
-            smallest: summary.smallest,
-            largest: summary.largest,
-        };
-        Ok(Arc::new(TableHandle::new(
-            meta,
-            table,
-            inner.fs.clone(),
-            path,
-        )))
-    };
-    while let Some((k, v)) = next()? {
-        let up = ikey::user_part(&k);
-        if let Some((_, _, b)) = &cur {
-            if b.estimated_size() >= cut_at && up != last_user.as_slice() {
+    let result = (|| {
+        while let Some((k, v)) = next()? {
+            let up = ikey::user_part(&k);
+            let cut = matches!(&cur, Some((_, _, b)) if b.estimated_size() >= cut_at && up != last_user.as_slice());
+            if cut {
                 if let Some((n, p, b)) = cur.take() {
-                    out.push(finish(inner, n, p, b)?);
+                    out.push(finish_table(inner, level, n, p, b)?);
                 }
             }
+            if cur.is_none() {
+                let number = inner.new_file_number();
+                let path = inner.dir.join(table_file_name(number));
+                let file = inner
+                    .fs
+                    .create(&path)
+                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+                cur = Some((
+                    number,
+                    path.clone(),
+                    TableBuilder::new(file, path, builder_options(inner)),
+                ));
+            }
+            if let Some((_, _, b)) = cur.as_mut() {
+                b.add(&k, &v)?;
+            }
+            last_user.clear();
+            last_user.extend_from_slice(up);
         }
-        if cur.is_none() {
-            let number = inner.new_file_number();
-            let path = inner.dir.join(table_file_name(number));
-            let file = inner
+        if let Some((n, p, b)) = cur.take() {
+            out.push(finish_table(inner, level, n, p, b)?);
+        }
+        if !out.is_empty() {
+            inner
                 .fs
-                .create(&path)
-                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-            cur = Some((
-                number,
-                path.clone(),
-                TableBuilder::new(file, path, builder_options(inner)),
-            ));
+                .sync_dir(&inner.dir)
+                .map_err(|e| Error::io(format!("syncing directory {}", inner.dir.display()), e))?;
         }
-        if let Some((_, _, b)) = cur.as_mut() {
-            b.add(&k, &v)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // Outputs that no manifest names: remove them now (or at next open).
+        for t in &out {
+            t.mark_obsolete();
         }
-        last_user.clear();
-        last_user.extend_from_slice(up);
-    }
-    if let Some((n, p, b)) = cur.take() {
-        out.push(finish(inner, n, p, b)?);
-    }
-    if !out.is_empty() {
-        inner
-            .fs
-            .sync_dir(&inner.dir)
-            .map_err(|e| Error::io(format!("syncing directory {}", inner.dir.display()), e))?;
+        if let Some((n, _, _)) = cur {
+            let _ = inner.fs.remove(&inner.dir.join(table_file_name(n)));
+        }
+        return Err(e);
     }
     Ok(out)
 }
@@ -173,6 +232,7 @@ fn flush_one(inner: &DbInner) -> Result<bool> {
     } else {
         sv.mem.start()
     };
+    drop(sv);
     let mut it = imm.iter();
     it.seek_to_first();
     let tables = write_tables(inner, 0, u64::MAX, || {
@@ -194,6 +254,7 @@ fn flush_one(inner: &DbInner) -> Result<bool> {
         added: tables.iter().map(|t| t.meta.clone()).collect(),
         replay_point: Some(next_start),
         last_sequence: Some(vs.state.last_sequence.max(imm.max_seq())),
+        discard: imm.wal_garbage(),
         ..Default::default()
     };
     inner.log_and_apply(&mut vs, edit)?;
@@ -209,6 +270,7 @@ fn flush_one(inner: &DbInner) -> Result<bool> {
     drop(vs);
     Counters::add(&inner.counters.flush_bytes_written, bytes);
     Counters::add(&inner.counters.flushes, 1);
+    Counters::add(&inner.counters.level_written[0], bytes);
     log::debug!(
         "flushed a memtable of {} entries into {bytes} bytes",
         imm.len()
@@ -216,89 +278,123 @@ fn flush_one(inner: &DbInner) -> Result<bool> {
     Ok(true)
 }
 
-/// Merges every level-0 table and level 1 into a new level 1: one sorted run.
-/// Drops versions no snapshot can see, and tombstones (level 1 is the bottom).
-fn compact_all(inner: &DbInner, manual: bool) -> Result<()> {
-    let cur = inner.current_version();
-    let inputs: Vec<Arc<TableHandle>> = cur.all_tables().cloned().collect();
-    if inputs.is_empty() || (!manual && cur.levels.first().is_none_or(|l| l.is_empty())) {
-        return Ok(());
+/// Runs one compaction: a move of a file to the next level, or a merge.
+fn run_compaction(inner: &DbInner, plan: &Plan) -> Result<()> {
+    if plan.trivial_move {
+        return move_file(inner, plan);
     }
-    let read_bytes: u64 = inputs.iter().map(|t| t.meta.size).sum();
-    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
-    cur.iters(&mut children);
-    let mut merge = MergeCursor::new(children, Direction::Forward);
+    let v = inner.current_version();
+    let read_bytes: u64 = plan.inputs.iter().map(|t| t.meta.size).sum();
+    let mut merge = MergeCursor::new(compaction::input_iters(plan), Direction::Forward);
     merge.seek_to_end();
-    let smallest_snapshot = inner.smallest_snapshot();
-    let mut last_key: Vec<u8> = Vec::new();
-    let mut last_user: Option<Vec<u8>> = None;
-    let mut last_seq_for_key = u64::MAX;
-    let outputs = write_tables(inner, 1, inner.opts.target_file_size, || loop {
-        if !merge.valid() {
-            merge.status()?;
-            return Ok(None);
-        }
-        let k = merge.key().to_vec();
-        let up = ikey::user_part(&k);
-        let seq = ikey::seq(&k);
-        if last_user.as_deref() != Some(up) {
-            last_user = Some(up.to_vec());
-            last_seq_for_key = u64::MAX;
-        }
-        let duplicate = k == last_key;
-        let shadowed = last_seq_for_key <= smallest_snapshot;
-        let dead_tombstone = ikey::kind_byte(&k) == Kind::Delete as u8 && seq <= smallest_snapshot;
-        last_seq_for_key = seq;
-        let v = merge.value().to_vec();
-        merge.advance();
-        if duplicate || shadowed || dead_tombstone {
-            continue;
-        }
-        last_key.clone_from(&k);
-        return Ok(Some((k, v)));
-    })?;
+    let mut filter = DropFilter::new(&v, plan.output_level, inner.smallest_snapshot());
+    let outputs = write_tables(
+        inner,
+        plan.output_level as u32,
+        inner.opts.target_file_size,
+        || loop {
+            if !merge.valid() {
+                merge.status()?;
+                return Ok(None);
+            }
+            let keep = filter.keep(merge.key(), merge.value());
+            if keep {
+                let e = (merge.key().to_vec(), merge.value().to_vec());
+                merge.advance();
+                return Ok(Some(e));
+            }
+            merge.advance();
+        },
+    )?;
     let written: u64 = outputs.iter().map(|t| t.meta.size).sum();
     let mut vs = inner.vs.lock();
     let edit = VersionEdit {
         added: outputs.iter().map(|t| t.meta.clone()).collect(),
-        removed: inputs
+        removed: plan
+            .inputs
             .iter()
             .map(|t| (t.meta.level, t.meta.number))
             .collect(),
+        discard: filter.discard.iter().map(|(&s, &b)| (s, b)).collect(),
         ..Default::default()
     };
-    inner.log_and_apply(&mut vs, edit)?;
-    let now = inner.current_version();
-    let mut levels: Vec<Vec<Arc<TableHandle>>> = now
-        .levels
-        .iter()
-        .map(|l| {
-            l.iter()
-                .filter(|t| !inputs.iter().any(|i| i.meta.number == t.meta.number))
-                .cloned()
-                .collect()
-        })
-        .collect();
-    while levels.len() < 2 {
-        levels.push(Vec::new());
+    if let Err(e) = inner.log_and_apply(&mut vs, edit) {
+        for t in &outputs {
+            t.mark_obsolete();
+        }
+        return Err(e);
     }
-    levels[1] = outputs;
+    let now = inner.current_version();
+    let mut levels = remove_inputs(&now, plan);
+    place(&mut levels, plan.output_level, outputs);
     inner.install_version(Version { levels }, None);
     drop(vs);
-    for t in &inputs {
+    for t in &plan.inputs {
         t.mark_obsolete();
     }
-    Counters::add(&inner.counters.compaction_bytes_written, written);
-    Counters::add(&inner.counters.compaction_bytes_read, read_bytes);
-    Counters::add(&inner.counters.compactions, 1);
+    let c = &inner.counters;
+    Counters::add(&c.compaction_bytes_written, written);
+    Counters::add(&c.compaction_bytes_read, read_bytes);
+    Counters::add(&c.compactions, 1);
+    Counters::add(&c.level_written[plan.output_level], written);
+    for t in &plan.inputs {
+        Counters::add(&c.level_read[t.meta.level as usize], t.meta.size);
+    }
     log::debug!(
-        "compacted {} tables ({read_bytes} bytes) into {written} bytes",
-        inputs.len()
+        "compacted {} tables of L{} and L{} ({read_bytes} bytes) into {written} bytes, dropping {} entries",
+        plan.inputs.len(),
+        plan.start_level,
+        plan.output_level,
+        filter.dropped
     );
     Ok(())
 }
 
-#[allow(dead_code)]
-fn _assert_memtable_send(m: Arc<Memtable>) -> impl Send {
-    m
+/// Moves one file down a level without rewriting it.
+fn move_file(inner: &DbInner, plan: &Plan) -> Result<()> {
+    let Some(t) = plan.inputs.first() else {
+        return Ok(());
+    };
+    let mut meta = t.meta.clone();
+    meta.level = plan.output_level as u32;
+    let mut vs = inner.vs.lock();
+    let edit = VersionEdit {
+        added: vec![meta.clone()],
+        removed: vec![(t.meta.level, t.meta.number)],
+        ..Default::default()
+    };
+    inner.log_and_apply(&mut vs, edit)?;
+    let moved = Arc::new(TableHandle::new(
+        meta,
+        t.table.clone(),
+        inner.fs.clone(),
+        inner.dir.join(table_file_name(t.meta.number)),
+    ));
+    let now = inner.current_version();
+    let mut levels = remove_inputs(&now, plan);
+    place(&mut levels, plan.output_level, vec![moved]);
+    inner.install_version(Version { levels }, None);
+    Counters::add(&inner.counters.trivial_moves, 1);
+    Ok(())
+}
+
+fn remove_inputs(v: &Version, plan: &Plan) -> Vec<Vec<Arc<TableHandle>>> {
+    v.levels
+        .iter()
+        .map(|l| {
+            l.iter()
+                .filter(|t| !plan.inputs.iter().any(|i| i.meta.number == t.meta.number))
+                .cloned()
+                .collect()
+        })
+        .collect()
+}
+
+/// Adds files to a sorted level, keeping it sorted by smallest key.
+fn place(levels: &mut Vec<Vec<Arc<TableHandle>>>, level: usize, files: Vec<Arc<TableHandle>>) {
+    while levels.len() <= level {
+        levels.push(Vec::new());
+    }
+    levels[level].extend(files);
+    levels[level].sort_by(|a, b| ikey::compare(&a.meta.smallest, &b.meta.smallest));
 }

@@ -12,11 +12,11 @@ use crate::lsm::memtable::Memtable;
 use crate::lsm::version::{TableHandle, Version};
 use crate::options::{Options, TableKind, TableOptions, WriteOptions};
 use crate::snapshot::Snapshot;
-use crate::stats::{Counters, LevelStats, Stats};
+use crate::stats::{Counters, LevelStats, SegmentStats, Stats};
 use crate::value::Value;
 use crate::vlog::{record, VLog, ValuePointer};
 use crate::write_queue::{PendingWrite, WriteQueue};
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,9 +81,11 @@ pub(crate) struct DbInner {
     pub(crate) poison: Mutex<Option<String>>,
     pub(crate) poisoned: AtomicBool,
     pub(crate) closed: AtomicBool,
-    pub(crate) bg_tx: Sender<BgMsg>,
-    pub(crate) bg_rx: crossbeam_channel::Receiver<BgMsg>,
-    pub(crate) bg_thread: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) flush_tx: Sender<BgMsg>,
+    pub(crate) flush_rx: Receiver<BgMsg>,
+    pub(crate) compact_tx: Sender<BgMsg>,
+    pub(crate) compact_rx: Receiver<BgMsg>,
+    pub(crate) bg_threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) bg_status: Mutex<BgStatus>,
     pub(crate) bg_cv: Condvar,
     pub(crate) counters: Counters,
@@ -104,7 +106,19 @@ pub(crate) struct DbInner {
 /// ```
 #[derive(Clone)]
 pub struct Db {
+    // Dropped first: the last user handle stops the workers (waiting for the
+    // one at work), so that the directory is unlocked once the handles are gone.
+    _guard: Arc<HandleGuard>,
     pub(crate) inner: Arc<DbInner>,
+}
+
+/// Shuts the database down when the last user handle goes.
+struct HandleGuard(Arc<DbInner>);
+
+impl Drop for HandleGuard {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -153,10 +167,14 @@ impl Db {
     /// `IoBackend::IoUring`, which is not built yet.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let inner = crate::recovery::open(path.as_ref(), opts)?;
-        let db = Db { inner };
+        let db = Db {
+            _guard: Arc::new(HandleGuard(inner.clone())),
+            inner,
+        };
         crate::background::start(&db.inner)?;
-        // Frozen memtables left by a long replay go to the worker now.
-        let _ = db.inner.bg_tx.send(BgMsg::Work);
+        // Frozen memtables left by a long replay, and compactions a crash
+        // interrupted, go to the workers now.
+        db.inner.wake_workers();
         Ok(db)
     }
 
@@ -356,7 +374,9 @@ impl Db {
         r
     }
 
-    /// Flushes, then merges every SSTable into one sorted run, and waits.
+    /// Flushes, then merges every SSTable into the last level (one sorted
+    /// run, without versions no snapshot needs and without tombstones), and
+    /// waits.
     pub fn compact(&self) -> Result<()> {
         self.flush()?;
         let id = {
@@ -364,14 +384,21 @@ impl Db {
             st.compactions_requested += 1;
             st.compactions_requested
         };
-        let _ = self.inner.bg_tx.send(BgMsg::Work);
+        let _ = self.inner.compact_tx.send(BgMsg::Work);
         self.inner
             .wait_for(|inner| inner.bg_status.lock().compactions_done >= id)
     }
 
-    /// Counters and sizes: bytes written by component, amplification, levels.
+    /// Counters and sizes: bytes written by component, amplification, levels,
+    /// vLog segments with their garbage.
     pub fn stats(&self) -> Stats {
         self.inner.stats()
+    }
+
+    /// Each live vLog segment with its size and garbage bytes (the discard
+    /// statistics that compaction keeps, persisted in the manifest).
+    pub fn segment_stats(&self) -> Vec<SegmentStats> {
+        self.inner.segment_stats()
     }
 
     /// Stops background work and syncs the vLog. Other clones of this handle
@@ -504,6 +531,9 @@ impl DbInner {
         let mut seq = cs.last_seq;
         let mut user_bytes = 0u64;
         let mut writes = 0u64;
+        // vLog records only the log needs (inline values, tombstones): garbage
+        // once their memtable is flushed.
+        let mut wal_only: Vec<(u64, u64)> = Vec::new();
         let threshold = self.opts.value_threshold;
         let fail = |e: Error| {
             self.set_poison(format!("vLog write failed: {e}"));
@@ -536,6 +566,13 @@ impl DbInner {
                     &op.key,
                     &op.value,
                 );
+                let rec_len = record::record_len(op.key.len(), op.value.len()) as u64;
+                if !op.is_put || op.value.len() < threshold {
+                    match wal_only.last_mut() {
+                        Some((s, b)) if *s == base.segment => *b += rec_len,
+                        _ => wal_only.push((base.segment, rec_len)),
+                    }
+                }
                 let entry = if !op.is_put {
                     (
                         ikey::encode(op.table, &op.key, seq, Kind::Delete as u8),
@@ -572,6 +609,9 @@ impl DbInner {
             sv.mem.insert(k, v);
         }
         sv.mem.add_log_bytes(log_bytes);
+        for (seg, bytes) in wal_only {
+            sv.mem.add_wal_garbage(seg, bytes);
+        }
         cs.last_seq = seq;
         self.visible_seq.store(seq, Ordering::Release);
         let c = &self.counters;
@@ -590,22 +630,41 @@ impl DbInner {
         Ok(())
     }
 
-    /// Stalls the leader while too many frozen memtables wait for flush.
+    /// Stalls the leader while too many frozen memtables wait for flush or
+    /// too many level-0 files wait for compaction; slows it down a little
+    /// when level 0 is getting there.
     fn wait_for_room(&self) -> Result<()> {
         let mut stalled = false;
         loop {
-            if self.sv.read().imms.len() < self.opts.max_immutable_memtables {
+            let (imms, l0) = {
+                let sv = self.sv.read();
+                (
+                    sv.imms.len(),
+                    sv.version.levels.first().map_or(0, |l| l.len()),
+                )
+            };
+            if imms < self.opts.max_immutable_memtables && l0 < self.opts.l0_stop_trigger {
+                if l0 >= self.opts.l0_slowdown_trigger && !stalled {
+                    Counters::add(&self.counters.write_slowdowns, 1);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 return Ok(());
             }
             if !stalled {
                 stalled = true;
                 Counters::add(&self.counters.write_stalls, 1);
             }
-            let _ = self.bg_tx.send(BgMsg::Work);
+            self.wake_workers();
             let mut st = self.bg_status.lock();
             self.check_writable()?;
             self.bg_cv.wait_for(&mut st, Duration::from_millis(50));
         }
+    }
+
+    /// Nudges both background workers.
+    pub(crate) fn wake_workers(&self) {
+        let _ = self.flush_tx.send(BgMsg::Work);
+        let _ = self.compact_tx.send(BgMsg::Work);
     }
 
     /// Freezes the active memtable (caller holds the commit lock).
@@ -624,7 +683,7 @@ impl DbInner {
             version: w.version.clone(),
         });
         drop(w);
-        let _ = self.bg_tx.send(BgMsg::Work);
+        let _ = self.flush_tx.send(BgMsg::Work);
     }
 
     /// Waits (for the background worker) until `done` holds, or fails if the
@@ -639,7 +698,7 @@ impl DbInner {
                 return Err(Error::Poisoned(msg));
             }
             self.check_open()?;
-            let _ = self.bg_tx.send(BgMsg::Work);
+            self.wake_workers();
             let mut st = self.bg_status.lock();
             self.bg_cv.wait_for(&mut st, Duration::from_millis(50));
         }
@@ -719,7 +778,17 @@ impl DbInner {
             }
         }
         let found = sv.version.get(&target)?;
-        Counters::add(&self.counters.tables_probed, u64::from(found.tables_probed));
+        let c = &self.counters;
+        Counters::add(&c.tables_probed, u64::from(found.tables_probed));
+        Counters::add(&c.bloom_skips, u64::from(found.bloom_skips));
+        Counters::add(
+            &c.bloom_false_positives,
+            u64::from(found.bloom_false_positives),
+        );
+        Counters::add(
+            &c.table_reads,
+            u64::from(found.tables_probed - found.bloom_skips),
+        );
         match found.entry {
             Some((k, v)) => self.resolve(&k, v, None),
             None => Ok(None),
@@ -771,16 +840,22 @@ impl DbInner {
                 n as f64 / user as f64
             }
         };
-        let levels: Vec<LevelStats> = sv
-            .version
-            .levels
-            .iter()
-            .map(|l| LevelStats {
-                files: l.len() as u64,
-                bytes: l.iter().map(|t| t.meta.size).sum(),
+        let scores = crate::lsm::compaction::scores(&sv.version, &self.opts);
+        let targets = crate::lsm::compaction::level_targets(&sv.version, &self.opts);
+        let levels: Vec<LevelStats> = (0..crate::lsm::compaction::NUM_LEVELS)
+            .map(|i| {
+                let files = sv.version.levels.get(i).map_or(&[][..], |l| l.as_slice());
+                LevelStats {
+                    files: files.len() as u64,
+                    bytes: files.iter().map(|t| t.meta.size).sum(),
+                    target_bytes: if i == 0 { 0 } else { targets.targets[i] },
+                    score: scores[i],
+                    compaction_bytes_read: Counters::get(&c.level_read[i]),
+                    bytes_written: Counters::get(&c.level_written[i]),
+                }
             })
             .collect();
-        let segs = self.vlog.segment_sizes();
+        let segments = self.segment_stats();
         Stats {
             io_backend: self.fs.name().to_string(),
             user_bytes_written: user,
@@ -797,8 +872,9 @@ impl DbInner {
             manifest_bytes_written: man_w,
             write_amplification: ratio(vlog_w + flush_w + comp_w + man_w),
             lsm_write_amplification: ratio(flush_w + comp_w),
-            vlog_segments: segs.len() as u64,
-            vlog_bytes: segs.iter().map(|s| s.1).sum(),
+            vlog_segments: segments.len() as u64,
+            vlog_bytes: segments.iter().map(|s| s.bytes).sum(),
+            vlog_garbage_bytes: segments.iter().map(|s| s.garbage_bytes).sum(),
             sst_bytes: levels.iter().map(|l| l.bytes).sum(),
             levels,
             memtable_bytes: sv.mem.approx_bytes() as u64,
@@ -808,7 +884,27 @@ impl DbInner {
             tables_probed: Counters::get(&c.tables_probed),
             vlog_reads: Counters::get(&c.vlog_reads),
             write_stalls: Counters::get(&c.write_stalls),
+            write_slowdowns: Counters::get(&c.write_slowdowns),
+            trivial_moves: Counters::get(&c.trivial_moves),
+            table_reads: Counters::get(&c.table_reads),
+            bloom_skips: Counters::get(&c.bloom_skips),
+            bloom_false_positives: Counters::get(&c.bloom_false_positives),
+            segments,
         }
+    }
+
+    /// Size and garbage of each live vLog segment, oldest first.
+    pub(crate) fn segment_stats(&self) -> Vec<SegmentStats> {
+        let discard = self.vs.lock().state.discard.clone();
+        self.vlog
+            .segment_sizes()
+            .into_iter()
+            .map(|(number, bytes)| SegmentStats {
+                number,
+                bytes,
+                garbage_bytes: discard.get(&number).copied().unwrap_or(0),
+            })
+            .collect()
     }
 
     /// Stops the background worker (once).
@@ -816,9 +912,10 @@ impl DbInner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let _ = self.bg_tx.send(BgMsg::Stop);
-        let handle = self.bg_thread.lock().take();
-        if let Some(h) = handle {
+        let _ = self.flush_tx.send(BgMsg::Stop);
+        let _ = self.compact_tx.send(BgMsg::Stop);
+        let handles = std::mem::take(&mut *self.bg_threads.lock());
+        for h in handles {
             if h.thread().id() != std::thread::current().id() {
                 let _ = h.join();
             }

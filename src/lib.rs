@@ -26,6 +26,8 @@ mod background;
 mod batch;
 mod coding;
 mod db;
+#[cfg(test)]
+mod db_tests;
 mod error;
 pub mod io;
 mod iter;
@@ -44,5 +46,5 @@ pub use error::{Error, Result};
 pub use iter::{Iter, KeyRange};
 pub use options::{Compression, IoBackend, Options, TableKind, TableOptions, WriteOptions};
 pub use snapshot::Snapshot;
-pub use stats::{LevelStats, Stats};
+pub use stats::{LevelStats, SegmentStats, Stats};
 pub use value::Value;

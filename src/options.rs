@@ -46,7 +46,10 @@ pub struct Options {
     pub(crate) bloom_bits_per_key: u32,
     pub(crate) compression: Compression,
     pub(crate) l0_compaction_trigger: usize,
+    pub(crate) l0_slowdown_trigger: usize,
+    pub(crate) l0_stop_trigger: usize,
     pub(crate) level_size_ratio: u64,
+    pub(crate) base_level_size: u64,
     pub(crate) target_file_size: u64,
     pub(crate) io_backend: IoBackend,
     pub(crate) max_key_size: usize,
@@ -66,7 +69,10 @@ impl Default for Options {
             bloom_bits_per_key: 10,
             compression: Compression::None,
             l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 20,
+            l0_stop_trigger: 36,
             level_size_ratio: 10,
+            base_level_size: 256 << 20,
             target_file_size: 64 << 20,
             io_backend: IoBackend::Auto,
             max_key_size: 64 << 10,
@@ -88,7 +94,10 @@ impl fmt::Debug for Options {
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("compression", &self.compression)
             .field("l0_compaction_trigger", &self.l0_compaction_trigger)
+            .field("l0_slowdown_trigger", &self.l0_slowdown_trigger)
+            .field("l0_stop_trigger", &self.l0_stop_trigger)
             .field("level_size_ratio", &self.level_size_ratio)
+            .field("base_level_size", &self.base_level_size)
             .field("target_file_size", &self.target_file_size)
             .field("io_backend", &self.io_backend)
             .field("max_key_size", &self.max_key_size)
@@ -149,16 +158,38 @@ impl Options {
         self.compression = c;
         self
     }
-    /// Number of level-0 files that triggers a merge into level 1. Default 4.
+    /// Number of level-0 files that triggers their compaction into the base
+    /// level. Default 4.
     #[must_use]
     pub fn l0_compaction_trigger(mut self, files: usize) -> Self {
         self.l0_compaction_trigger = files.max(1);
+        self
+    }
+    /// Number of level-0 files at which each write group is delayed by a
+    /// millisecond, so that compaction can catch up. Default 20.
+    #[must_use]
+    pub fn l0_slowdown_trigger(mut self, files: usize) -> Self {
+        self.l0_slowdown_trigger = files.max(1);
+        self
+    }
+    /// Number of level-0 files at which writes wait for compaction. Default 36.
+    #[must_use]
+    pub fn l0_stop_trigger(mut self, files: usize) -> Self {
+        self.l0_stop_trigger = files.max(1);
         self
     }
     /// Size ratio between adjacent levels. Default 10.
     #[must_use]
     pub fn level_size_ratio(mut self, ratio: u64) -> Self {
         self.level_size_ratio = ratio.max(2);
+        self
+    }
+    /// The smallest target size of a level: levels whose dynamic target would
+    /// be smaller stay empty, and level 0 compacts into the first level in
+    /// use. Default 256 MiB.
+    #[must_use]
+    pub fn base_level_size(mut self, bytes: u64) -> Self {
+        self.base_level_size = bytes.max(1024);
         self
     }
     /// Size at which compaction cuts its output files. Default 64 MiB.
@@ -266,7 +297,10 @@ mod tests {
         assert_eq!(o.bloom_bits_per_key, 10);
         assert_eq!(o.compression, Compression::None);
         assert_eq!(o.l0_compaction_trigger, 4);
+        assert_eq!(o.l0_slowdown_trigger, 20);
+        assert_eq!(o.l0_stop_trigger, 36);
         assert_eq!(o.level_size_ratio, 10);
+        assert_eq!(o.base_level_size, 256 << 20);
         assert_eq!(o.target_file_size, 64 << 20);
         assert_eq!(o.io_backend, IoBackend::Auto);
         assert_eq!(o.max_key_size, 64 << 10);

@@ -251,7 +251,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         .segment(state.vlog_tail)
         .ok_or_else(|| Error::corruption(dir, 0, "the vLog head segment vanished during open"))?;
 
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (flush_tx, flush_rx) = crossbeam_channel::unbounded();
+    let (compact_tx, compact_rx) = crossbeam_channel::unbounded();
     let inner = DbInner {
         dir: dir.to_path_buf(),
         fs,
@@ -271,9 +272,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         poison: Mutex::new(None),
         poisoned: AtomicBool::new(false),
         closed: AtomicBool::new(false),
-        bg_tx: tx,
-        bg_rx: rx,
-        bg_thread: Mutex::new(None),
+        flush_tx,
+        flush_rx,
+        compact_tx,
+        compact_rx,
+        bg_threads: Mutex::new(Vec::new()),
         bg_status: Mutex::new(BgStatus::default()),
         bg_cv: Condvar::new(),
         counters: Counters::default(),

@@ -20,6 +20,13 @@ pub(crate) struct Counters {
     pub(crate) tables_probed: AtomicU64,
     pub(crate) vlog_reads: AtomicU64,
     pub(crate) write_stalls: AtomicU64,
+    pub(crate) write_slowdowns: AtomicU64,
+    pub(crate) trivial_moves: AtomicU64,
+    pub(crate) bloom_skips: AtomicU64,
+    pub(crate) bloom_false_positives: AtomicU64,
+    pub(crate) table_reads: AtomicU64,
+    pub(crate) level_read: [AtomicU64; crate::lsm::compaction::NUM_LEVELS],
+    pub(crate) level_written: [AtomicU64; crate::lsm::compaction::NUM_LEVELS],
 }
 
 impl Counters {
@@ -33,11 +40,36 @@ impl Counters {
 
 /// One level of the LSM-tree.
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct LevelStats {
     /// SSTables in the level.
     pub files: u64,
     /// Bytes of those SSTables.
     pub bytes: u64,
+    /// The level's dynamic target size (0 for a level not in use).
+    pub target_bytes: u64,
+    /// Compaction score: at least 1 means the level needs compaction.
+    pub score: f64,
+    /// Bytes of this level's files read by compactions since open.
+    pub compaction_bytes_read: u64,
+    /// Bytes written into this level (by flushes for level 0, by compactions
+    /// below) since open.
+    pub bytes_written: u64,
+}
+
+/// One vLog segment: its size and how much of it is garbage.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct SegmentStats {
+    /// The segment's file number (`NNNNNN.vlog`).
+    pub number: u64,
+    /// Bytes of the segment on disk.
+    pub bytes: u64,
+    /// Bytes of records that no index entry needs any more (discard
+    /// statistics: values dropped by compaction, log-only records of
+    /// flushed memtables). Values whose overwrite is still in a memtable are
+    /// not counted yet.
+    pub garbage_bytes: u64,
 }
 
 /// A snapshot of the engine's counters, from [`crate::Db::stats`].
@@ -96,6 +128,21 @@ pub struct Stats {
     pub tables_probed: u64,
     /// Values read from the vLog.
     pub vlog_reads: u64,
-    /// Times a writer waited for a flush to catch up.
+    /// Times a writer waited for a flush or a compaction to catch up.
     pub write_stalls: u64,
+    /// Write groups delayed because level 0 neared its stop trigger.
+    pub write_slowdowns: u64,
+    /// Files moved down a level without being rewritten.
+    pub trivial_moves: u64,
+    /// SSTables actually read by point reads (candidates the bloom filter
+    /// did not rule out); over `gets`, the read amplification of the index.
+    pub table_reads: u64,
+    /// Candidate SSTables the bloom filter ruled out.
+    pub bloom_skips: u64,
+    /// SSTables read because of the bloom filter that did not hold the key.
+    pub bloom_false_positives: u64,
+    /// Per vLog segment, oldest first: size and garbage.
+    pub segments: Vec<SegmentStats>,
+    /// Garbage bytes over all segments (sum of `segments[..].garbage_bytes`).
+    pub vlog_garbage_bytes: u64,
 }

@@ -851,7 +851,8 @@ mod tests {
             e.segments_removed.push(rng.gen_range(0..100));
         }
         if rng.gen_ratio(1, 3) {
-            e.discard.push((rng.gen_range(0..100), rng.gen_range(0..1 << 20)));
+            e.discard
+                .push((rng.gen_range(0..100), rng.gen_range(0..1 << 20)));
         }
         if e.is_empty() {
             e.last_sequence = Some(state.last_sequence + 1);

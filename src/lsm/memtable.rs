@@ -26,6 +26,9 @@ pub(crate) struct Memtable {
     max_seq: AtomicU64,
     /// vLog bytes whose records this memtable holds (bounds replay).
     log_bytes: AtomicU64,
+    /// Per vLog segment, bytes of records only the log needs (inline values
+    /// and tombstones, which the flush copies into an SSTable).
+    wal_garbage: parking_lot::Mutex<Vec<(u64, u64)>>,
 }
 
 impl Memtable {
@@ -36,7 +39,22 @@ impl Memtable {
             start,
             max_seq: AtomicU64::new(0),
             log_bytes: AtomicU64::new(0),
+            wal_garbage: parking_lot::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Counts `bytes` of `segment` as garbage once this memtable is flushed.
+    pub(crate) fn add_wal_garbage(&self, segment: u64, bytes: u64) {
+        let mut g = self.wal_garbage.lock();
+        match g.iter_mut().find(|(s, _)| *s == segment) {
+            Some((_, b)) => *b += bytes,
+            None => g.push((segment, bytes)),
+        }
+    }
+
+    /// The log-only bytes per segment.
+    pub(crate) fn wal_garbage(&self) -> Vec<(u64, u64)> {
+        self.wal_garbage.lock().clone()
     }
 
     pub(crate) fn add_log_bytes(&self, n: u64) {

@@ -1,5 +1,6 @@
 //! The sorted index: memtable, SSTables, versions and the manifest, compaction.
 
+pub(crate) mod compaction;
 pub(crate) mod ikey;
 pub(crate) mod iter;
 pub(crate) mod manifest;

@@ -72,19 +72,26 @@ pub(crate) struct Version {
     pub(crate) levels: Vec<Vec<Arc<TableHandle>>>,
 }
 
-/// What a point lookup found in the tables, with how many tables it probed.
+/// What a point lookup found in the tables, and what it cost.
+#[derive(Default)]
 pub(crate) struct Found {
     pub(crate) entry: Option<(Vec<u8>, Vec<u8>)>,
+    /// Tables whose key range held the key (candidates).
     pub(crate) tables_probed: u32,
+    /// Candidates the bloom filter ruled out without a read.
+    pub(crate) bloom_skips: u32,
+    /// Candidates the bloom filter let through that did not hold the key.
+    pub(crate) bloom_false_positives: u32,
 }
 
 impl Version {
     /// Looks up the seek key `target` (user part + snapshot sequence number)
     /// level by level; the first table holding the user part has its newest
-    /// visible version.
+    /// visible version. Below level 0 at most one table per level is a
+    /// candidate.
     pub(crate) fn get(&self, target: &[u8]) -> Result<Found> {
         let up = ikey::user_part(target);
-        let mut probed = 0;
+        let mut f = Found::default();
         for (level, files) in self.levels.iter().enumerate() {
             if level == 0 {
                 for t in files {
@@ -93,33 +100,43 @@ impl Version {
                     {
                         continue;
                     }
-                    probed += 1;
-                    if let Some(e) = t.table.get(target)? {
-                        return Ok(Found {
-                            entry: Some(e),
-                            tables_probed: probed,
-                        });
+                    if Self::probe(t, up, target, &mut f)? {
+                        return Ok(f);
                     }
                 }
             } else {
                 let i = files.partition_point(|t| ikey::user_part(&t.meta.largest) < up);
                 if let Some(t) = files.get(i) {
-                    if ikey::user_part(&t.meta.smallest) <= up {
-                        probed += 1;
-                        if let Some(e) = t.table.get(target)? {
-                            return Ok(Found {
-                                entry: Some(e),
-                                tables_probed: probed,
-                            });
-                        }
+                    if ikey::user_part(&t.meta.smallest) <= up
+                        && Self::probe(t, up, target, &mut f)?
+                    {
+                        return Ok(f);
                     }
                 }
             }
         }
-        Ok(Found {
-            entry: None,
-            tables_probed: probed,
-        })
+        Ok(f)
+    }
+
+    /// Probes one candidate table; true when it held the user part.
+    fn probe(t: &TableHandle, up: &[u8], target: &[u8], f: &mut Found) -> Result<bool> {
+        f.tables_probed += 1;
+        if !t.table.may_contain(up) {
+            f.bloom_skips += 1;
+            return Ok(false);
+        }
+        match t.table.get(target)? {
+            Some(e) => {
+                f.entry = Some(e);
+                Ok(true)
+            }
+            None => {
+                // Either an absent key the filter let through, or a key
+                // whose versions are all newer than the snapshot.
+                f.bloom_false_positives += 1;
+                Ok(false)
+            }
+        }
     }
 
     /// Cursors over every table, newest source first: each level-0 file, then
