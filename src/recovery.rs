@@ -226,6 +226,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     let manifest_number = alloc();
     state.next_file_number = next_file.load(std::sync::atomic::Ordering::Relaxed) + 1;
     let manifest = Manifest::create(fs.clone(), dir, manifest_number, &state)?;
+    log::debug!(
+        "{}: manifest {} written, {} tables, vLog head at {}:{}",
+        dir.display(),
+        manifest.number(),
+        state.levels.iter().map(|l| l.len()).sum::<usize>(),
+        vlog.head_position().segment,
+        vlog.head_position().offset
+    );
 
     // Remove what a crash left behind and the manifest does not name.
     for name in &names {
