@@ -273,7 +273,7 @@ pub(crate) fn replay_segment(
         let rec = match reader.record_at(pos)? {
             Ok(r) => r,
             Err(err) => {
-                if is_last && reader.is_torn_tail(pos, err)? {
+                if is_last && reader.is_torn_tail(pos)? {
                     log::warn!(
                         "{}: torn tail at offset {pos} ({}), truncating to {batch_start}",
                         seg.path.display(),
@@ -395,37 +395,26 @@ impl<'a> ChunkReader<'a> {
         Ok(record::decode(bytes))
     }
 
-    /// A bad record at `pos` is a torn tail when it is cut off by the end of
-    /// the file, or when no valid record follows it (what a crash mid-append
-    /// leaves); a bad record followed by a good one is damage.
-    fn is_torn_tail(&mut self, pos: u64, err: DecodeError) -> Result<bool> {
-        if err == DecodeError::Short {
+    /// A bad record at `pos` is a torn tail (what a crash mid-append leaves)
+    /// unless an intact, checksummed record starts somewhere after it and the
+    /// bytes in between are not all zero: acknowledged records after damage
+    /// must not be thrown away silently. (A zero-filled gap is a range the
+    /// file system extended but never wrote, which only unsynced writes leave.)
+    fn is_torn_tail(&mut self, pos: u64) -> Result<bool> {
+        let len = self.file_len - pos;
+        let rest = self.fill(pos, len)?.to_vec();
+        let Some(next) = first_record_after(&rest) else {
             return Ok(true);
-        }
-        let head = self.fill(pos, HEADER_LEN as u64)?;
-        let Some(h) = record::Header::decode(head) else {
-            // Unreadable header: torn only if everything after is zeros or garbage
-            // that never forms a valid record at a plausible boundary; we check
-            // that the rest of the file is all zeros (a pre-allocated or
-            // partially persisted tail).
-            return self.rest_is_zero(pos);
         };
-        let next = pos + h.record_len();
-        if next >= self.file_len {
-            return Ok(true);
-        }
-        Ok(self.record_at(next)?.is_err())
+        Ok(rest[..next].iter().all(|&b| b == 0))
     }
+}
 
-    fn rest_is_zero(&mut self, mut pos: u64) -> Result<bool> {
-        while pos < self.file_len {
-            let n = (self.file_len - pos).min(REPLAY_CHUNK as u64);
-            let chunk = self.fill(pos, n)?;
-            if chunk.iter().any(|&b| b != 0) {
-                return Ok(false);
-            }
-            pos += n;
-        }
-        Ok(true)
-    }
+/// The offset (after 0) of the first intact record in `b`, if any.
+fn first_record_after(b: &[u8]) -> Option<usize> {
+    let last = b.len().checked_sub(HEADER_LEN + record::TRAILER_LEN)?;
+    (1..=last).find(|&off| {
+        record::Header::decode(&b[off..]).is_some_and(|h| h.record_len() <= (b.len() - off) as u64)
+            && record::decode(&b[off..]).is_ok()
+    })
 }

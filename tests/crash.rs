@@ -1,0 +1,325 @@
+//! Crash test: a child process (this test binary, running the ignored test
+//! `child_writer`) writes to the database and appends every acknowledged
+//! write to an oracle file outside the database directory; the parent kills
+//! it with SIGKILL at a random moment, reopens the database and checks that
+//! every acknowledged write is there (the one write in flight may or may not
+//! be, but whole), then lets the next child continue on the recovered
+//! database.
+//!
+//! `WISCKEY_CRASH_CYCLES` sets the number of kill cycles (default 50);
+//! `WISCKEY_CRASH_SEED` fixes the random seed.
+
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wisckey::{Db, Options, WriteBatch, WriteOptions};
+
+const ENV_DIR: &str = "WISCKEY_CRASH_DIR";
+const ENV_ORACLE: &str = "WISCKEY_CRASH_ORACLE";
+const ENV_SEED: &str = "WISCKEY_CRASH_CHILD_SEED";
+const ENV_CYCLE: &str = "WISCKEY_CRASH_CYCLE";
+const NUM_KEYS: u32 = 300;
+
+fn opts() -> Options {
+    Options::default()
+        .memtable_size(32 << 10)
+        .segment_size(256 << 10)
+        .l0_compaction_trigger(2)
+        .target_file_size(16 << 10)
+        .block_size(256)
+}
+
+fn key(k: u32) -> Vec<u8> {
+    format!("key{k:05}").into_bytes()
+}
+
+/// The value written for `k` by the write of generation `gen`, `size` bytes.
+fn value(k: u32, gen: u64, size: usize) -> Vec<u8> {
+    let mut v = format!("{k}:{gen}:").into_bytes();
+    let mut x = gen.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(k);
+    while v.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(x as u8);
+    }
+    v.truncate(size);
+    v
+}
+
+/// One write of an op: a put of (gen, size) or a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum W {
+    Put(u64, usize),
+    Del,
+}
+
+type State = BTreeMap<u32, (u64, usize)>;
+
+fn apply(state: &mut State, items: &[(u32, W)]) {
+    for (k, w) in items {
+        match w {
+            W::Put(g, s) => {
+                state.insert(*k, (*g, *s));
+            }
+            W::Del => {
+                state.remove(k);
+            }
+        }
+    }
+}
+
+/// The child: writes until killed.
+#[test]
+#[ignore = "child process of kill_and_recover"]
+fn child_writer() {
+    let (Ok(dir), Ok(oracle)) = (std::env::var(ENV_DIR), std::env::var(ENV_ORACLE)) else {
+        return;
+    };
+    let seed: u64 = std::env::var(ENV_SEED).unwrap().parse().unwrap();
+    let cycle: u64 = std::env::var(ENV_CYCLE).unwrap().parse().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&oracle)
+        .unwrap();
+    let db = Db::open(&dir, opts()).unwrap();
+    let mut gen = cycle * 1_000_000;
+    for op_id in 0u64.. {
+        let n = if rng.gen_bool(0.6) {
+            1
+        } else {
+            rng.gen_range(2..8)
+        };
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = rng.gen_range(0..NUM_KEYS);
+            let w = if rng.gen_bool(0.15) {
+                W::Del
+            } else {
+                gen += 1;
+                let size = if rng.gen_bool(0.3) {
+                    rng.gen_range(4096..65536)
+                } else {
+                    rng.gen_range(1..200)
+                };
+                W::Put(gen, size)
+            };
+            items.push((k, w));
+        }
+        let sync = rng.gen_bool(0.2);
+        let mut line = format!("B {op_id}");
+        for (k, w) in &items {
+            match w {
+                W::Put(g, s) => line.push_str(&format!(" {k},{g},{s}")),
+                W::Del => line.push_str(&format!(" {k},D")),
+            }
+        }
+        line.push('\n');
+        out.write_all(line.as_bytes()).unwrap();
+        let r = if n == 1 && !sync {
+            let (k, w) = items[0];
+            match w {
+                W::Put(g, s) => db.put(key(k), value(k, g, s)),
+                W::Del => db.delete(key(k)),
+            }
+        } else {
+            let mut b = WriteBatch::new();
+            for (k, w) in &items {
+                match w {
+                    W::Put(g, s) => b.put(key(*k), value(*k, *g, *s)),
+                    W::Del => b.delete(key(*k)),
+                };
+            }
+            db.write(b, WriteOptions::default().sync(sync))
+        };
+        r.unwrap();
+        out.write_all(format!("A {op_id}\n").as_bytes()).unwrap();
+    }
+}
+
+/// The acknowledged ops of one child run and the one in flight, if any.
+type Op = Vec<(u32, W)>;
+
+fn parse_oracle(path: &Path) -> (Vec<Op>, Option<Op>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut acked = Vec::new();
+    let mut pending: Option<(u64, Op)> = None;
+    // Only whole lines: a line cut by the kill was not written.
+    let whole = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    for line in whole.lines() {
+        let mut parts = line.split(' ');
+        let tag = parts.next().unwrap();
+        let id: u64 = parts.next().unwrap().parse().unwrap();
+        match tag {
+            "B" => {
+                assert!(pending.is_none(), "two ops in flight at {line}");
+                let items = parts
+                    .map(|p| {
+                        let f: Vec<&str> = p.split(',').collect();
+                        let k = f[0].parse().unwrap();
+                        if f[1] == "D" {
+                            (k, W::Del)
+                        } else {
+                            (k, W::Put(f[1].parse().unwrap(), f[2].parse().unwrap()))
+                        }
+                    })
+                    .collect();
+                pending = Some((id, items));
+            }
+            "A" => {
+                let (pid, items) = pending.take().expect("ack without begin");
+                assert_eq!(pid, id);
+                acked.push(items);
+            }
+            _ => panic!("bad oracle line {line:?}"),
+        }
+    }
+    (acked, pending.map(|p| p.1))
+}
+
+fn matches(db_val: &Option<Vec<u8>>, k: u32, want: Option<&(u64, usize)>) -> bool {
+    match (db_val, want) {
+        (None, None) => true,
+        (Some(v), Some(&(g, s))) => *v == value(k, g, s),
+        _ => false,
+    }
+}
+
+fn describe(v: &Option<Vec<u8>>) -> String {
+    match v {
+        None => "absent".into(),
+        Some(v) => {
+            let head: Vec<u8> = v.iter().take(20).copied().collect();
+            format!("{} bytes {:?}", v.len(), String::from_utf8_lossy(&head))
+        }
+    }
+}
+
+/// Checks the reopened database against `state` (+ the op in flight);
+/// returns the state the database is actually in.
+fn verify(dir: &Path, state: &State, inflight: Option<&[(u32, W)]>, cycle: u32) -> State {
+    let db = Db::open(dir, opts()).unwrap_or_else(|e| panic!("cycle {cycle}: reopen failed: {e}"));
+    let mut seen: BTreeMap<u32, Option<Vec<u8>>> = BTreeMap::new();
+    for k in 0..NUM_KEYS {
+        let v = db
+            .get(key(k))
+            .unwrap_or_else(|e| panic!("cycle {cycle}: get {k}: {e}"))
+            .map(|v| v.into_vec());
+        seen.insert(k, v);
+    }
+    let mut new_state = state.clone();
+    if let Some(items) = inflight {
+        apply(&mut new_state, items);
+    }
+    let mut result = state.clone();
+    if let Some(items) = inflight {
+        let keys: Vec<u32> = items.iter().map(|(k, _)| *k).collect();
+        let all_old = keys.iter().all(|k| matches(&seen[k], *k, state.get(k)));
+        let all_new = keys.iter().all(|k| matches(&seen[k], *k, new_state.get(k)));
+        assert!(
+            all_old || all_new,
+            "cycle {cycle}: the op in flight {items:?} is partly applied: {:?}",
+            keys.iter()
+                .map(|k| (k, describe(&seen[k])))
+                .collect::<Vec<_>>()
+        );
+        if all_new {
+            result = new_state;
+        }
+    }
+    for k in 0..NUM_KEYS {
+        assert!(
+            matches(&seen[&k], k, result.get(&k)),
+            "cycle {cycle}: key {k}: found {}, acknowledged {:?}",
+            describe(&seen[&k]),
+            result.get(&k)
+        );
+    }
+    // Full scans, both ways, agree with the point reads.
+    let fwd: Vec<(Vec<u8>, Vec<u8>)> = db
+        .iter()
+        .map(|kv| kv.map(|(k, v)| (k, v.into_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("cycle {cycle}: scan: {e}"));
+    let expect: Vec<(Vec<u8>, Vec<u8>)> = result
+        .iter()
+        .map(|(k, (g, s))| (key(*k), value(*k, *g, *s)))
+        .collect();
+    assert!(fwd == expect, "cycle {cycle}: forward scan differs");
+    let mut rev: Vec<(Vec<u8>, Vec<u8>)> = db
+        .iter()
+        .rev()
+        .map(|kv| kv.map(|(k, v)| (k, v.into_vec())))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("cycle {cycle}: reverse scan: {e}"));
+    rev.reverse();
+    assert!(rev == expect, "cycle {cycle}: reverse scan differs");
+    drop(db);
+    result
+}
+
+#[test]
+fn kill_and_recover() {
+    let cycles: u32 = std::env::var("WISCKEY_CRASH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let seed: u64 = std::env::var("WISCKEY_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("kill_and_recover: {cycles} cycles, WISCKEY_CRASH_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let mut state = State::new();
+    let started = Instant::now();
+    let (mut total_acked, mut cycles_with_inflight) = (0usize, 0u32);
+    for cycle in 0..cycles {
+        let oracle: PathBuf = tmp.path().join(format!("oracle-{cycle}"));
+        let log = std::fs::File::create(tmp.path().join(format!("child-{cycle}.log"))).unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_writer", "--ignored", "--nocapture"])
+            .env(ENV_DIR, &dir)
+            .env(ENV_ORACLE, &oracle)
+            .env(ENV_SEED, rng.gen::<u64>().to_string())
+            .env(ENV_CYCLE, (cycle + 1).to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(20..300)));
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(tmp.path().join(format!("child-{cycle}.log")));
+            panic!("cycle {cycle}: the child exited by itself ({status}):\n{log:?}");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (acked, inflight) = parse_oracle(&oracle);
+        total_acked += acked.len();
+        for items in &acked {
+            apply(&mut state, items);
+        }
+        cycles_with_inflight += u32::from(inflight.is_some());
+        state = verify(&dir, &state, inflight.as_deref(), cycle);
+    }
+    eprintln!(
+        "kill_and_recover: {total_acked} acknowledged ops, {cycles_with_inflight} kills with an op in flight, {} live keys, {:?}",
+        state.len(),
+        started.elapsed()
+    );
+    assert!(total_acked > 0, "the children never wrote anything");
+}
