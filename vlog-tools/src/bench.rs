@@ -30,7 +30,9 @@ Reported:
   load      ops/s and MB/s of user bytes (key + value; MB = 10^6 bytes), for
             the puts alone and for puts + flush + sync
   write amp /proc/self/io (write_bytes - cancelled_write_bytes) over user bytes,
-            wchar over user bytes, and the engine's stats().write_amplification.
+            wchar over user bytes, and the engine's stats().write_amplification,
+            over puts + flush + sync; again over the whole run, which adds
+            background compaction still running when flush() returned.
             Linux charges write_bytes when a page is dirtied, so the figure is
             complete right after the writes, in whole pages.
   space amp bytes of all files in the directory over the live user bytes
@@ -217,6 +219,14 @@ struct WriteAmpReport {
     wchar_amplification: Option<f64>,
     /// The engine's own count: stats().write_amplification after the load.
     engine_write_amplification: f64,
+    /// `/proc/self/io` over the whole run, read after closing the database:
+    /// also counts background compaction that finished after the load (the
+    /// read and scan phases write nothing themselves).
+    proc_io_whole_run: Option<ProcIo>,
+    /// (write_bytes - cancelled_write_bytes) / user bytes over the whole run.
+    device_write_amplification_whole_run: Option<f64>,
+    /// The engine's stats().write_amplification at the end of the run.
+    engine_write_amplification_whole_run: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -355,11 +365,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         total_secs,
         total_mb_per_sec: per_sec(user_bytes as f64 / MB, total_secs),
     };
-    let wa = WriteAmpReport {
+    let mut wa = WriteAmpReport {
         proc_io: io_load,
         device_write_amplification: io_load.map(|io| ratio(io.device_write_bytes(), user_bytes)),
         wchar_amplification: io_load.map(|io| ratio(io.wchar, user_bytes)),
         engine_write_amplification: stats_after_load.write_amplification,
+        proc_io_whole_run: None,
+        device_write_amplification_whole_run: None,
+        engine_write_amplification_whole_run: 0.0,
     };
 
     // 2. Space.
@@ -405,6 +418,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     let stats = db.stats();
     db.close().context("closing the database")?;
+    let io_run = ProcIo::read()
+        .zip(io_before)
+        .map(|(after, before)| after.since(&before));
+    wa.proc_io_whole_run = io_run;
+    wa.device_write_amplification_whole_run =
+        io_run.map(|io| ratio(io.device_write_bytes(), user_bytes));
+    wa.engine_write_amplification_whole_run = stats.write_amplification;
     let kept = args.keep;
     let db_dir = if kept { tmp.keep() } else { db_dir };
     let report = Report {
@@ -620,6 +640,12 @@ fn print_table(r: &Report) {
         "write amp (engine stats)  {:.3}",
         w.engine_write_amplification
     );
+    if let Some(dev) = w.device_write_amplification_whole_run {
+        println!(
+            "  whole run, incl. later background compaction: device {dev:.3}, engine {:.3}",
+            w.engine_write_amplification_whole_run
+        );
+    }
     let s = &r.space;
     println!(
         "space amp                 {:.3}  ({} files, {} bytes, {} allocated)",
