@@ -364,6 +364,23 @@ impl Db {
         self.inner.wait_for(|inner| inner.sv.read().imms.is_empty())
     }
 
+    /// Waits until background work has settled: no frozen memtable waits for
+    /// flush and no level needs compaction (writes going on meanwhile may
+    /// keep it from settling; call it when they are done).
+    ///
+    /// # Errors
+    /// `Error::Poisoned` when background work failed.
+    pub fn wait_for_background(&self) -> Result<()> {
+        self.inner.wait_for(|inner| {
+            let sv = inner.sv.read().clone();
+            sv.imms.is_empty()
+                && crate::lsm::compaction::scores(&sv.version, &inner.opts)
+                    .iter()
+                    .take(crate::lsm::compaction::NUM_LEVELS - 1)
+                    .all(|&s| s < 1.0)
+        })
+    }
+
     /// Makes every acknowledged write durable against power loss.
     pub fn sync(&self) -> Result<()> {
         self.inner.check_open()?;

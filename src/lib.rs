@@ -3,7 +3,9 @@
 //!
 //! Keys and small values live in a leveled LSM-tree of SSTables; large values
 //! are appended once to a segmented value log (vLog), which is also the
-//! write-ahead log: nothing is written twice.
+//! write-ahead log, so a separated value is written exactly once. (Values
+//! below the separation threshold are logged in the vLog and copied into the
+//! SSTable at flush; their log records then count as vLog garbage.)
 //!
 //! ```
 //! use wisckey::{Db, Options, WriteBatch, WriteOptions};
@@ -48,3 +50,8 @@ pub use options::{Compression, IoBackend, Options, TableKind, TableOptions, Writ
 pub use snapshot::Snapshot;
 pub use stats::{LevelStats, SegmentStats, Stats};
 pub use value::Value;
+
+/// The README's example compiles and runs as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -19,6 +19,7 @@ use std::sync::Arc;
 ///
 /// Handles are shared (`Arc`) between the writer and readers of a file;
 /// positioned I/O needs no cursor, so no lock is taken.
+#[allow(clippy::len_without_is_empty)]
 pub trait FileHandle: Send + Sync + Debug {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
     /// (0 at end of file). A short read is not an error.

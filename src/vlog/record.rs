@@ -3,7 +3,7 @@
 //! ```text
 //! record  = flags u8 | table id u32 | seq u64 | key_len u32 | value_len u32 | key | value | crc32 u32
 //! flags   = bit 0: put (1) or delete (0); bit 7: more records of the same batch follow
-//! crc32   = crc32 (Castagnoli-free IEEE, crc32fast) over everything before it
+//! crc32   = CRC-32 (IEEE polynomial, crc32fast) over everything before it
 //! ```
 //!
 //! All integers are little-endian. A batch is written as consecutive records,

@@ -24,14 +24,15 @@ Load keys into a fresh database in a temporary directory, then measure.
 Keys are `key` followed by the index as 16 decimal digits (19 bytes); values are
 pseudo-random bytes (not compressible) whose first 8 bytes are the key's index
 (little-endian), so every read can be checked. After the load the database is
-flushed (memtable -> SSTable) and synced.
+flushed (memtable -> SSTable), compactions are left to settle, and the vLog is
+synced.
 
 Reported:
   load      ops/s and MB/s of user bytes (key + value; MB = 10^6 bytes), for
-            the puts alone and for puts + flush + sync
+            the puts alone and for puts + flush + settle + sync
   write amp /proc/self/io (write_bytes - cancelled_write_bytes) over user bytes,
             wchar over user bytes, and the engine's stats().write_amplification,
-            over puts + flush + sync; again over the whole run, which adds
+            over puts + flush + settle + sync; again over the whole run, which adds
             background compaction still running when flush() returned.
             Linux charges write_bytes when a page is dirtied, so the figure is
             complete right after the writes, in whole pages.
@@ -202,16 +203,16 @@ struct LoadReport {
     put_secs: f64,
     put_ops_per_sec: f64,
     put_mb_per_sec: f64,
-    /// flush() + sync() after the puts.
+    /// flush() + wait_for_background() + sync() after the puts.
     flush_sync_secs: f64,
-    /// Puts + flush + sync.
+    /// Puts + flush + settle + sync.
     total_secs: f64,
     total_mb_per_sec: f64,
 }
 
 #[derive(Debug, Serialize)]
 struct WriteAmpReport {
-    /// `/proc/self/io` over the load (puts + flush + sync); `None` when unreadable.
+    /// `/proc/self/io` over the load (puts + flush + settle + sync); `None` when unreadable.
     proc_io: Option<ProcIo>,
     /// (write_bytes - cancelled_write_bytes) / user bytes.
     device_write_amplification: Option<f64>,
@@ -347,6 +348,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let put_secs = start.elapsed().as_secs_f64();
     let flush_start = Instant::now();
     db.flush().context("flush after the load")?;
+    db.wait_for_background()
+        .context("waiting for compactions to settle after the load")?;
     db.sync().context("sync after the load")?;
     let flush_sync_secs = flush_start.elapsed().as_secs_f64();
     let total_secs = start.elapsed().as_secs_f64();
@@ -606,7 +609,7 @@ fn print_table(r: &Report) {
         l.put_secs, l.put_ops_per_sec, l.put_mb_per_sec
     );
     println!(
-        "load + flush + sync {:>10.3} {:>11.0} {:>11.1}",
+        "load+flush+settle   {:>10.3} {:>11.0} {:>11.1}",
         l.total_secs,
         per_sec(c.keys as f64, l.total_secs),
         l.total_mb_per_sec
