@@ -14,7 +14,7 @@ use crate::options::{Options, TableKind, TableOptions, WriteOptions};
 use crate::snapshot::Snapshot;
 use crate::stats::{Counters, LevelStats, SegmentStats, Stats};
 use crate::value::Value;
-use crate::vlog::{record, VLog, ValuePointer};
+use crate::vlog::{record, SegmentKind, SegmentSet, VLog, ValuePointer};
 use crate::write_queue::{PendingWrite, WriteQueue};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -37,6 +37,8 @@ pub(crate) struct SuperVersion {
     /// Frozen memtables, newest first.
     pub(crate) imms: Vec<Arc<Memtable>>,
     pub(crate) version: Arc<Version>,
+    /// The vLog segments readers of this view resolve pointers through.
+    pub(crate) segments: Arc<SegmentSet>,
 }
 
 /// The manifest and the state it describes; changed only under its lock.
@@ -567,6 +569,7 @@ impl DbInner {
                     buf.clear();
                 }
                 self.vlog.roll(self.new_file_number()).map_err(fail)?;
+                self.publish_segments();
                 base = self.vlog.head_position();
             }
             let n = batch.ops.len();
@@ -698,6 +701,7 @@ impl DbInner {
             mem,
             imms,
             version: w.version.clone(),
+            segments: w.segments.clone(),
         });
         drop(w);
         let _ = self.flush_tx.send(BgMsg::Work);
@@ -787,11 +791,11 @@ impl DbInner {
         up.extend_from_slice(key);
         let target = ikey::seek_key(&up, seq);
         if let Some((k, v)) = sv.mem.get(&target) {
-            return self.resolve(&k, v, None);
+            return self.resolve(&sv.segments, &k, v);
         }
         for m in &sv.imms {
             if let Some((k, v)) = m.get(&target) {
-                return self.resolve(&k, v, None);
+                return self.resolve(&sv.segments, &k, v);
             }
         }
         let found = sv.version.get(&target)?;
@@ -807,7 +811,7 @@ impl DbInner {
             u64::from(found.tables_probed - found.bloom_skips),
         );
         match found.entry {
-            Some((k, v)) => self.resolve(&k, v, None),
+            Some((k, v)) => self.resolve(&sv.segments, &k, v),
             None => Ok(None),
         }
     }
@@ -815,9 +819,9 @@ impl DbInner {
     /// Turns an index entry into the value it stands for.
     pub(crate) fn resolve(
         &self,
+        segments: &SegmentSet,
         ikey_bytes: &[u8],
         v: Vec<u8>,
-        _file: Option<&Path>,
     ) -> Result<Option<Value>> {
         match Kind::from_u8(ikey::kind_byte(ikey_bytes)) {
             Some(Kind::Delete) => Ok(None),
@@ -828,7 +832,12 @@ impl DbInner {
                 })?;
                 Counters::add(&self.counters.vlog_reads, 1);
                 self.vlog
-                    .read(&ptr, ikey::table_id(ikey_bytes), ikey::user_key(ikey_bytes))
+                    .read(
+                        segments,
+                        &ptr,
+                        ikey::table_id(ikey_bytes),
+                        ikey::user_key(ikey_bytes),
+                    )
                     .map(Some)
             }
             None => Err(Error::corruption(
@@ -916,8 +925,9 @@ impl DbInner {
         self.vlog
             .segment_sizes()
             .into_iter()
-            .map(|(number, bytes)| SegmentStats {
+            .map(|(number, kind, bytes)| SegmentStats {
                 number,
+                gc: kind == SegmentKind::Gc,
                 bytes,
                 garbage_bytes: discard.get(&number).copied().unwrap_or(0),
             })
@@ -956,6 +966,19 @@ impl DbInner {
             mem: w.mem.clone(),
             imms,
             version: Arc::new(version),
+            segments: self.vlog.live_set(),
+        });
+    }
+
+    /// Publishes the vLog's current live segments to readers (after a roll,
+    /// before any pointer into the new segment; after GC retires segments).
+    pub(crate) fn publish_segments(&self) {
+        let mut w = self.sv.write();
+        *w = Arc::new(SuperVersion {
+            mem: w.mem.clone(),
+            imms: w.imms.clone(),
+            version: w.version.clone(),
+            segments: self.vlog.live_set(),
         });
     }
 

@@ -207,7 +207,7 @@ impl Iter {
     fn resolve(&self, k: &[u8], v: Vec<u8>) -> Result<Option<(Vec<u8>, Value)>> {
         Ok(self
             .inner
-            .resolve(k, v, None)?
+            .resolve(&self.sv.segments, k, v)?
             .map(|val| (ikey::user_key(k).to_vec(), val)))
     }
 

@@ -12,7 +12,9 @@ use crate::lsm::sstable::Table;
 use crate::lsm::version::{table_file_name, TableHandle, Version};
 use crate::options::{IoBackend, Options};
 use crate::stats::Counters;
-use crate::vlog::{replay_segment, segment_file_name, Segment, VLog};
+use crate::vlog::{
+    gc_segment_file_name, replay_segment, segment_file_name, Segment, SegmentKind, VLog,
+};
 use crate::write_queue::WriteQueue;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet};
@@ -130,11 +132,73 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         let file = fs
             .open(&path, writable)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        segments.push(Arc::new(Segment {
-            number: n,
+        segments.push(Arc::new(Segment::new(
+            fs.clone(),
+            n,
+            SegmentKind::User,
             path,
             file,
-        }));
+        )));
+    }
+
+    // GC segments up to the GC head the manifest knows; anything past it was
+    // written by a pass that a crash cut short, before its index entries
+    // were recorded: nothing points there.
+    let gc_head = state.gc_head;
+    let mut gc_numbers: Vec<u64> = names
+        .iter()
+        .filter_map(|n| parse_numbered(n, ".gc.vlog"))
+        .filter(|n| {
+            !is_new
+                && *n >= state.vlog_tail
+                && *n <= gc_head.segment
+                && !state.segments_removed.contains(n)
+        })
+        .collect();
+    gc_numbers.sort_unstable();
+    let mut gc_segments = Vec::new();
+    for &n in &gc_numbers {
+        let path = dir.join(gc_segment_file_name(n));
+        let is_head = n == gc_head.segment;
+        let file = fs
+            .open(&path, is_head)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        if is_head {
+            let len = file
+                .len()
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            if len < gc_head.offset {
+                return Err(Error::corruption(
+                    &path,
+                    len,
+                    "GC segment is shorter than the manifest records",
+                ));
+            }
+            if len > gc_head.offset {
+                log::warn!(
+                    "{}: dropping {} bytes a crashed GC pass left",
+                    path.display(),
+                    len - gc_head.offset
+                );
+                file.set_len(gc_head.offset)
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+            }
+        }
+        gc_segments.push(Arc::new(Segment::new(
+            fs.clone(),
+            n,
+            SegmentKind::Gc,
+            path,
+            file,
+        )));
+    }
+    if gc_head.segment != 0 && !gc_numbers.contains(&gc_head.segment) {
+        return Err(Error::corruption(
+            dir.join(gc_segment_file_name(gc_head.segment)),
+            gc_head.offset,
+            "the GC head segment named by the manifest is missing",
+        ));
     }
 
     // Replay.
@@ -212,7 +276,16 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             .map_err(|e| Error::io(format!("reading {}", last.path.display()), e))?;
     }
 
-    let vlog = VLog::open(fs.clone(), dir, segments, head_offset, alloc)?;
+    let mut all_segments = segments;
+    all_segments.extend(gc_segments);
+    let vlog = VLog::open(
+        fs.clone(),
+        dir,
+        all_segments,
+        head_offset,
+        gc_head.offset,
+        alloc,
+    )?;
     if is_new {
         let head = vlog.head_position();
         state.replay_point = head;
@@ -241,6 +314,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             !live_tables.contains(&n)
         } else if let Some(n) = parse_numbered(name, ".vlog") {
             is_new || n < tail || state.segments_removed.contains(&n)
+        } else if let Some(n) = parse_numbered(name, ".gc.vlog") {
+            !gc_numbers.contains(&n)
         } else if let Some(n) = parse_manifest_file_name(name) {
             n != manifest_number
         } else {
@@ -254,11 +329,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             }
         }
     }
-    // The new segment of a new database must not have been removed above.
-    let _ = vlog
-        .segment(state.vlog_tail)
-        .ok_or_else(|| Error::corruption(dir, 0, "the vLog head segment vanished during open"))?;
-
+    let live_segments = vlog.live_set();
     let (flush_tx, flush_rx) = crossbeam_channel::unbounded();
     let (compact_tx, compact_rx) = crossbeam_channel::unbounded();
     let inner = DbInner {
@@ -270,6 +341,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             mem,
             imms,
             version: Arc::new(Version { levels }),
+            segments: live_segments,
         })),
         vs: Mutex::new(VersionSet { manifest, state }),
         next_file,

@@ -61,8 +61,10 @@ pub struct LevelStats {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct SegmentStats {
-    /// The segment's file number (`NNNNNN.vlog`).
+    /// The segment's file number (`NNNNNN.vlog`, or `NNNNNN.gc.vlog`).
     pub number: u64,
+    /// Whether GC wrote the segment (relocated records) rather than users.
+    pub gc: bool,
     /// Bytes of the segment on disk.
     pub bytes: u64,
     /// Bytes of records that no index entry needs any more (discard

@@ -67,6 +67,8 @@ const TAG_SEGMENT_REMOVED: u64 = 8;
 /// One element of `discard`: segment number varint, garbage bytes varint
 /// (added to what the segment already had).
 const TAG_DISCARD: u64 = 9;
+/// `gc_head`: segment varint, offset varint (at most once).
+const TAG_GC_HEAD: u64 = 10;
 
 /// An SSTable in the LSM-tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +117,10 @@ pub(crate) struct VersionEdit {
     /// Discard statistics: `(segment, bytes)` of vLog records that became
     /// garbage, added to each segment's count.
     pub discard: Vec<(u64, u64)>,
+    /// The end of what GC has written and the index references: the newest
+    /// GC segment and the length of it that counts. GC segments past it
+    /// (and bytes past the offset) were left by a crash mid-pass.
+    pub gc_head: Option<ReplayPoint>,
 }
 
 /// The result of applying every edit of a manifest in order.
@@ -132,6 +138,8 @@ pub(crate) struct ManifestState {
     pub segments_removed: BTreeSet<u64>,
     /// Garbage bytes per live vLog segment (discard statistics).
     pub discard: BTreeMap<u64, u64>,
+    /// See [`VersionEdit::gc_head`]; segment 0 while GC has written nothing.
+    pub gc_head: ReplayPoint,
 }
 
 impl ManifestState {
@@ -259,6 +267,12 @@ impl ManifestState {
         for s in &edit.segments_removed {
             self.discard.remove(s);
         }
+        if let Some(g) = edit.gc_head {
+            self.gc_head = g;
+        }
+        // Numbers below the tail are gone for good: no need to remember them.
+        let tail = self.vlog_tail;
+        self.segments_removed.retain(|&s| s >= tail);
         Ok(())
     }
 
@@ -275,6 +289,7 @@ impl ManifestState {
             tables_created: self.tables.clone(),
             segments_removed: self.segments_removed.iter().copied().collect(),
             discard: self.discard.iter().map(|(&s, &b)| (s, b)).collect(),
+            gc_head: Some(self.gc_head),
         }
     }
 }
@@ -333,6 +348,11 @@ impl VersionEdit {
             put_varint(&mut b, TAG_DISCARD);
             put_varint(&mut b, seg);
             put_varint(&mut b, bytes);
+        }
+        if let Some(g) = self.gc_head {
+            put_varint(&mut b, TAG_GC_HEAD);
+            put_varint(&mut b, g.segment);
+            put_varint(&mut b, g.offset);
         }
         b
     }
@@ -410,6 +430,16 @@ impl VersionEdit {
                 TAG_SEGMENT_REMOVED => {
                     let s = r.varint().ok_or_else(truncated)?;
                     e.segments_removed.push(s);
+                }
+                TAG_GC_HEAD => {
+                    let segment = r.varint().ok_or_else(truncated)?;
+                    let offset = r.varint().ok_or_else(truncated)?;
+                    set_once(
+                        &mut e.gc_head,
+                        ReplayPoint { segment, offset },
+                        "gc_head",
+                        at,
+                    )?;
                 }
                 TAG_DISCARD => {
                     let seg = r.varint().ok_or_else(truncated)?;
@@ -903,6 +933,7 @@ mod tests {
             proptest::collection::vec(def, 0..3),
             proptest::collection::vec(any::<u64>(), 0..4),
             proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
+            proptest::option::of((any::<u64>(), any::<u64>())),
         )
             .prop_map(
                 |(
@@ -915,6 +946,7 @@ mod tests {
                     tables_created,
                     segs,
                     discard,
+                    gc_head,
                 )| {
                     VersionEdit {
                         added,
@@ -926,6 +958,7 @@ mod tests {
                         tables_created,
                         segments_removed: segs,
                         discard,
+                        gc_head: gc_head.map(|(segment, offset)| ReplayPoint { segment, offset }),
                     }
                 },
             )
@@ -982,6 +1015,10 @@ mod tests {
             }],
             segments_removed: vec![0, 1, u64::MAX],
             discard: vec![(3, 4096), (u64::MAX, u64::MAX)],
+            gc_head: Some(ReplayPoint {
+                segment: 5,
+                offset: 77,
+            }),
         };
         assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
     }

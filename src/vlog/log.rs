@@ -9,21 +9,82 @@ use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The file name of vLog segment `number`.
+/// The file name of user segment `number` (written by puts and deletes).
 pub(crate) fn segment_file_name(number: u64) -> String {
     format!("{number:06}.vlog")
 }
 
-/// One segment file of the vLog.
-#[derive(Debug)]
+/// The file name of GC segment `number` (written by garbage collection).
+pub(crate) fn gc_segment_file_name(number: u64) -> String {
+    format!("{number:06}.gc.vlog")
+}
+
+/// Which head wrote a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub(crate) enum SegmentKind {
+    /// Records of user writes, in arrival order; also the write-ahead log.
+    User,
+    /// Records relocated by GC, each pass's survivors in key order.
+    Gc,
+}
+
+/// One segment file of the vLog. It deletes its file when dropped after
+/// being marked obsolete, so that a reader still holding it (an iterator, a
+/// snapshot's read) finishes first.
 pub(crate) struct Segment {
     pub(crate) number: u64,
+    pub(crate) kind: SegmentKind,
     pub(crate) path: PathBuf,
     pub(crate) file: Arc<dyn FileHandle>,
+    obsolete: AtomicBool,
+    fs: Arc<dyn Fs>,
 }
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("number", &self.number)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl Segment {
+    pub(crate) fn new(
+        fs: Arc<dyn Fs>,
+        number: u64,
+        kind: SegmentKind,
+        path: PathBuf,
+        file: Arc<dyn FileHandle>,
+    ) -> Segment {
+        Segment {
+            number,
+            kind,
+            path,
+            file,
+            obsolete: AtomicBool::new(false),
+            fs,
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            log::debug!("removing {}", self.path.display());
+            if let Err(e) = self.fs.remove(&self.path) {
+                log::warn!("removing obsolete {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// Live segments by number. Readers hold an `Arc` of the set they started
+/// with, so a segment GC removes stays readable until they are done.
+pub(crate) type SegmentSet = BTreeMap<u64, Arc<Segment>>;
 
 /// Where the next record goes.
 #[derive(Debug)]
@@ -32,42 +93,64 @@ struct Head {
     offset: u64,
 }
 
-/// The value log.
+/// A segment GC removed, kept readable while a snapshot older than the pass
+/// may still read versions the pass did not carry over.
+#[derive(Debug)]
+struct Zombie {
+    pass_seq: u64,
+    segment: Arc<Segment>,
+}
+
+/// The value log: the user head, the GC head, and the live segments.
 #[derive(Debug)]
 pub(crate) struct VLog {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
-    /// Every live segment, for readers.
-    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
-    /// The head. Appends are serialized by the caller (the group-commit
-    /// leader); the lock only orders them with `sync` and rolls.
+    /// Every live segment (copy on write).
+    segments: RwLock<Arc<SegmentSet>>,
+    zombies: Mutex<Vec<Zombie>>,
+    /// The head of user writes. Appends are serialized by the caller (the
+    /// group-commit leader); the lock only orders them with `sync` and rolls.
     head: Mutex<Head>,
-    /// Bytes appended since open (records), for stats.
+    /// The head GC writes to; created by the first pass that needs it.
+    gc_head: Mutex<Option<Head>>,
+    /// Record bytes appended by user writes since open.
     bytes_written: AtomicU64,
+    /// Record bytes appended by GC since open.
+    gc_bytes_written: AtomicU64,
 }
 
 impl VLog {
-    /// Opens the log over existing segments (ascending numbers), appending at
-    /// `head_offset` of the last one; creates segment `new_number` when there
-    /// is none.
+    /// Opens the log over existing segments, appending user writes at
+    /// `head_offset` of the newest user segment (created as `new_number()`
+    /// when there is none) and GC output at `gc_head_offset` of the newest
+    /// GC segment, if any.
     pub(crate) fn open(
         fs: Arc<dyn Fs>,
         dir: &Path,
         existing: Vec<Arc<Segment>>,
         head_offset: u64,
+        gc_head_offset: u64,
         new_number: impl FnOnce() -> u64,
     ) -> Result<VLog> {
-        let mut segments = BTreeMap::new();
+        let mut segments = SegmentSet::new();
         for s in existing {
             segments.insert(s.number, s);
         }
-        let head = match segments.values().next_back() {
+        let last_of = |segments: &SegmentSet, kind: SegmentKind| {
+            segments
+                .values()
+                .filter(|s| s.kind == kind)
+                .next_back()
+                .cloned()
+        };
+        let head = match last_of(&segments, SegmentKind::User) {
             Some(s) => Head {
-                segment: s.clone(),
+                segment: s,
                 offset: head_offset,
             },
             None => {
-                let s = create_segment(&*fs, dir, new_number())?;
+                let s = create_segment(&fs, dir, new_number(), SegmentKind::User)?;
                 segments.insert(s.number, s.clone());
                 Head {
                     segment: s,
@@ -75,16 +158,28 @@ impl VLog {
                 }
             }
         };
+        let gc_head = last_of(&segments, SegmentKind::Gc).map(|s| Head {
+            segment: s,
+            offset: gc_head_offset,
+        });
         Ok(VLog {
             fs,
             dir: dir.to_path_buf(),
-            segments: RwLock::new(segments),
+            segments: RwLock::new(Arc::new(segments)),
+            zombies: Mutex::new(Vec::new()),
             head: Mutex::new(head),
+            gc_head: Mutex::new(gc_head),
             bytes_written: AtomicU64::new(0),
+            gc_bytes_written: AtomicU64::new(0),
         })
     }
 
-    /// The position the next record will be written at.
+    /// The live segments now.
+    pub(crate) fn live_set(&self) -> Arc<SegmentSet> {
+        self.segments.read().clone()
+    }
+
+    /// The position the next user record will be written at.
     pub(crate) fn head_position(&self) -> ReplayPoint {
         let h = self.head.lock();
         ReplayPoint {
@@ -93,62 +188,131 @@ impl VLog {
         }
     }
 
-    /// Seals the head segment (synced, so that no later sync can make a hole
-    /// before it) and starts segment `number`, whose directory entry is made
-    /// durable before anything is written to it.
+    /// The position the next GC record will be written at, if GC has a head.
+    pub(crate) fn gc_head_position(&self) -> Option<ReplayPoint> {
+        self.gc_head.lock().as_ref().map(|h| ReplayPoint {
+            segment: h.segment.number,
+            offset: h.offset,
+        })
+    }
+
+    /// Seals the user head segment (synced, so that no later sync can make a
+    /// hole before it) and starts segment `number`, whose directory entry is
+    /// durable before anything is written to it. The caller publishes the
+    /// new live set to readers before any pointer into it.
     pub(crate) fn roll(&self, number: u64) -> Result<()> {
         let mut h = self.head.lock();
-        let old = h.segment.clone();
-        old.file
-            .sync_data()
-            .map_err(|e| Error::io(format!("syncing {}", old.path.display()), e))?;
-        let s = create_segment(&*self.fs, &self.dir, number)?;
-        self.segments.write().insert(number, s.clone());
+        Self::seal(&h.segment)?;
+        let s = create_segment(&self.fs, &self.dir, number, SegmentKind::User)?;
+        self.insert_live(s.clone());
         h.segment = s;
         h.offset = 0;
         Ok(())
     }
 
-    /// Writes `buf` (whole records) at the head in one write; returns the
-    /// segment and offset it went to. `sync` adds an `fdatasync`.
+    /// Starts GC segment `number` (sealing the previous GC head, if any).
+    pub(crate) fn gc_roll(&self, number: u64) -> Result<()> {
+        let mut h = self.gc_head.lock();
+        if let Some(old) = h.as_ref() {
+            Self::seal(&old.segment)?;
+        }
+        let s = create_segment(&self.fs, &self.dir, number, SegmentKind::Gc)?;
+        self.insert_live(s.clone());
+        *h = Some(Head {
+            segment: s,
+            offset: 0,
+        });
+        Ok(())
+    }
+
+    fn seal(seg: &Segment) -> Result<()> {
+        seg.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("syncing {}", seg.path.display()), e))
+    }
+
+    fn insert_live(&self, s: Arc<Segment>) {
+        let mut w = self.segments.write();
+        let mut set = (**w).clone();
+        set.insert(s.number, s);
+        *w = Arc::new(set);
+    }
+
+    /// Writes `buf` (whole records) at the user head in one write; returns
+    /// the segment and offset it went to. `sync` adds an `fdatasync`.
     pub(crate) fn append(&self, buf: &[u8], sync: bool) -> Result<(u64, u64)> {
         let mut h = self.head.lock();
+        let r = Self::write_at_head(&mut h, buf, sync)?;
+        drop(h);
+        self.bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(r)
+    }
+
+    /// Writes `buf` (whole records) at the GC head; there must be one.
+    pub(crate) fn gc_append(&self, buf: &[u8]) -> Result<(u64, u64)> {
+        let mut g = self.gc_head.lock();
+        let h = g
+            .as_mut()
+            .ok_or_else(|| Error::InvalidArgument("GC has no head segment".into()))?;
+        let r = Self::write_at_head(h, buf, false)?;
+        drop(g);
+        self.gc_bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(r)
+    }
+
+    fn write_at_head(h: &mut Head, buf: &[u8], sync: bool) -> Result<(u64, u64)> {
         let offset = h.offset;
         let seg = h.segment.clone();
         seg.file
             .write_all_at(buf, offset)
             .map_err(|e| Error::io(format!("appending to {}", seg.path.display()), e))?;
         h.offset += buf.len() as u64;
-        drop(h);
-        self.bytes_written
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         if sync {
-            seg.file
-                .sync_data()
-                .map_err(|e| Error::io(format!("syncing {}", seg.path.display()), e))?;
+            Self::seal(&seg)?;
         }
         Ok((seg.number, offset))
     }
 
-    /// Makes every appended record durable (older segments were synced when
+    /// Makes every appended record durable (sealed segments were synced when
     /// they were sealed).
     pub(crate) fn sync(&self) -> Result<()> {
         let seg = self.head.lock().segment.clone();
-        seg.file
-            .sync_data()
-            .map_err(|e| Error::io(format!("syncing {}", seg.path.display()), e))
+        Self::seal(&seg)?;
+        self.sync_gc()
     }
 
-    /// Reads the record at `ptr`, checks its checksum, and that it is a put
-    /// of `key` in `table`; returns its value.
-    pub(crate) fn read(&self, ptr: &ValuePointer, table: u32, key: &[u8]) -> Result<Value> {
-        let seg = self.segment(ptr.segment).ok_or_else(|| {
-            Error::corruption(
-                self.dir.join(segment_file_name(ptr.segment)),
-                ptr.offset,
-                "value pointer names a segment that does not exist",
-            )
-        })?;
+    /// Makes every GC record durable.
+    pub(crate) fn sync_gc(&self) -> Result<()> {
+        let seg = self.gc_head.lock().as_ref().map(|h| h.segment.clone());
+        match seg {
+            Some(s) => Self::seal(&s),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the record at `ptr` through `set` (the reader's view of the live
+    /// segments, falling back to segments GC keeps for old snapshots),
+    /// checks its checksum, and that it is a put of `key` in `table`;
+    /// returns its value.
+    pub(crate) fn read(
+        &self,
+        set: &SegmentSet,
+        ptr: &ValuePointer,
+        table: u32,
+        key: &[u8],
+    ) -> Result<Value> {
+        let seg = match set.get(&ptr.segment) {
+            Some(s) => s.clone(),
+            None => self.zombie(ptr.segment).ok_or_else(|| {
+                Error::corruption(
+                    self.dir.join(segment_file_name(ptr.segment)),
+                    ptr.offset,
+                    "value pointer names a segment that does not exist",
+                )
+            })?,
+        };
         let mut buf = vec![0u8; ptr.len as usize];
         seg.file.read_exact_at(&mut buf, ptr.offset).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -182,33 +346,82 @@ impl VLog {
         Ok(Value::from_parts(buf, start, end))
     }
 
-    /// The segment numbered `n`, if live.
-    pub(crate) fn segment(&self, n: u64) -> Option<Arc<Segment>> {
-        self.segments.read().get(&n).cloned()
+    fn zombie(&self, n: u64) -> Option<Arc<Segment>> {
+        self.zombies
+            .lock()
+            .iter()
+            .find(|z| z.segment.number == n)
+            .map(|z| z.segment.clone())
     }
 
-    /// Live segments with their sizes on disk, oldest first.
-    pub(crate) fn segment_sizes(&self) -> Vec<(u64, u64)> {
-        let segs: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
-        segs.iter()
-            .map(|s| (s.number, s.file.len().unwrap_or(0)))
+    /// Takes GC'd segments out of the live set. Call once the manifest edit
+    /// that removes them is durable: they are marked for deletion, kept for
+    /// snapshots older than `pass_seq`, and deleted once nothing reads them.
+    pub(crate) fn retire(&self, numbers: &[u64], pass_seq: u64) {
+        let mut w = self.segments.write();
+        let mut set = (**w).clone();
+        let mut z = self.zombies.lock();
+        for n in numbers {
+            if let Some(s) = set.remove(n) {
+                s.obsolete.store(true, Ordering::Release);
+                z.push(Zombie {
+                    pass_seq,
+                    segment: s,
+                });
+            }
+        }
+        *w = Arc::new(set);
+    }
+
+    /// Lets go of retired segments that no snapshot can need any more:
+    /// `oldest_snapshot` is the sequence number of the oldest live snapshot.
+    pub(crate) fn release_zombies(&self, oldest_snapshot: Option<u64>) {
+        self.zombies
+            .lock()
+            .retain(|z| oldest_snapshot.is_some_and(|s| s < z.pass_seq));
+    }
+
+    /// Retired segments still kept for old snapshots.
+    pub(crate) fn zombie_count(&self) -> usize {
+        self.zombies.lock().len()
+    }
+
+    /// Live segments with their kinds and sizes on disk, oldest first.
+    pub(crate) fn segment_sizes(&self) -> Vec<(u64, SegmentKind, u64)> {
+        self.live_set()
+            .values()
+            .map(|s| (s.number, s.kind, s.file.len().unwrap_or(0)))
             .collect()
     }
 
-    /// Record bytes appended since open.
+    /// Record bytes appended by user writes since open.
     pub(crate) fn bytes_written(&self) -> u64 {
         self.bytes_written.load(Ordering::Relaxed)
     }
+
+    /// Record bytes appended by GC since open.
+    pub(crate) fn gc_bytes_written(&self) -> u64 {
+        self.gc_bytes_written.load(Ordering::Relaxed)
+    }
 }
 
-fn create_segment(fs: &dyn Fs, dir: &Path, number: u64) -> Result<Arc<Segment>> {
-    let path = dir.join(segment_file_name(number));
+fn create_segment(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    number: u64,
+    kind: SegmentKind,
+) -> Result<Arc<Segment>> {
+    let name = match kind {
+        SegmentKind::User => segment_file_name(number),
+        SegmentKind::Gc => gc_segment_file_name(number),
+    };
+    let path = dir.join(name);
     let file = fs
         .create(&path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     fs.sync_dir(dir)
         .map_err(|e| Error::io(format!("syncing directory {}", dir.display()), e))?;
-    Ok(Arc::new(Segment { number, path, file }))
+    Ok(Arc::new(Segment::new(fs.clone(), number, kind, path, file)))
 }
 
 /// One whole batch found by replay: its records, in order.

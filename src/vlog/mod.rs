@@ -4,5 +4,7 @@
 mod log;
 pub(crate) mod record;
 
-pub(crate) use log::{replay_segment, segment_file_name, Segment, VLog};
+pub(crate) use log::{
+    gc_segment_file_name, replay_segment, segment_file_name, Segment, SegmentKind, SegmentSet, VLog,
+};
 pub(crate) use record::ValuePointer;
