@@ -40,7 +40,40 @@ pub(crate) fn start(inner: &Arc<DbInner>) -> Result<()> {
             .map_err(|e| Error::io("starting a background thread", e))?;
         inner.bg_threads.lock().push(handle);
     }
+    if inner.opts.background_gc {
+        let weak = Arc::downgrade(inner);
+        let rx = inner.gc_rx.clone();
+        let every = inner.opts.gc_interval;
+        let handle = std::thread::Builder::new()
+            .name("wisckey-gc".into())
+            .spawn(move || gc_worker(weak, rx, every))
+            .map_err(|e| Error::io("starting the GC thread", e))?;
+        inner.bg_threads.lock().push(handle);
+    }
     Ok(())
+}
+
+/// Automatic GC: wakes every `every` (or when nudged) and collects while the
+/// vLog's space amplification is over its target. A failed pass is logged
+/// and retried later; a failed sync inside it has poisoned the database.
+fn gc_worker(weak: Weak<DbInner>, rx: Receiver<BgMsg>, every: std::time::Duration) {
+    loop {
+        match rx.recv_timeout(every) {
+            Ok(BgMsg::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            Ok(BgMsg::Work) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if inner.poisoned.load(Ordering::Acquire) {
+            continue;
+        }
+        if let Err(e) = inner.auto_gc() {
+            log::warn!("{}: automatic GC: {e}", inner.dir.display());
+        }
+        inner.release_zombies();
+    }
 }
 
 fn worker(weak: Weak<DbInner>, rx: Receiver<BgMsg>, role: Role) {
@@ -95,6 +128,7 @@ fn compact_until_settled(inner: &DbInner, pointers: &mut [Vec<u8>]) -> Result<()
         if let Some(plan) = plan {
             run_compaction(inner, &plan)?;
             inner.bg_cv.notify_all();
+            let _ = inner.gc_tx.send(BgMsg::Work);
         }
         if manual {
             inner.bg_status.lock().compactions_done = requested;
@@ -159,7 +193,7 @@ fn finish_table(
 /// Writes the entries `next` yields into new SSTables of `level`, cutting
 /// at `cut_at` bytes (only between user keys, so that a level never splits a
 /// key's versions across files). The files and the directory are synced.
-fn write_tables(
+pub(crate) fn write_tables(
     inner: &DbInner,
     level: u32,
     cut_at: u64,

@@ -4,6 +4,7 @@
 
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
+use crate::gc::{GcOptions, GcReport};
 use crate::io::{FileLock, Fs};
 use crate::iter::{Iter, KeyRange};
 use crate::lsm::ikey::{self, Kind};
@@ -87,6 +88,9 @@ pub(crate) struct DbInner {
     pub(crate) flush_rx: Receiver<BgMsg>,
     pub(crate) compact_tx: Sender<BgMsg>,
     pub(crate) compact_rx: Receiver<BgMsg>,
+    pub(crate) gc_tx: Sender<BgMsg>,
+    pub(crate) gc_rx: Receiver<BgMsg>,
+    pub(crate) gc_lock: Mutex<()>,
     pub(crate) bg_threads: Mutex<Vec<JoinHandle<()>>>,
     pub(crate) bg_status: Mutex<BgStatus>,
     pub(crate) bg_cv: Condvar,
@@ -406,6 +410,33 @@ impl Db {
         let _ = self.inner.compact_tx.send(BgMsg::Work);
         self.inner
             .wait_for(|inner| inner.bg_status.lock().compactions_done >= id)
+    }
+
+    /// Runs one GC pass and waits: picks sealed vLog segments (by
+    /// `opts`' policy, or all of them), moves the values the index still
+    /// points at to the GC head in key order, and retires the segments.
+    ///
+    /// ```
+    /// use wisckey::{Db, GcOptions, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default().segment_size(64 << 10))?;
+    /// for round in 0..3 {
+    ///     for i in 0..50u32 {
+    ///         db.put(i.to_be_bytes(), vec![round as u8; 4096])?;
+    ///     }
+    /// }
+    /// db.compact()?; // compaction finds the overwritten values: garbage
+    /// let report = db.gc(GcOptions::default().max_segments(8))?;
+    /// assert!(report.bytes_freed > 0);
+    /// assert_eq!(&db.get(7u32.to_be_bytes())?.unwrap()[..], &[2u8; 4096][..]);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Error::Poisoned` (a failed sync on the way poisons the database),
+    /// `Error::Corruption` for a damaged segment, `Error::Io`.
+    pub fn gc(&self, opts: GcOptions) -> Result<GcReport> {
+        self.inner.gc(&opts)
     }
 
     /// Counters and sizes: bytes written by component, amplification, levels,
@@ -856,6 +887,7 @@ impl DbInner {
         let sv = self.sv.read().clone();
         let user = Counters::get(&c.user_bytes_written);
         let vlog_w = self.vlog.bytes_written();
+        let gc_w = self.vlog.gc_bytes_written();
         let flush_w = Counters::get(&c.flush_bytes_written);
         let comp_w = Counters::get(&c.compaction_bytes_written);
         let man_w = Counters::get(&c.manifest_bytes_written);
@@ -896,7 +928,19 @@ impl DbInner {
             compaction_bytes_read: Counters::get(&c.compaction_bytes_read),
             compactions: Counters::get(&c.compactions),
             manifest_bytes_written: man_w,
-            write_amplification: ratio(vlog_w + flush_w + comp_w + man_w),
+            write_amplification: ratio(vlog_w + gc_w + flush_w + comp_w + man_w),
+            gc_passes: Counters::get(&c.gc_passes),
+            gc_bytes_read: Counters::get(&c.gc_bytes_read),
+            gc_bytes_written: gc_w,
+            gc_bytes_freed: Counters::get(&c.gc_bytes_freed),
+            gc_records_moved: Counters::get(&c.gc_records_moved),
+            gc_write_amplification: if vlog_w == 0 {
+                0.0
+            } else {
+                (vlog_w + gc_w) as f64 / vlog_w as f64
+            },
+            vlog_space_amplification: self.vlog_space_amplification(),
+            retired_segments_kept: self.vlog.zombie_count() as u64,
             lsm_write_amplification: ratio(flush_w + comp_w),
             vlog_segments: segments.len() as u64,
             vlog_bytes: segments.iter().map(|s| s.bytes).sum(),
@@ -941,6 +985,7 @@ impl DbInner {
         }
         let _ = self.flush_tx.send(BgMsg::Stop);
         let _ = self.compact_tx.send(BgMsg::Stop);
+        let _ = self.gc_tx.send(BgMsg::Stop);
         let handles = std::mem::take(&mut *self.bg_threads.lock());
         for h in handles {
             if h.thread().id() != std::thread::current().id() {

@@ -142,6 +142,7 @@ fn snapshots_keep_their_versions_across_compactions() {
 fn discard_statistics_count_overwritten_values_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Options::default()
+        .background_gc(false)
         .memtable_size(64 << 10)
         .segment_size(1 << 20)
         .l0_compaction_trigger(2)

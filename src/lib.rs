@@ -31,6 +31,7 @@ mod db;
 #[cfg(test)]
 mod db_tests;
 mod error;
+mod gc;
 pub mod io;
 mod iter;
 mod lsm;
@@ -45,6 +46,7 @@ mod write_queue;
 pub use batch::WriteBatch;
 pub use db::{Db, Table};
 pub use error::{Error, Result};
+pub use gc::{GcOptions, GcPolicy, GcReport};
 pub use iter::{Iter, KeyRange};
 pub use options::{Compression, IoBackend, Options, TableKind, TableOptions, WriteOptions};
 pub use snapshot::Snapshot;

@@ -1,5 +1,6 @@
 //! Options: builders for opening a database, creating tables and writing.
 
+use crate::gc::GcPolicy;
 use crate::io::Fs;
 use std::fmt;
 use std::sync::Arc;
@@ -55,6 +56,12 @@ pub struct Options {
     pub(crate) max_key_size: usize,
     pub(crate) max_value_size: usize,
     pub(crate) fs: Option<Arc<dyn Fs>>,
+    pub(crate) gc_policy: GcPolicy,
+    pub(crate) background_gc: bool,
+    pub(crate) gc_space_amp_target: f64,
+    pub(crate) gc_min_garbage_ratio: f64,
+    pub(crate) gc_rate_limit: u64,
+    pub(crate) gc_interval: std::time::Duration,
 }
 
 impl Default for Options {
@@ -78,6 +85,12 @@ impl Default for Options {
             max_key_size: 64 << 10,
             max_value_size: 256 << 20,
             fs: None,
+            gc_policy: GcPolicy::CostBenefit,
+            background_gc: true,
+            gc_space_amp_target: 1.5,
+            gc_min_garbage_ratio: 0.2,
+            gc_rate_limit: 0,
+            gc_interval: std::time::Duration::from_millis(250),
         }
     }
 }
@@ -103,6 +116,12 @@ impl fmt::Debug for Options {
             .field("max_key_size", &self.max_key_size)
             .field("max_value_size", &self.max_value_size)
             .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
+            .field("gc_policy", &self.gc_policy)
+            .field("background_gc", &self.background_gc)
+            .field("gc_space_amp_target", &self.gc_space_amp_target)
+            .field("gc_min_garbage_ratio", &self.gc_min_garbage_ratio)
+            .field("gc_rate_limit", &self.gc_rate_limit)
+            .field("gc_interval", &self.gc_interval)
             .finish()
     }
 }
@@ -218,6 +237,47 @@ impl Options {
         self.max_value_size = bytes.min(u32::MAX as usize - (64 << 10));
         self
     }
+    /// The policy automatic GC (and [`crate::Db::gc`] by default) uses to
+    /// pick segments. Default [`GcPolicy::CostBenefit`].
+    #[must_use]
+    pub fn gc_policy(mut self, p: GcPolicy) -> Self {
+        self.gc_policy = p;
+        self
+    }
+    /// Whether a background thread collects the vLog whenever its space
+    /// amplification passes the target. Default true.
+    #[must_use]
+    pub fn background_gc(mut self, on: bool) -> Self {
+        self.background_gc = on;
+        self
+    }
+    /// The vLog space amplification (bytes on disk over live bytes, by the
+    /// discard statistics) automatic GC keeps under. Default 1.5.
+    #[must_use]
+    pub fn gc_space_amp_target(mut self, ratio: f64) -> Self {
+        self.gc_space_amp_target = ratio.max(1.0);
+        self
+    }
+    /// Segments with a smaller fraction of garbage are not worth collecting
+    /// (except by [`GcPolicy::Tail`]). Default 0.2.
+    #[must_use]
+    pub fn gc_min_garbage_ratio(mut self, r: f64) -> Self {
+        self.gc_min_garbage_ratio = r.clamp(0.0, 1.0);
+        self
+    }
+    /// The most bytes per second GC writes (0: no limit). Default 0.
+    #[must_use]
+    pub fn gc_rate_limit(mut self, bytes_per_sec: u64) -> Self {
+        self.gc_rate_limit = bytes_per_sec;
+        self
+    }
+    /// How often automatic GC checks the space amplification (it is also
+    /// woken after compactions). Default 250 ms.
+    #[must_use]
+    pub fn gc_interval(mut self, every: std::time::Duration) -> Self {
+        self.gc_interval = every.max(std::time::Duration::from_millis(1));
+        self
+    }
     /// Replaces the file-system backend (for tests that inject faults).
     #[must_use]
     pub fn fs(mut self, fs: Arc<dyn Fs>) -> Self {
@@ -305,6 +365,12 @@ mod tests {
         assert_eq!(o.io_backend, IoBackend::Auto);
         assert_eq!(o.max_key_size, 64 << 10);
         assert_eq!(o.max_value_size, 256 << 20);
+        assert_eq!(o.gc_policy, GcPolicy::CostBenefit);
+        assert!(o.background_gc);
+        assert_eq!(o.gc_space_amp_target, 1.5);
+        assert_eq!(o.gc_min_garbage_ratio, 0.2);
+        assert_eq!(o.gc_rate_limit, 0);
+        assert_eq!(o.gc_interval, std::time::Duration::from_millis(250));
         assert!(!WriteOptions::default().sync);
         assert_eq!(TableOptions::default().kind, TableKind::Ordered);
     }

@@ -332,6 +332,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     let live_segments = vlog.live_set();
     let (flush_tx, flush_rx) = crossbeam_channel::unbounded();
     let (compact_tx, compact_rx) = crossbeam_channel::unbounded();
+    let (gc_tx, gc_rx) = crossbeam_channel::unbounded();
     let inner = DbInner {
         dir: dir.to_path_buf(),
         fs,
@@ -356,6 +357,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         flush_rx,
         compact_tx,
         compact_rx,
+        gc_tx,
+        gc_rx,
+        gc_lock: Mutex::new(()),
         bg_threads: Mutex::new(Vec::new()),
         bg_status: Mutex::new(BgStatus::default()),
         bg_cv: Condvar::new(),

@@ -106,5 +106,7 @@ impl Drop for Snapshot {
                 snaps.remove(&self.seq);
             }
         }
+        drop(snaps);
+        self.db.inner.release_zombies();
     }
 }

@@ -25,6 +25,11 @@ pub(crate) struct Counters {
     pub(crate) bloom_skips: AtomicU64,
     pub(crate) bloom_false_positives: AtomicU64,
     pub(crate) table_reads: AtomicU64,
+    pub(crate) gc_passes: AtomicU64,
+    pub(crate) gc_bytes_read: AtomicU64,
+    pub(crate) gc_bytes_moved: AtomicU64,
+    pub(crate) gc_bytes_freed: AtomicU64,
+    pub(crate) gc_records_moved: AtomicU64,
     pub(crate) level_read: [AtomicU64; crate::lsm::compaction::NUM_LEVELS],
     pub(crate) level_written: [AtomicU64; crate::lsm::compaction::NUM_LEVELS],
 }
@@ -106,7 +111,8 @@ pub struct Stats {
     pub compactions: u64,
     /// Bytes appended to the manifest.
     pub manifest_bytes_written: u64,
-    /// Everything the engine wrote over the user bytes (0 before any write).
+    /// Everything the engine wrote (vLog by users and GC, SSTables,
+    /// manifest) over the user bytes (0 before any write).
     pub write_amplification: f64,
     /// SSTable bytes written (flush and compaction) over the user bytes.
     pub lsm_write_amplification: f64,
@@ -147,4 +153,20 @@ pub struct Stats {
     pub segments: Vec<SegmentStats>,
     /// Garbage bytes over all segments (sum of `segments[..].garbage_bytes`).
     pub vlog_garbage_bytes: u64,
+    /// vLog bytes on disk over the live bytes (by the discard statistics).
+    pub vlog_space_amplification: f64,
+    /// GC passes run since open.
+    pub gc_passes: u64,
+    /// Bytes GC read from its victims.
+    pub gc_bytes_read: u64,
+    /// Bytes GC re-appended (live records moved).
+    pub gc_bytes_written: u64,
+    /// Bytes of segments GC retired.
+    pub gc_bytes_freed: u64,
+    /// Records GC moved.
+    pub gc_records_moved: u64,
+    /// vLog bytes written by users and GC over those written by users.
+    pub gc_write_amplification: f64,
+    /// Segments GC retired that are kept for snapshots older than the pass.
+    pub retired_segments_kept: u64,
 }

@@ -258,7 +258,7 @@ impl ManifestState {
         self.segments_removed
             .extend(edit.segments_removed.iter().copied());
         for &(seg, bytes) in &edit.discard {
-            if self.segments_removed.contains(&seg) {
+            if self.segments_removed.contains(&seg) || seg < self.vlog_tail {
                 continue;
             }
             let g = self.discard.entry(seg).or_insert(0);
@@ -273,6 +273,7 @@ impl ManifestState {
         // Numbers below the tail are gone for good: no need to remember them.
         let tail = self.vlog_tail;
         self.segments_removed.retain(|&s| s >= tail);
+        self.discard.retain(|&s, _| s >= tail);
         Ok(())
     }
 

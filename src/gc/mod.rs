@@ -1,0 +1,447 @@
+//! Garbage collection of the vLog: pick sealed segments by a policy, keep the
+//! records the index still points at, re-append them at GC's own head in key
+//! order, repoint the index, and retire the old segments.
+//!
+//! A pass, in order (ARCHITECTURE.md "GC", invariants 3–6):
+//! 1. Scan each victim and ask the index whether each record is the live
+//!    version of its key: the newest visible entry has the record's sequence
+//!    number and points at the record's place.
+//! 2. Sort the survivors by table and key, and append them to GC segments
+//!    (`NNNNNN.gc.vlog`) with their original sequence numbers; sync them.
+//! 3. Under the manifest lock, check each survivor again (a write since step
+//!    1 wins), write the new pointers as a level-0 SSTable, and record in one
+//!    manifest edit: the table, the victims removed, the new GC head.
+//!    Relocated entries keep their sequence numbers, so a newer write always
+//!    shadows them, and where the same key and sequence number stand twice
+//!    the newer source (this table) wins.
+//! 4. Retire the victims: out of the live set, deleted once no reader holds
+//!    them and no snapshot older than the pass is alive.
+
+mod policy;
+
+pub use policy::GcPolicy;
+
+use crate::background::write_tables;
+use crate::db::DbInner;
+use crate::error::{Error, Result};
+use crate::lsm::ikey::{self, Kind};
+use crate::lsm::manifest::VersionEdit;
+use crate::lsm::version::Version;
+use crate::stats::Counters;
+use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How one GC pass ([`crate::Db::gc`]) runs.
+///
+/// ```
+/// use wisckey::{GcOptions, GcPolicy};
+/// let opts = GcOptions::default().policy(GcPolicy::Greedy).max_segments(4);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    pub(crate) policy: Option<GcPolicy>,
+    pub(crate) max_segments: Option<usize>,
+    pub(crate) all_sealed: bool,
+    pub(crate) min_garbage_ratio: Option<f64>,
+}
+
+impl GcOptions {
+    /// The policy that picks victims. Default: the database's
+    /// ([`crate::Options::gc_policy`]).
+    #[must_use]
+    pub fn policy(mut self, p: GcPolicy) -> Self {
+        self.policy = Some(p);
+        self
+    }
+    /// The most segments one pass takes. Default 1.
+    #[must_use]
+    pub fn max_segments(mut self, n: usize) -> Self {
+        self.max_segments = Some(n.max(1));
+        self
+    }
+    /// Takes every sealed segment, whatever its garbage: rewrites the whole
+    /// log in key order (for scans). Default false.
+    #[must_use]
+    pub fn all_sealed(mut self, all: bool) -> Self {
+        self.all_sealed = all;
+        self
+    }
+    /// Segments with less garbage than this fraction are not worth a pass
+    /// (ignored by [`GcPolicy::Tail`] and `all_sealed`). Default: the
+    /// database's ([`crate::Options::gc_min_garbage_ratio`]).
+    #[must_use]
+    pub fn min_garbage_ratio(mut self, r: f64) -> Self {
+        self.min_garbage_ratio = Some(r.clamp(0.0, 1.0));
+        self
+    }
+}
+
+/// What a GC pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct GcReport {
+    /// The segments collected (file numbers).
+    pub victims: Vec<u64>,
+    /// Segments read.
+    pub segments_read: u64,
+    /// Bytes read from them.
+    pub bytes_read: u64,
+    /// Records found in them.
+    pub records_read: u64,
+    /// Live records re-appended at the GC head.
+    pub records_moved: u64,
+    /// Bytes of those records.
+    pub bytes_moved: u64,
+    /// Records moved but then superseded by a write during the pass.
+    pub records_superseded: u64,
+    /// Bytes of the retired segments (freed once no old snapshot needs them).
+    pub bytes_freed: u64,
+    /// Wall time of the pass, in seconds.
+    pub seconds: f64,
+}
+
+/// A live record found in a victim.
+struct Survivor {
+    table: u32,
+    key: Vec<u8>,
+    seq: u64,
+    old: ValuePointer,
+    new: Option<ValuePointer>,
+}
+
+impl DbInner {
+    /// The newest entry of `(table, key)` visible now: its internal key and
+    /// value, from memtables or tables.
+    pub(crate) fn newest_entry(
+        &self,
+        table: u32,
+        key: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let sv = self.sv.read().clone();
+        let mut up = Vec::with_capacity(4 + key.len());
+        up.extend_from_slice(&table.to_be_bytes());
+        up.extend_from_slice(key);
+        let target = ikey::seek_key(&up, self.read_seq());
+        if let Some(e) = sv.mem.get(&target) {
+            return Ok(Some(e));
+        }
+        for m in &sv.imms {
+            if let Some(e) = m.get(&target) {
+                return Ok(Some(e));
+            }
+        }
+        Ok(sv.version.get(&target)?.entry)
+    }
+
+    /// Whether the index still points at `ptr` for this key and sequence.
+    fn is_live(&self, table: u32, key: &[u8], seq: u64, ptr: &ValuePointer) -> Result<bool> {
+        Ok(match self.newest_entry(table, key)? {
+            Some((k, v)) => {
+                ikey::seq(&k) == seq
+                    && ikey::kind_byte(&k) == Kind::Pointer as u8
+                    && ValuePointer::decode(&v).as_ref() == Some(ptr)
+            }
+            None => false,
+        })
+    }
+
+    /// Sealed segments GC may take, with their size and garbage: user
+    /// segments wholly before the replay point, GC segments behind the GC head.
+    pub(crate) fn gc_candidates(&self) -> Vec<policy::Candidate> {
+        let (replay, discard) = {
+            let vs = self.vs.lock();
+            (vs.state.replay_point, vs.state.discard.clone())
+        };
+        let gc_head = self.vlog.gc_head_position().map(|p| p.segment);
+        let newest = self
+            .vlog
+            .live_set()
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        self.vlog
+            .live_set()
+            .values()
+            .filter(|s| match s.kind {
+                SegmentKind::User => s.number < replay.segment,
+                SegmentKind::Gc => gc_head.is_some_and(|h| s.number < h),
+            })
+            .map(|s| {
+                let bytes = s.file.len().unwrap_or(0);
+                policy::Candidate {
+                    number: s.number,
+                    bytes,
+                    garbage: discard.get(&s.number).copied().unwrap_or(0).min(bytes),
+                    age: newest.saturating_sub(s.number) + 1,
+                }
+            })
+            .collect()
+    }
+
+    /// The vLog's space amplification now: bytes on disk over live bytes
+    /// (bytes minus the garbage the discard statistics know of).
+    pub(crate) fn vlog_space_amplification(&self) -> f64 {
+        let discard = self.vs.lock().state.discard.clone();
+        let mut total = 0u64;
+        let mut garbage = 0u64;
+        for (n, _, bytes) in self.vlog.segment_sizes() {
+            total += bytes;
+            garbage += discard.get(&n).copied().unwrap_or(0).min(bytes);
+        }
+        let live = total.saturating_sub(garbage);
+        if live == 0 {
+            if total == 0 {
+                1.0
+            } else {
+                f64::INFINITY
+            }
+        } else {
+            total as f64 / live as f64
+        }
+    }
+
+    /// Runs one GC pass with `opts` (victims chosen by its policy); an empty
+    /// report when no segment qualifies.
+    pub(crate) fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
+        self.check_writable()?;
+        let _one_at_a_time = self.gc_lock.lock();
+        let policy = opts.policy.unwrap_or(self.opts.gc_policy);
+        let candidates = self.gc_candidates();
+        let victims: Vec<u64> = if opts.all_sealed {
+            candidates.iter().map(|c| c.number).collect()
+        } else {
+            policy::pick(
+                policy,
+                &candidates,
+                opts.max_segments.unwrap_or(1),
+                opts.min_garbage_ratio
+                    .unwrap_or(self.opts.gc_min_garbage_ratio),
+            )
+        };
+        if victims.is_empty() {
+            return Ok(GcReport::default());
+        }
+        let r = self.gc_pass(&victims);
+        if let Err(e) = &r {
+            log::warn!(
+                "{}: GC pass over {victims:?} failed: {e}",
+                self.dir.display()
+            );
+        }
+        r
+    }
+
+    fn gc_pass(&self, victims: &[u64]) -> Result<GcReport> {
+        let started = Instant::now();
+        let mut report = GcReport {
+            victims: victims.to_vec(),
+            ..Default::default()
+        };
+        let set = self.vlog.live_set();
+        let segs: Vec<Arc<Segment>> = victims.iter().filter_map(|n| set.get(n).cloned()).collect();
+        drop(set);
+
+        // 1. Survivors.
+        let mut survivors = Vec::new();
+        for seg in &segs {
+            report.segments_read += 1;
+            report.bytes_read += seg
+                .file
+                .len()
+                .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
+            replay_segment(seg, 0, false, 0, |batch| {
+                for r in batch.records {
+                    report.records_read += 1;
+                    if r.is_put && self.is_live(r.table, &r.key, r.seq, &r.pointer)? {
+                        survivors.push(Survivor {
+                            table: r.table,
+                            key: r.key,
+                            seq: r.seq,
+                            old: r.pointer,
+                            new: None,
+                        });
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        // 2. Key order, then append at the GC head.
+        survivors.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
+        self.relocate(&mut survivors, &mut report)?;
+
+        // 3. Repoint the index: one table and one manifest edit.
+        let mut vs = self.vs.lock();
+        let mut entries = Vec::with_capacity(survivors.len());
+        let mut superseded: Vec<(u64, u64)> = Vec::new();
+        for s in &survivors {
+            let Some(new) = s.new else { continue };
+            if self.is_live(s.table, &s.key, s.seq, &s.old)? {
+                entries.push((
+                    ikey::encode(s.table, &s.key, s.seq, Kind::Pointer as u8),
+                    new.encode(),
+                ));
+            } else {
+                report.records_superseded += 1;
+                match superseded.iter_mut().find(|(seg, _)| *seg == new.segment) {
+                    Some((_, b)) => *b += u64::from(new.len),
+                    None => superseded.push((new.segment, u64::from(new.len))),
+                }
+            }
+        }
+        let mut it = entries.into_iter();
+        let tables = write_tables(self, 0, u64::MAX, || Ok(it.next()))?;
+        let live_after: Vec<u64> = self
+            .vlog
+            .live_set()
+            .keys()
+            .copied()
+            .filter(|n| !victims.contains(n))
+            .collect();
+        let edit = VersionEdit {
+            added: tables.iter().map(|t| t.meta.clone()).collect(),
+            segments_removed: victims.to_vec(),
+            discard: superseded,
+            gc_head: self.vlog.gc_head_position(),
+            vlog_tail: live_after.first().copied(),
+            ..Default::default()
+        };
+        if let Err(e) = self.log_and_apply(&mut vs, edit) {
+            for t in &tables {
+                t.mark_obsolete();
+            }
+            return Err(e);
+        }
+        let cur = self.current_version();
+        let mut levels = cur.levels.clone();
+        if levels.is_empty() {
+            levels.push(Vec::new());
+        }
+        for t in tables.into_iter().rev() {
+            levels[0].insert(0, t);
+        }
+        self.install_version(Version { levels }, None);
+        // 4. Retire the victims (the edit that drops them is durable).
+        self.vlog.retire(victims, self.read_seq());
+        self.publish_segments();
+        drop(vs);
+        self.release_zombies();
+        for seg in &segs {
+            report.bytes_freed += seg.file.len().unwrap_or(0);
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        let c = &self.counters;
+        Counters::add(&c.gc_passes, 1);
+        Counters::add(&c.gc_bytes_read, report.bytes_read);
+        Counters::add(&c.gc_bytes_moved, report.bytes_moved);
+        Counters::add(&c.gc_bytes_freed, report.bytes_freed);
+        Counters::add(&c.gc_records_moved, report.records_moved);
+        log::info!(
+            "{}: GC pass over {:?}: read {} records ({} bytes), moved {} ({} bytes, {} superseded), freed {} bytes in {:.3}s",
+            self.dir.display(),
+            victims,
+            report.records_read,
+            report.bytes_read,
+            report.records_moved,
+            report.bytes_moved,
+            report.records_superseded,
+            report.bytes_freed,
+            report.seconds
+        );
+        drop(segs);
+        let _ = self.compact_tx.send(crate::db::BgMsg::Work);
+        Ok(report)
+    }
+
+    /// Appends the survivors' records at the GC head, in order, in chunks,
+    /// rate-limited; fills in their new pointers and syncs the GC head.
+    fn relocate(&self, survivors: &mut [Survivor], report: &mut GcReport) -> Result<()> {
+        const CHUNK: usize = 1 << 20;
+        let set = self.vlog.live_set();
+        let started = Instant::now();
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + (64 << 10));
+        let mut pending: Vec<usize> = Vec::new();
+        let mut i = 0;
+        while i < survivors.len() || !buf.is_empty() {
+            if i < survivors.len() && buf.len() < CHUNK {
+                let s = &survivors[i];
+                let value = self.vlog.read(&set, &s.old, s.table, &s.key)?;
+                let len = record::record_len(s.key.len(), value.len()) as u64;
+                let pos = self.vlog.gc_head_position();
+                let used = pos.map_or(0, |p| p.offset) + buf.len() as u64;
+                let needs_roll = pos.is_none() || (used > 0 && used + len > self.opts.segment_size);
+                if !needs_roll || buf.is_empty() {
+                    if needs_roll {
+                        self.vlog.gc_roll(self.new_file_number())?;
+                        self.publish_segments();
+                    }
+                    record::encode(&mut buf, true, false, s.table, s.seq, &s.key, &value);
+                    pending.push(i);
+                    i += 1;
+                    continue;
+                }
+            }
+            // Write what is buffered.
+            let (segment, offset) = self.vlog.gc_append(&buf)?;
+            let mut at = offset;
+            for &j in &pending {
+                let s = &mut survivors[j];
+                let len = s.old.len;
+                s.new = Some(ValuePointer {
+                    segment,
+                    offset: at,
+                    len,
+                });
+                at += u64::from(len);
+            }
+            report.records_moved += pending.len() as u64;
+            report.bytes_moved += buf.len() as u64;
+            buf.clear();
+            pending.clear();
+            self.throttle(started, report.bytes_moved);
+        }
+        self.vlog.sync_gc().map_err(|e| {
+            self.set_poison(format!("GC sync failed: {e}"));
+            e
+        })
+    }
+
+    /// Sleeps as needed to keep GC writes under the configured rate.
+    fn throttle(&self, started: Instant, bytes: u64) {
+        let rate = self.opts.gc_rate_limit;
+        if rate == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
+        let spent = started.elapsed();
+        if due > spent {
+            std::thread::sleep(due - spent);
+        }
+    }
+
+    /// Drops retired segments no live snapshot can need.
+    pub(crate) fn release_zombies(&self) {
+        let oldest = self.snapshots.lock().keys().next().copied();
+        self.vlog.release_zombies(oldest);
+    }
+
+    /// Automatic GC: while the vLog's space amplification is over the
+    /// target, collect the segment the policy likes best.
+    pub(crate) fn auto_gc(&self) -> Result<()> {
+        let target = self.opts.gc_space_amp_target;
+        let mut passes = 0;
+        while self.vlog_space_amplification() > target && passes < 64 {
+            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            let report = self.gc(&GcOptions::default())?;
+            if report.victims.is_empty() {
+                break;
+            }
+            passes += 1;
+        }
+        Ok(())
+    }
+}
