@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use wisckey::{Db, Options, WriteBatch, WriteOptions};
+use wisckey::{Db, GcOptions, Options, WriteBatch, WriteOptions};
 
 const ENV_DIR: &str = "WISCKEY_CRASH_DIR";
 const ENV_ORACLE: &str = "WISCKEY_CRASH_ORACLE";
@@ -29,7 +29,9 @@ fn opts() -> Options {
         .segment_size(256 << 10)
         .l0_compaction_trigger(2)
         .target_file_size(16 << 10)
+        .base_level_size(32 << 10)
         .block_size(256)
+        .gc_interval(std::time::Duration::from_millis(5))
 }
 
 fn key(k: u32) -> Vec<u8> {
@@ -88,6 +90,21 @@ fn child_writer() {
         .open(&oracle)
         .unwrap();
     let db = Db::open(&dir, opts()).unwrap();
+    // A third of the cycles also force GC passes (and the compactions that
+    // feed them) while the writer goes on, so kills land mid-pass too.
+    if cycle % 3 == 0 {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for round in 0u64.. {
+                db.compact().unwrap();
+                let opts = GcOptions::default()
+                    .max_segments(3)
+                    .min_garbage_ratio(0.0)
+                    .all_sealed(round % 4 == 0);
+                db.gc(opts).unwrap();
+            }
+        });
+    }
     let mut gen = cycle * 1_000_000;
     for op_id in 0u64.. {
         let n = if rng.gen_bool(0.6) {
@@ -288,6 +305,7 @@ fn kill_and_recover() {
     let mut state = State::new();
     let started = Instant::now();
     let (mut total_acked, mut cycles_with_inflight) = (0usize, 0u32);
+    let mut kills_with_gc_segments = 0u32;
     for cycle in 0..cycles {
         let oracle: PathBuf = tmp.path().join(format!("oracle-{cycle}"));
         let log = std::fs::File::create(tmp.path().join(format!("child-{cycle}.log"))).unwrap();
@@ -308,6 +326,16 @@ fn kill_and_recover() {
         }
         child.kill().unwrap();
         child.wait().unwrap();
+        let gc_segments = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".gc.vlog"))
+                })
+                .count()
+            })
+            .unwrap_or(0);
+        kills_with_gc_segments += u32::from(gc_segments > 0);
         let (acked, inflight) = parse_oracle(&oracle);
         total_acked += acked.len();
         for items in &acked {
@@ -317,9 +345,12 @@ fn kill_and_recover() {
         state = verify(&dir, &state, inflight.as_deref(), cycle);
     }
     eprintln!(
-        "kill_and_recover: {total_acked} acknowledged ops, {cycles_with_inflight} kills with an op in flight, {} live keys, {:?}",
+        "kill_and_recover: {total_acked} acknowledged ops, {cycles_with_inflight} kills with an op in flight, {kills_with_gc_segments} kills with GC segments on disk, {} live keys, {:?}",
         state.len(),
         started.elapsed()
     );
+    if cycles >= 30 {
+        assert!(kills_with_gc_segments > 0, "GC never ran in the children");
+    }
     assert!(total_acked > 0, "the children never wrote anything");
 }

@@ -7,7 +7,9 @@
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use wisckey::{Db, Options, Snapshot, Table, TableOptions, WriteBatch, WriteOptions};
+use wisckey::{
+    Db, GcOptions, GcPolicy, Options, Snapshot, Table, TableOptions, WriteBatch, WriteOptions,
+};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -112,6 +114,8 @@ enum Op {
     SnapPrefix(usize, usize, ScanMode),
     Flush,
     Compact,
+    /// A GC pass: `true` takes every sealed segment, `false` one by policy.
+    Gc(bool, u8),
     DropReopen,
     CloseReopen,
 }
@@ -162,6 +166,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), 0usize..13, scan_mode()).prop_map(|(s, p, m)| Op::SnapPrefix(s, p, m)),
         3 => Just(Op::Flush),
         1 => Just(Op::Compact),
+        2 => (any::<bool>(), 0u8..3).prop_map(|(all, p)| Op::Gc(all, p)),
         1 => Just(Op::DropReopen),
         1 => Just(Op::CloseReopen),
     ]
@@ -173,7 +178,9 @@ fn opts() -> Options {
         .segment_size(128 << 10)
         .l0_compaction_trigger(2)
         .target_file_size(16 << 10)
+        .base_level_size(32 << 10)
         .block_size(256)
+        .gc_interval(std::time::Duration::from_millis(2))
 }
 
 struct Harness {
@@ -537,6 +544,16 @@ impl Harness {
             }
             Op::Flush => ok(self.db().flush(), "flush")?,
             Op::Compact => ok(self.db().compact(), "compact")?,
+            Op::Gc(all, policy) => {
+                let policy =
+                    [GcPolicy::Tail, GcPolicy::Greedy, GcPolicy::CostBenefit][*policy as usize % 3];
+                let opts = GcOptions::default()
+                    .policy(policy)
+                    .all_sealed(*all)
+                    .max_segments(2)
+                    .min_garbage_ratio(0.0);
+                ok(self.db().gc(opts).map(|_| ()), "gc")?
+            }
             Op::DropReopen | Op::CloseReopen => {
                 // Snapshots and table handles hold the database open.
                 self.snaps.clear();
@@ -630,6 +647,7 @@ fn model_fixed_sequence() {
         mode: ScanMode::Reverse,
     });
     seq.push(Op::Compact);
+    seq.push(Op::Gc(true, 0));
     seq.push(Op::SnapPrefix(0, 2, ScanMode::Forward));
     seq.push(Op::Range {
         table: false,
