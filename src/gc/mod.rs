@@ -84,7 +84,8 @@ impl GcOptions {
 pub struct GcReport {
     /// The segments collected (file numbers).
     pub victims: Vec<u64>,
-    /// Segments read.
+    /// Segments read (a segment that is all garbage by the discard
+    /// statistics is retired without being read).
     pub segments_read: u64,
     /// Bytes read from them.
     pub bytes_read: u64,
@@ -244,14 +245,20 @@ impl DbInner {
         let segs: Vec<Arc<Segment>> = victims.iter().filter_map(|n| set.get(n).cloned()).collect();
         drop(set);
 
-        // 1. Survivors.
+        // 1. Survivors. A segment the discard statistics count as all garbage
+        // has none: it is retired without being read.
+        let discard = self.vs.lock().state.discard.clone();
         let mut survivors = Vec::new();
         for seg in &segs {
-            report.segments_read += 1;
-            report.bytes_read += seg
+            let len = seg
                 .file
                 .len()
                 .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
+            if discard.get(&seg.number).is_some_and(|&g| g >= len) {
+                continue;
+            }
+            report.segments_read += 1;
+            report.bytes_read += len;
             replay_segment(seg, 0, false, 0, |batch| {
                 for r in batch.records {
                     report.records_read += 1;
