@@ -175,7 +175,10 @@ fn read_state(db: &Db, t: &Table, ctx: &str) -> State {
             .unwrap_or_else(|e| panic!("{ctx}: get of table {tbl} key {k}: {e}"))
             .map(|v| v.into_vec());
             let scanned = by_scan.remove(&(tbl, key(k)));
-            assert!(got == scanned, "{ctx}: table {tbl} key {k}: get and scan disagree");
+            assert!(
+                got == scanned,
+                "{ctx}: table {tbl} key {k}: get and scan disagree"
+            );
             if let Some(v) = got {
                 let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
                 let g: u64 = text
@@ -183,12 +186,19 @@ fn read_state(db: &Db, t: &Table, ctx: &str) -> State {
                     .next()
                     .and_then(|g| g.parse().ok())
                     .unwrap_or_else(|| panic!("{ctx}: table {tbl} key {k}: unknown value"));
-                assert!(v == value(g, v.len()), "{ctx}: table {tbl} key {k}: damaged");
+                assert!(
+                    v == value(g, v.len()),
+                    "{ctx}: table {tbl} key {k}: damaged"
+                );
                 state.insert((tbl, k), (g, v.len()));
             }
         }
     }
-    assert!(by_scan.is_empty(), "{ctx}: unknown keys {:?}", by_scan.keys());
+    assert!(
+        by_scan.is_empty(),
+        "{ctx}: unknown keys {:?}",
+        by_scan.keys()
+    );
     state
 }
 
@@ -254,7 +264,12 @@ struct Totals {
 
 /// Runs the workload with a failure armed (or none); returns the number of
 /// data-path operations performed.
-fn run(ops: &[Op], fail: Option<(u64, FailMode, Repeat)>, power_loss: bool, totals: &mut Totals) -> u64 {
+fn run(
+    ops: &[Op],
+    fail: Option<(u64, FailMode, Repeat)>,
+    power_loss: bool,
+    totals: &mut Totals,
+) -> u64 {
     let ctx = format!("case {fail:?}, power loss {power_loss}");
     let fs = FaultFs::new();
     if let Some((i, mode, repeat)) = fail {
@@ -415,7 +430,8 @@ fn run(ops: &[Op], fail: Option<(u64, FailMode, Repeat)>, power_loss: bool, tota
     );
     d.put(b"after", b"x")
         .unwrap_or_else(|e| panic!("{ctx}: write after reopen: {e}"));
-    d.sync().unwrap_or_else(|e| panic!("{ctx}: sync after reopen: {e}"));
+    d.sync()
+        .unwrap_or_else(|e| panic!("{ctx}: sync after reopen: {e}"));
     totals.runs += 1;
     data_ops
 }
@@ -492,7 +508,11 @@ fn data_ops_before_compaction_manifest_sync() -> u64 {
     let db = two_tables(&fs);
     fs.clear_ops();
     db.compact().unwrap();
-    let data: Vec<_> = fs.ops().into_iter().filter(|o| o.kind.is_data_path()).collect();
+    let data: Vec<_> = fs
+        .ops()
+        .into_iter()
+        .filter(|o| o.kind.is_data_path())
+        .collect();
     let first_sst = data
         .iter()
         .position(|o| o.kind == OpKind::Create && o.path.to_string_lossy().ends_with(".sst"))

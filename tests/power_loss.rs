@@ -12,6 +12,7 @@
 //!   losses are a suffix, never a hole, and batches are atomic;
 //! - point reads and a full scan agree.
 //!
+//! In a quarter of the cycles the power goes again during recovery.
 //! Each seed runs two crash cycles on one file system.
 //! `WISCKEY_POWER_SEEDS` sets the number of seeds (default 2000);
 //! `WISCKEY_POWER_SEED=<n>` replays one seed. A failing seed prints itself.
@@ -83,7 +84,10 @@ struct SeedGuard(u64);
 impl Drop for SeedGuard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("power_loss: failing seed {0}: replay with WISCKEY_POWER_SEED={0}", self.0);
+            eprintln!(
+                "power_loss: failing seed {0}: replay with WISCKEY_POWER_SEED={0}",
+                self.0
+            );
         }
     }
 }
@@ -224,7 +228,11 @@ fn read_state(db: &Db, t: &Table) -> State {
             }
         }
     }
-    assert!(by_scan.is_empty(), "scan found unknown keys: {:?}", by_scan.keys());
+    assert!(
+        by_scan.is_empty(),
+        "scan found unknown keys: {:?}",
+        by_scan.keys()
+    );
     state
 }
 
@@ -280,6 +288,7 @@ fn match_prefix(base: &State, oracle: &Oracle, found: &State) -> Result<usize, S
 #[derive(Default)]
 struct Totals {
     cycles: u64,
+    recovery_crashes: u64,
     batches: u64,
     lost: u64,
     io_stops: u64,
@@ -323,6 +332,19 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         drop(db);
         fs.power_loss(seed.wrapping_mul(31).wrapping_add(cycle));
         fs.recover();
+        if rng.gen_bool(0.25) {
+            // The power goes again while recovery runs (truncating a torn
+            // tail, writing a fresh manifest, removing leftovers).
+            totals.recovery_crashes += 1;
+            fs.fail_after(rng.gen_range(0..12), FailMode::Eio, Repeat::Persistent);
+            if let Ok(db) = Db::open(dir, opts(&fs)) {
+                fs.crash();
+                drop(db);
+            }
+            fs.crash();
+            fs.power_loss(seed.wrapping_mul(37).wrapping_add(cycle));
+            fs.recover();
+        }
 
         let db = Db::open(dir, opts(&fs)).unwrap_or_else(|e| {
             panic!("seed {seed} cycle {cycle}: reopen after power loss failed: {e}")
@@ -365,10 +387,11 @@ fn power_loss_random_workloads() {
         run_seed(seed, &mut totals);
     }
     eprintln!(
-        "power_loss: {} seeds, {} crash cycles, {} batches acknowledged, {} unsynced ones lost, \
+        "power_loss: {} seeds, {} crash cycles ({} with a second power loss during recovery), {} batches acknowledged, {} unsynced ones lost, \
          {} workloads stopped by I/O errors, {} errors seen, {:.1?}",
         seeds.len(),
         totals.cycles,
+        totals.recovery_crashes,
         totals.batches,
         totals.lost,
         totals.io_stops,

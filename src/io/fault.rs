@@ -379,7 +379,12 @@ impl FaultFs {
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.shared.state.lock();
         let ino = st.current.get(path)?;
-        Some(st.inodes.get(ino).map(|i| i.current.clone()).unwrap_or_default())
+        Some(
+            st.inodes
+                .get(ino)
+                .map(|i| i.current.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// The contents `path` would have after a clean power loss, if its
@@ -387,7 +392,12 @@ impl FaultFs {
     pub fn durable_contents(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.shared.state.lock();
         let ino = st.durable.get(path)?;
-        Some(st.inodes.get(ino).map(|i| i.durable.clone()).unwrap_or_default())
+        Some(
+            st.inodes
+                .get(ino)
+                .map(|i| i.durable.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// Replaces the current contents of `path` without recording an
@@ -869,7 +879,7 @@ mod tests {
             assert_eq!(&after[..700], &synced[..], "seed {seed}");
             let len = after.len();
             assert!(
-                len == 700 || len == 3700 || len % SECTOR == 0,
+                len == 700 || len == 3700 || len.is_multiple_of(SECTOR),
                 "seed {seed}: length {len} is not sector-aligned"
             );
             seen_lengths.insert(len);
