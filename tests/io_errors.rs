@@ -20,6 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use wisckey::io::fault::OpKind;
@@ -436,8 +437,22 @@ fn run(
     data_ops
 }
 
+/// Panics anywhere in the process (background threads included), counted by
+/// a hook installed with [`count_panics`]: a failure must reach the caller as
+/// an error, never as a panic on a worker thread.
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+fn count_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        default(info);
+    }));
+}
+
 #[test]
 fn io_error_sweep() {
+    count_panics();
     let start = Instant::now();
     let ops = ops();
     let mut totals = Totals::default();
@@ -476,6 +491,7 @@ fn io_error_sweep() {
         modes.len(),
         start.elapsed()
     );
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a thread panicked");
 }
 
 /// Opens a database on `fs` (automatic compaction off), writes 20 small

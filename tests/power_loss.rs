@@ -21,6 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use wisckey::io::{FailMode, FaultFs, Repeat};
@@ -369,8 +370,22 @@ fn run_seed(seed: u64, totals: &mut Totals) {
     }
 }
 
+/// Panics anywhere in the process (background threads included), counted by
+/// a hook installed with [`count_panics`]: a failure must reach the caller as
+/// an error, never as a panic on a worker thread.
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+fn count_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        default(info);
+    }));
+}
+
 #[test]
 fn power_loss_random_workloads() {
+    count_panics();
     let start = Instant::now();
     let mut totals = Totals::default();
     let seeds: Vec<u64> = match std::env::var("WISCKEY_POWER_SEED") {
@@ -398,4 +413,5 @@ fn power_loss_random_workloads() {
         totals.errors,
         start.elapsed()
     );
+    assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a thread panicked");
 }
