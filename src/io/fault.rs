@@ -55,22 +55,36 @@ pub enum Repeat {
 
 /// The kind of a recorded operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
 pub enum OpKind {
+    /// `Fs::create_dir_all`.
     CreateDir,
+    /// `Fs::create` (counted by `fail_after`).
     Create,
+    /// `Fs::open`; `offset` is 1 when writable.
     Open,
+    /// `FileHandle::write_at` (counted).
     Write,
+    /// `FileHandle::read_at`.
     Read,
+    /// `FileHandle::sync_data` (counted).
     SyncData,
+    /// `FileHandle::sync_all` (counted).
     SyncAll,
+    /// `FileHandle::len`.
     Len,
+    /// `FileHandle::set_len` (counted).
     SetLen,
+    /// `Fs::rename` (counted).
     Rename,
+    /// `Fs::remove` (counted).
     Remove,
+    /// `Fs::sync_dir` (counted).
     SyncDir,
+    /// `Fs::list`.
     List,
+    /// `Fs::exists`.
     Exists,
+    /// `Fs::lock`.
     Lock,
 }
 
