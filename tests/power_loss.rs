@@ -100,6 +100,8 @@ struct Oracle {
     /// Number of leading acknowledged batches known durable.
     durable: usize,
     inflight: Option<Batch>,
+    /// Tables whose creation was acknowledged.
+    tables: Vec<String>,
 }
 
 struct Outcome {
@@ -123,6 +125,14 @@ fn workload(
             0..=2 => db.flush().map(|_| true),
             3 => db.compact().map(|_| true),
             4..=5 => db.sync().map(|_| true),
+            6 => {
+                // Table creation is durable when it returns.
+                let name = format!("x{}", rng.gen_range(0..1000));
+                db.table(&name, TableOptions::ordered()).map(|_| {
+                    oracle.tables.push(name);
+                    false
+                })
+            }
             _ => {
                 let n = if rng.gen_bool(0.6) {
                     1
@@ -353,6 +363,13 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         let t = db
             .table("t", TableOptions::ordered())
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: table after reopen: {e}"));
+        let names = db.table_names();
+        for name in &oracle.tables {
+            assert!(
+                names.contains(name),
+                "seed {seed} cycle {cycle}: table {name} was created but is gone"
+            );
+        }
         let found = read_state(&db, &t);
         let k = match_prefix(&base, &oracle, &found)
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle} ({} ops): {e}", out.ops));

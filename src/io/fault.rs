@@ -902,6 +902,51 @@ mod tests {
     }
 
     #[test]
+    fn unsynced_truncation_is_undone_and_synced_one_kept() {
+        let fs = setup();
+        let f = fs.create(&p("/db/t")).unwrap();
+        fs.sync_dir(&p("/db")).unwrap();
+        f.write_all_at(&[7u8; 2000], 0).unwrap();
+        f.sync_all().unwrap();
+        f.set_len(100).unwrap();
+        assert_eq!(f.len().unwrap(), 100);
+        fs.power_loss_clean();
+        let f = fs.open(&p("/db/t"), true).unwrap();
+        assert_eq!(f.len().unwrap(), 2000);
+        f.set_len(100).unwrap();
+        f.sync_data().unwrap();
+        fs.power_loss(3);
+        assert_eq!(read_all(&fs, "/db/t"), vec![7u8; 100]);
+        // Read-only handles refuse writes.
+        let r = fs.open(&p("/db/t"), false).unwrap();
+        assert!(r.write_at(b"x", 0).is_err());
+        assert!(r.set_len(0).is_err());
+    }
+
+    #[test]
+    fn torn_tails_are_sometimes_garbled_or_zero_filled() {
+        let (mut garbled, mut zeroed) = (0, 0);
+        for seed in 0..400 {
+            let fs = setup();
+            let f = fs.create(&p("/db/log")).unwrap();
+            fs.sync_dir(&p("/db")).unwrap();
+            f.write_all_at(&[1u8; 4096], 0).unwrap();
+            fs.power_loss(seed);
+            let after = read_all(&fs, "/db/log");
+            if after.iter().any(|&b| b != 1 && b != 0) {
+                garbled += 1;
+            }
+            if after.len() == 4096 && after.contains(&0) {
+                zeroed += 1;
+            }
+        }
+        assert!(
+            garbled > 0 && zeroed > 0,
+            "garbled {garbled}, zeroed {zeroed}"
+        );
+    }
+
+    #[test]
     fn fail_after_modes() {
         let fs = setup();
         let f = fs.create(&p("/db/f")).unwrap();
