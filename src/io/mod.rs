@@ -6,8 +6,10 @@
 //! Methods return `std::io::Result`; the engine adds the file name and the
 //! operation when it turns them into [`crate::Error`].
 
+pub mod fault;
 mod std_fs;
 
+pub use fault::{FailMode, FaultFs, Repeat};
 pub use std_fs::StdFs;
 
 use std::fmt::Debug;
