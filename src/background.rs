@@ -352,12 +352,10 @@ fn run_compaction(inner: &DbInner, plan: &Plan) -> Result<()> {
         discard: filter.discard.iter().map(|(&s, &b)| (s, b)).collect(),
         ..Default::default()
     };
-    if let Err(e) = inner.log_and_apply(&mut vs, edit) {
-        for t in &outputs {
-            t.mark_obsolete();
-        }
-        return Err(e);
-    }
+    // A failed append leaves the edit's fate unknown (it may be on disk and
+    // name the outputs): keep them; the next open removes what the manifest
+    // does not name.
+    inner.log_and_apply(&mut vs, edit)?;
     let now = inner.current_version();
     let mut levels = remove_inputs(&now, plan);
     place(&mut levels, plan.output_level, outputs);

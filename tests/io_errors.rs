@@ -235,27 +235,8 @@ fn fits(h: &History, found: &State, power_lost: bool) -> bool {
     false
 }
 
-/// Set to fail on the known engine bug below instead of counting it.
-const STRICT: &str = "WISCKEY_IO_ERROR_STRICT";
-
-/// The signature of the bug that `bug_failed_manifest_sync_deletes_the_tables_it_names`
-/// pins down: a manifest fsync failed after its write went through, the
-/// engine deleted the SSTables the record names, and reopen cannot find them.
-fn is_known_manifest_bug(e: &Error, fs: &FaultFs) -> bool {
-    let manifest_sync_failed = fs.ops().iter().any(|o| {
-        o.failed
-            && matches!(o.kind, OpKind::SyncData | OpKind::SyncAll)
-            && o.path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("MANIFEST"))
-    });
-    manifest_sync_failed
-        && matches!(e, Error::Corruption { reason, .. } if reason.contains("named by the manifest is missing"))
-}
-
 #[derive(Default, Debug)]
 struct Totals {
-    known_bug_hits: u64,
     runs: u64,
     injected: u64,
     errors_returned: u64,
@@ -372,10 +353,6 @@ fn run(
     }
     let (d, t) = match open(&fs) {
         Ok(x) => x,
-        Err(e) if is_known_manifest_bug(&e, &fs) && std::env::var(STRICT).is_err() => {
-            totals.known_bug_hits += 1;
-            return data_ops;
-        }
         Err(e) => panic!("{ctx}: reopen after the failure: {e}"),
     };
     let found = read_state(&d, &t, &ctx);
@@ -541,20 +518,13 @@ fn data_ops_before_compaction_manifest_sync() -> u64 {
     (first_sst + i) as u64
 }
 
-/// Engine bug: when the manifest record of a compaction is written but its
-/// `fdatasync` fails, `Manifest::append` reports the error and
-/// `run_compaction` (background.rs, `if let Err(e) = inner.log_and_apply`)
-/// marks the outputs obsolete, deleting them as if no manifest named them.
-/// But the record (outputs added, inputs removed) is in the file: the next
-/// open, even without a power loss, reads it and fails with
-/// `Corruption("SSTable named by the manifest is missing")`, and the
-/// database cannot be opened at all. After a failed manifest append the
-/// outcome is unknown, so the outputs must stay (the leftover sweep at open
-/// removes them when the manifest does not name them). The flush path does
-/// not have the bug (it leaves its table in place).
+/// Regression: when the manifest record of a compaction is written but its
+/// `fdatasync` fails, the outcome is unknown, so the outputs must stay on
+/// disk. The engine used to delete them as if no manifest named them; the
+/// record was in the file, and the next open failed with
+/// `Corruption("SSTable named by the manifest is missing")`.
 #[test]
-#[ignore = "bug: a failed manifest fsync in compaction deletes the output SSTables its record names; reopen fails with Corruption"]
-fn bug_failed_manifest_sync_deletes_the_tables_it_names() {
+fn failed_manifest_sync_in_compaction_keeps_the_tables_it_names() {
     let k = data_ops_before_compaction_manifest_sync();
     let fs = FaultFs::new();
     let db = two_tables(&fs);

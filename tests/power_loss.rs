@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use wisckey::io::{FailMode, FaultFs, Repeat};
-use wisckey::{Db, Error, Options, Table, TableOptions, WriteBatch, WriteOptions};
+use wisckey::{Db, Error, GcOptions, Options, Table, TableOptions, WriteBatch, WriteOptions};
 
 const DIR: &str = "/db";
 const NUM_KEYS: u32 = 40;
@@ -40,6 +40,7 @@ fn opts(fs: &FaultFs) -> Options {
         .target_file_size(8 << 10)
         .base_level_size(16 << 10)
         .block_size(256)
+        .gc_interval(std::time::Duration::from_millis(3))
         .fs(Arc::new(fs.clone()))
 }
 
@@ -132,6 +133,15 @@ fn workload(
                     oracle.tables.push(name);
                     false
                 })
+            }
+            7..=9 => {
+                // A GC pass syncs what it moves, not the user head: no
+                // durability point for user writes.
+                let opts = GcOptions::default()
+                    .max_segments(2)
+                    .min_garbage_ratio(0.0)
+                    .all_sealed(rng.gen_bool(0.2));
+                db.gc(opts).map(|_| false)
             }
             _ => {
                 let n = if rng.gen_bool(0.6) {

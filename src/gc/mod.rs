@@ -9,8 +9,10 @@
 //! 2. Sort the survivors by table and key, and append them to GC segments
 //!    (`NNNNNN.gc.vlog`) with their original sequence numbers; sync them.
 //! 3. Under the manifest lock, check each survivor again (a write since step
-//!    1 wins), write the new pointers as a level-0 SSTable, and record in one
-//!    manifest edit: the table, the victims removed, the new GC head.
+//!    1 wins), sync the user head (the writes that made records dead must
+//!    outlive a power loss before those records' only copies go), write the
+//!    new pointers as a level-0 SSTable, and record in one manifest edit: the
+//!    table, the victims removed, the new GC head.
 //!    Relocated entries keep their sequence numbers, so a newer write always
 //!    shadows them, and where the same key and sequence number stand twice
 //!    the newer source (this table) wins.
@@ -298,6 +300,12 @@ impl DbInner {
                 }
             }
         }
+        // Records judged dead were superseded by writes this pass saw; those
+        // must survive a power loss before the records' only copies go.
+        if let Err(e) = self.vlog.sync() {
+            self.set_poison(format!("vLog sync failed: {e}"));
+            return Err(e);
+        }
         let mut it = entries.into_iter();
         let tables = write_tables(self, 0, u64::MAX, || Ok(it.next()))?;
         let live_after: Vec<u64> = self
@@ -315,12 +323,9 @@ impl DbInner {
             vlog_tail: live_after.first().copied(),
             ..Default::default()
         };
-        if let Err(e) = self.log_and_apply(&mut vs, edit) {
-            for t in &tables {
-                t.mark_obsolete();
-            }
-            return Err(e);
-        }
+        // A failed append leaves the edit's fate unknown: keep the table
+        // (the next open removes it if the manifest does not name it).
+        self.log_and_apply(&mut vs, edit)?;
         let cur = self.current_version();
         let mut levels = cur.levels.clone();
         if levels.is_empty() {
