@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use wisckey::io::fault::OpKind;
 use wisckey::io::{FailMode, FaultFs, Repeat};
-use wisckey::{Db, Error, Options, Table, TableOptions, WriteBatch, WriteOptions};
+use wisckey::{Db, Error, GcOptions, Options, Table, TableOptions, WriteBatch, WriteOptions};
 
 const DIR: &str = "/db";
 const NUM_KEYS: u32 = 40;
@@ -82,6 +82,7 @@ enum Op {
     Write(Batch, bool),
     Flush,
     Compact,
+    Gc,
     Sync,
     Reopen,
 }
@@ -97,6 +98,7 @@ fn ops() -> Vec<Op> {
             3 => Op::Compact,
             4..=5 => Op::Sync,
             6 => Op::Reopen,
+            7..=8 => Op::Gc,
             _ => {
                 let n = if rng.gen_bool(0.6) {
                     1
@@ -289,6 +291,9 @@ fn run(
             }
             Op::Flush => d.flush().map(|_| true),
             Op::Compact => d.compact().map(|_| true),
+            Op::Gc => d
+                .gc(GcOptions::default().max_segments(2).min_garbage_ratio(0.0))
+                .map(|_| false),
             Op::Sync => d.sync().map(|_| true),
             Op::Reopen => unreachable!(),
         };

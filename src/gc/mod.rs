@@ -307,7 +307,11 @@ impl DbInner {
             return Err(e);
         }
         let mut it = entries.into_iter();
-        let tables = write_tables(self, 0, u64::MAX, || Ok(it.next()))?;
+        // Its sync may have failed: never trusted again (invariant 8).
+        let tables = write_tables(self, 0, u64::MAX, || Ok(it.next())).map_err(|e| {
+            self.set_poison(format!("GC table write failed: {e}"));
+            e
+        })?;
         let live_after: Vec<u64> = self
             .vlog
             .live_set()
@@ -386,7 +390,11 @@ impl DbInner {
                 let needs_roll = pos.is_none() || (used > 0 && used + len > self.opts.segment_size);
                 if !needs_roll || buf.is_empty() {
                     if needs_roll {
-                        self.vlog.gc_roll(self.new_file_number())?;
+                        // Sealing the old GC head syncs it.
+                        self.vlog.gc_roll(self.new_file_number()).map_err(|e| {
+                            self.set_poison(format!("GC segment roll failed: {e}"));
+                            e
+                        })?;
                         self.publish_segments();
                     }
                     record::encode(&mut buf, true, false, s.table, s.seq, &s.key, &value);
