@@ -2,13 +2,29 @@
 
 use crate::db::Table;
 
-/// One write in a batch.
-#[derive(Debug, Clone)]
+/// Where one write sits in a batch's encoded records.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchOp {
+    /// Offset of the record in `WriteBatch::rep`.
+    pub(crate) offset: usize,
     pub(crate) table: u32,
     pub(crate) is_put: bool,
-    pub(crate) key: Vec<u8>,
-    pub(crate) value: Vec<u8>,
+    pub(crate) key_len: usize,
+    pub(crate) value_len: usize,
+}
+
+impl BatchOp {
+    pub(crate) fn len(&self) -> usize {
+        crate::vlog::record::record_len(self.key_len, self.value_len)
+    }
+    pub(crate) fn key<'a>(&self, rep: &'a [u8]) -> &'a [u8] {
+        let k = self.offset + crate::vlog::record::HEADER_LEN;
+        &rep[k..k + self.key_len]
+    }
+    pub(crate) fn value<'a>(&self, rep: &'a [u8]) -> &'a [u8] {
+        let v = self.offset + crate::vlog::record::HEADER_LEN + self.key_len;
+        &rep[v..v + self.value_len]
+    }
 }
 
 /// Puts and deletes applied all together or not at all, even across a crash.
@@ -26,8 +42,10 @@ pub(crate) struct BatchOp {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct WriteBatch {
+    /// The batch's vLog records, encoded as they will be written; the group
+    /// commit leader fills in sequence numbers, batch flags and checksums.
+    pub(crate) rep: Vec<u8>,
     pub(crate) ops: Vec<BatchOp>,
-    pub(crate) bytes: usize,
 }
 
 impl WriteBatch {
@@ -74,16 +92,23 @@ impl WriteBatch {
     /// Removes every write.
     pub fn clear(&mut self) {
         self.ops.clear();
-        self.bytes = 0;
+        self.rep.clear();
+    }
+
+    /// Bytes the batch's records take in the vLog.
+    pub(crate) fn bytes(&self) -> usize {
+        self.rep.len()
     }
 
     fn push(&mut self, table: u32, is_put: bool, key: &[u8], value: &[u8]) -> &mut Self {
-        self.bytes += crate::vlog::record::record_len(key.len(), value.len());
+        let offset =
+            crate::vlog::record::encode_unsealed(&mut self.rep, is_put, table, key, value);
         self.ops.push(BatchOp {
+            offset,
             table,
             is_put,
-            key: key.to_vec(),
-            value: value.to_vec(),
+            key_len: key.len(),
+            value_len: value.len(),
         });
         self
     }

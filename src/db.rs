@@ -293,18 +293,16 @@ impl Db {
     pub fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
         let inner = &self.inner;
         for op in &batch.ops {
-            if op.key.len() > inner.opts.max_key_size {
+            if op.key_len > inner.opts.max_key_size {
                 return Err(Error::InvalidArgument(format!(
                     "key of {} bytes is over the limit of {}",
-                    op.key.len(),
-                    inner.opts.max_key_size
+                    op.key_len, inner.opts.max_key_size
                 )));
             }
-            if op.value.len() > inner.opts.max_value_size {
+            if op.value_len > inner.opts.max_value_size {
                 return Err(Error::InvalidArgument(format!(
                     "value of {} bytes is over the limit of {}",
-                    op.value.len(),
-                    inner.opts.max_value_size
+                    op.value_len, inner.opts.max_value_size
                 )));
             }
         }
@@ -574,9 +572,12 @@ impl DbInner {
         self.check_writable()?;
         self.wait_for_room()?;
         let sync = group.iter().any(|w| w.sync);
-        let total: usize = group.iter().map(|w| w.bytes).sum();
-        let mut buf = Vec::with_capacity(total);
         let mut base = self.vlog.head_position();
+        // Batches bound for the current head segment, written with one write
+        // (a lone batch straight from its own buffer).
+        let mut pending: Vec<Vec<u8>> = Vec::with_capacity(group.len());
+        let mut pending_bytes = 0u64;
+        let mut log_bytes = 0u64;
         let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut seq = cs.last_seq;
         let mut user_bytes = 0u64;
@@ -585,76 +586,71 @@ impl DbInner {
         // once their memtable is flushed.
         let mut wal_only: Vec<(u64, u64)> = Vec::new();
         let threshold = self.opts.value_threshold;
-        let fail = |e: Error| {
-            self.set_poison(format!("vLog write failed: {e}"));
-            e
+        let write_out = |pending: &mut Vec<Vec<u8>>, sync: bool| -> Result<()> {
+            let r = match pending.len() {
+                0 if !sync => Ok((0, 0)),
+                1 => self.vlog.append(&pending[0], sync),
+                _ => self.vlog.append(&pending.concat(), sync),
+            };
+            pending.clear();
+            r.map(|_| ()).map_err(|e| {
+                self.set_poison(format!("vLog write failed: {e}"));
+                e
+            })
         };
         for w in group {
-            let Some(batch) = w.batch.lock().take() else {
+            let Some(mut batch) = w.batch.lock().take() else {
                 continue;
             };
-            let used = base.offset + buf.len() as u64;
-            if used > 0 && used + batch.bytes as u64 > self.opts.segment_size {
-                if !buf.is_empty() {
-                    self.vlog.append(&buf, false).map_err(fail)?;
-                    buf.clear();
+            let bytes = batch.bytes() as u64;
+            let used = base.offset + pending_bytes;
+            if used > 0 && used + bytes > self.opts.segment_size {
+                write_out(&mut pending, false)?;
+                pending_bytes = 0;
+                if let Err(e) = self.vlog.roll(self.new_file_number()) {
+                    self.set_poison(format!("vLog roll failed: {e}"));
+                    return Err(e);
                 }
-                self.vlog.roll(self.new_file_number()).map_err(fail)?;
                 self.publish_segments();
                 base = self.vlog.head_position();
             }
+            let at = base.offset + pending_bytes;
             let n = batch.ops.len();
-            for (i, op) in batch.ops.into_iter().enumerate() {
+            for (i, op) in batch.ops.iter().enumerate() {
                 seq += 1;
                 writes += 1;
-                user_bytes += (op.key.len() + op.value.len()) as u64;
-                let off = record::encode(
-                    &mut buf,
-                    op.is_put,
-                    i + 1 < n,
-                    op.table,
-                    seq,
-                    &op.key,
-                    &op.value,
-                );
-                let rec_len = record::record_len(op.key.len(), op.value.len()) as u64;
-                if !op.is_put || op.value.len() < threshold {
+                user_bytes += (op.key_len + op.value_len) as u64;
+                let len = op.len();
+                record::seal(&mut batch.rep[op.offset..op.offset + len], seq, i + 1 < n);
+                let key = op.key(&batch.rep);
+                if !op.is_put || op.value_len < threshold {
                     match wal_only.last_mut() {
-                        Some((s, b)) if *s == base.segment => *b += rec_len,
-                        _ => wal_only.push((base.segment, rec_len)),
+                        Some((s, b)) if *s == base.segment => *b += len as u64,
+                        _ => wal_only.push((base.segment, len as u64)),
                     }
                 }
                 let entry = if !op.is_put {
+                    (ikey::encode(op.table, key, seq, Kind::Delete as u8), Vec::new())
+                } else if op.value_len < threshold {
                     (
-                        ikey::encode(op.table, &op.key, seq, Kind::Delete as u8),
-                        Vec::new(),
-                    )
-                } else if op.value.len() < threshold {
-                    (
-                        ikey::encode(op.table, &op.key, seq, Kind::Inline as u8),
-                        op.value,
+                        ikey::encode(op.table, key, seq, Kind::Inline as u8),
+                        op.value(&batch.rep).to_vec(),
                     )
                 } else {
                     let ptr = ValuePointer {
                         segment: base.segment,
-                        offset: base.offset + off as u64,
-                        len: record::record_len(op.key.len(), op.value.len()) as u32,
+                        offset: at + op.offset as u64,
+                        len: len as u32,
                     };
-                    (
-                        ikey::encode(op.table, &op.key, seq, Kind::Pointer as u8),
-                        ptr.encode(),
-                    )
+                    (ikey::encode(op.table, key, seq, Kind::Pointer as u8), ptr.encode())
                 };
                 entries.push(entry);
             }
+            pending_bytes += bytes;
+            log_bytes += bytes;
+            pending.push(batch.rep);
         }
-        if !buf.is_empty() || sync {
-            self.vlog.append(&buf, sync).map_err(|e| {
-                self.set_poison(format!("vLog write failed: {e}"));
-                e
-            })?;
-        }
-        let log_bytes = buf.len() as u64;
+        write_out(&mut pending, sync)?;
         let sv = self.sv.read().clone();
         for (k, v) in entries {
             sv.mem.insert(k, v);

@@ -51,7 +51,7 @@ impl WriteQueue {
         commit: impl Fn(&[Arc<PendingWrite>]),
     ) -> Result<()> {
         let me = Arc::new(PendingWrite {
-            bytes: batch.bytes,
+            bytes: batch.bytes(),
             batch: Mutex::new(Some(batch)),
             sync,
             result: Mutex::new(None),

@@ -140,6 +140,42 @@ pub(crate) fn encode(
     start
 }
 
+/// Appends a record with sequence number 0, no batch flag and no checksum
+/// yet (see [`seal`]); returns its offset within `buf`.
+pub(crate) fn encode_unsealed(
+    buf: &mut Vec<u8>,
+    is_put: bool,
+    table: u32,
+    key: &[u8],
+    value: &[u8],
+) -> usize {
+    let start = buf.len();
+    buf.reserve(record_len(key.len(), value.len()));
+    buf.push(if is_put { FLAG_PUT } else { 0 });
+    buf.extend_from_slice(&table.to_le_bytes());
+    buf.extend_from_slice(&0u64.to_le_bytes());
+    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(&[0; TRAILER_LEN]);
+    start
+}
+
+/// Fills in the sequence number, the batch flag and the checksum of the
+/// record `rec` (exactly one record, as [`encode_unsealed`] wrote it).
+pub(crate) fn seal(rec: &mut [u8], seq: u64, continues: bool) {
+    if continues {
+        rec[0] |= FLAG_CONTINUES;
+    } else {
+        rec[0] &= !FLAG_CONTINUES;
+    }
+    rec[5..13].copy_from_slice(&seq.to_le_bytes());
+    let body = rec.len() - TRAILER_LEN;
+    let crc = crc32fast::hash(&rec[..body]);
+    rec[body..].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// A whole record, checked and decoded, borrowing from the bytes it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Record<'a> {
@@ -221,6 +257,20 @@ mod tests {
         assert_eq!(decode(&bad[b..]), Err(DecodeError::Checksum));
         bad[b] = 0x40;
         assert_eq!(decode(&bad[b..]), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn sealed_records_equal_encoded_ones() {
+        let mut a = Vec::new();
+        encode(&mut a, true, true, 3, 99, b"k", b"value");
+        encode(&mut a, false, false, 3, 100, b"gone", b"");
+        let mut b = Vec::new();
+        let x = encode_unsealed(&mut b, true, 3, b"k", b"value");
+        let y = encode_unsealed(&mut b, false, 3, b"gone", b"");
+        let (first, second) = b.split_at_mut(y);
+        seal(&mut first[x..], 99, true);
+        seal(second, 100, false);
+        assert_eq!(a, b);
     }
 
     #[test]
