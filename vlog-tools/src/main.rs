@@ -2,6 +2,7 @@
 
 mod bench;
 mod procio;
+mod zipf;
 
 use anyhow::{ensure, Context, Result};
 use clap::{Parser, Subcommand};
