@@ -710,7 +710,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             if *v == 0 {
                 distinct_updated += 1;
             }
-            *v = v.checked_add(1).context("more than 2^32 updates of one key")?;
+            *v = v
+                .checked_add(1)
+                .context("more than 2^32 updates of one key")?;
             update_parts[(i % threads as u64) as usize].push((i, *v));
         }
     }
@@ -902,13 +904,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .context("waiting for compactions after the GC pass")?;
         let settle_secs = start.elapsed().as_secs_f64();
         let vlog_bytes_after = db.stats().vlog_bytes;
-        let scan = timed_scan(
-            &db,
-            &values,
-            args,
-            "full scan after GC",
-            &mut cold_failures,
-        )?;
+        let scan = timed_scan(&db, &values, args, "full scan after GC", &mut cold_failures)?;
         Some(ScanAfterGc {
             gc,
             gc_secs,
@@ -999,11 +995,7 @@ fn update_phase(
         },
         args.gc_policy.name(),
         args.gc_target,
-        if args.no_gc {
-            ", automatic GC off"
-        } else {
-            ""
-        }
+        if args.no_gc { ", automatic GC off" } else { "" }
     ));
     let stats_before = db.stats();
     let io_before = ProcIo::read();
@@ -1081,8 +1073,7 @@ fn update_phase(
         gc_wait_secs,
         reached_gc_target: reached,
         proc_io: io_updates,
-        device_write_amplification: io_updates
-            .map(|io| ratio(io.device_write_bytes(), user_bytes)),
+        device_write_amplification: io_updates.map(|io| ratio(io.device_write_bytes(), user_bytes)),
         proc_io_with_gc_wait: io_all,
         device_write_amplification_with_gc_wait: io_all
             .map(|io| ratio(io.device_write_bytes(), user_bytes)),
@@ -1502,11 +1493,7 @@ fn print_table(r: &Report) {
         );
         println!(
             "  dir / live user         {:.3}  ({} files, {} B, {} allocated, over {} B)",
-            sp.db_over_live_user,
-            sp.files,
-            sp.db_bytes,
-            sp.db_allocated_bytes,
-            sp.live_user_bytes
+            sp.db_over_live_user, sp.files, sp.db_bytes, sp.db_allocated_bytes, sp.live_user_bytes
         );
     }
     if let Some(m) = &r.multi_get {
