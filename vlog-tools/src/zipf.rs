@@ -110,18 +110,26 @@ mod tests {
             counts[z.next_rank(&mut rng) as usize] += 1;
         }
         let zetan = zeta(n, theta);
-        // The first ranks, within 10% of their exact probability.
-        for (r, &c) in counts.iter().enumerate().take(5) {
-            let p = 1.0 / ((r + 1) as f64).powf(theta) / zetan;
+        let p = |r: usize| 1.0 / ((r + 1) as f64).powf(theta) / zetan;
+        // The method is exact for the first two ranks...
+        for (r, &c) in counts.iter().enumerate().take(2) {
             let got = c as f64 / draws as f64;
             assert!(
-                (got - p).abs() < 0.1 * p,
-                "rank {r}: {got:.4} drawn, {p:.4} expected"
+                (got - p(r)).abs() < 0.05 * p(r),
+                "rank {r}: {got:.4} drawn, {:.4} expected",
+                p(r)
             );
         }
-        // Skewed: the top 10% of ranks take most draws.
+        // ...and approximate beyond (rank 2 comes out about 15% heavy for
+        // n = 1000, theta = 0.99, as in YCSB): the top 10% of ranks' mass
+        // is still close to the law's.
         let top: u64 = counts[..(n / 10) as usize].iter().sum();
-        assert!(top as f64 > 0.6 * draws as f64, "top 10%: {top}");
+        let got = top as f64 / draws as f64;
+        let want: f64 = (0..(n / 10) as usize).map(p).sum();
+        assert!(
+            (got - want).abs() < 0.05 * want,
+            "top 10%: {got:.4} drawn, {want:.4} expected"
+        );
     }
 
     #[test]
