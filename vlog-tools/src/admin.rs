@@ -47,6 +47,11 @@ pub struct GcArgs {
     /// `tail` or `--all`) [default: the engine's, 0.2].
     #[arg(long)]
     min_garbage_ratio: Option<f64>,
+    /// Options::segment_size for the GC segments this pass writes [default:
+    /// the engine's, 128 MiB]. The segment size is not stored in the
+    /// database: give the one the database was written with.
+    #[arg(long)]
+    segment_size: Option<u64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -55,13 +60,16 @@ pub struct GcArgs {
 /// Opens an existing database (refusing a directory without `CURRENT`:
 /// `Db::open` would create one) with automatic GC off.
 pub fn open_existing(dir: &Path) -> Result<Db> {
+    open_with(dir, Options::default())
+}
+
+fn open_with(dir: &Path, opts: Options) -> Result<Db> {
     ensure!(
         dir.join("CURRENT").is_file(),
         "{} holds no wisckey database (no CURRENT file)",
         dir.display()
     );
-    Db::open(dir, Options::default().background_gc(false))
-        .with_context(|| format!("opening {}", dir.display()))
+    Db::open(dir, opts.background_gc(false)).with_context(|| format!("opening {}", dir.display()))
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
@@ -378,7 +386,11 @@ pub fn gc(args: &GcArgs) -> Result<()> {
             "--min-garbage-ratio must be in [0, 1]"
         );
     }
-    let db = open_existing(&args.dir)?;
+    let mut db_opts = Options::default();
+    if let Some(s) = args.segment_size {
+        db_opts = db_opts.segment_size(s);
+    }
+    let db = open_with(&args.dir, db_opts)?;
     let before = db.stats();
     let mut opts = GcOptions::default().all_sealed(args.all);
     if let Some(p) = args.policy {
