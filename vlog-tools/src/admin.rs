@@ -1,0 +1,460 @@
+//! `inspect`, `verify` and `gc`: tools for an existing database.
+//!
+//! Each opens the database with automatic GC off (so that only what the
+//! tool asks for changes the vLog). Opening still runs recovery and may
+//! start compactions the database owed.
+
+use crate::bench::PolicyArg;
+use anyhow::{bail, ensure, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wisckey::{Db, GcOptions, GcReport, LevelStats, Options, SegmentStats, TableOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The database directory (must already hold a database: a CURRENT file).
+    dir: PathBuf,
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The database directory (must already hold a database: a CURRENT file).
+    dir: PathBuf,
+    /// Print one JSON object (counts per table) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// The database directory (must already hold a database: a CURRENT file).
+    dir: PathBuf,
+    /// The policy that picks the victims [default: the engine's, cost-benefit].
+    #[arg(long, value_enum)]
+    policy: Option<PolicyArg>,
+    /// The most segments the pass takes [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_segments: Option<u64>,
+    /// Take every sealed segment, whatever its garbage (rewrites the log in
+    /// key order).
+    #[arg(long)]
+    all: bool,
+    /// Segments with a smaller fraction of garbage are skipped (not by
+    /// `tail` or `--all`) [default: the engine's, 0.2].
+    #[arg(long)]
+    min_garbage_ratio: Option<f64>,
+    /// Options::segment_size for the GC segments this pass writes [default:
+    /// the engine's, 128 MiB]. The segment size is not stored in the
+    /// database: give the one the database was written with.
+    #[arg(long)]
+    segment_size: Option<u64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Opens an existing database (refusing a directory without `CURRENT`:
+/// `Db::open` would create one) with automatic GC off.
+pub fn open_existing(dir: &Path) -> Result<Db> {
+    open_with(dir, Options::default())
+}
+
+fn open_with(dir: &Path, opts: Options) -> Result<Db> {
+    ensure!(
+        dir.join("CURRENT").is_file(),
+        "{} holds no wisckey database (no CURRENT file)",
+        dir.display()
+    );
+    Db::open(dir, opts.background_gc(false)).with_context(|| format!("opening {}", dir.display()))
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / whole as f64
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Inspect {
+    dir: PathBuf,
+    io_backend: String,
+    tables: Vec<String>,
+    last_sequence: u64,
+    levels: Vec<LevelStats>,
+    sst_bytes: u64,
+    segments: Vec<SegmentStats>,
+    vlog_segments: u64,
+    vlog_user_segments: u64,
+    vlog_gc_segments: u64,
+    vlog_bytes: u64,
+    vlog_garbage_bytes: u64,
+    /// vlog_bytes / (vlog_bytes - vlog_garbage_bytes), from the discard statistics.
+    vlog_space_amplification: f64,
+    /// Bytes of every file in the directory.
+    dir_files: u64,
+    dir_bytes: u64,
+    /// Counters since this open (GC, compaction); mostly zero for a fresh open.
+    gc_passes: u64,
+    gc_bytes_read: u64,
+    gc_bytes_written: u64,
+    gc_bytes_freed: u64,
+    gc_records_moved: u64,
+    retired_segments_kept: u64,
+    memtable_bytes: u64,
+    immutable_memtables: u64,
+}
+
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let db = open_existing(&args.dir)?;
+    let st = db.stats();
+    let (dir_files, dir_bytes, _) = crate::bench::dir_size(&args.dir)?;
+    let r = Inspect {
+        dir: args.dir.clone(),
+        io_backend: st.io_backend.clone(),
+        tables: db.table_names(),
+        last_sequence: st.last_sequence,
+        levels: st.levels.clone(),
+        sst_bytes: st.sst_bytes,
+        vlog_segments: st.vlog_segments,
+        vlog_user_segments: st.segments.iter().filter(|s| !s.gc).count() as u64,
+        vlog_gc_segments: st.segments.iter().filter(|s| s.gc).count() as u64,
+        segments: st.segments.clone(),
+        vlog_bytes: st.vlog_bytes,
+        vlog_garbage_bytes: st.vlog_garbage_bytes,
+        vlog_space_amplification: st.vlog_space_amplification,
+        dir_files,
+        dir_bytes,
+        gc_passes: st.gc_passes,
+        gc_bytes_read: st.gc_bytes_read,
+        gc_bytes_written: st.gc_bytes_written,
+        gc_bytes_freed: st.gc_bytes_freed,
+        gc_records_moved: st.gc_records_moved,
+        retired_segments_kept: st.retired_segments_kept,
+        memtable_bytes: st.memtable_bytes,
+        immutable_memtables: st.immutable_memtables,
+    };
+    db.close().context("closing the database")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    println!("database {}", r.dir.display());
+    println!(
+        "  {} files, {} bytes; I/O backend {}; last sequence {}; named tables: {}",
+        r.dir_files,
+        r.dir_bytes,
+        r.io_backend,
+        r.last_sequence,
+        if r.tables.is_empty() {
+            "none".to_string()
+        } else {
+            r.tables.join(", ")
+        }
+    );
+    println!();
+    println!("LSM-tree ({} SSTable bytes)", r.sst_bytes);
+    println!("  level  files           bytes          target   score");
+    for (i, l) in r.levels.iter().enumerate() {
+        if l.files == 0 && l.target_bytes == 0 && i > 0 {
+            continue;
+        }
+        println!(
+            "  L{:<5} {:>5} {:>15} {:>15} {:>7.3}",
+            i, l.files, l.bytes, l.target_bytes, l.score
+        );
+    }
+    println!();
+    println!(
+        "vLog: {} segments ({} user, {} GC), {} bytes, {} garbage ({:.1}%)",
+        r.vlog_segments,
+        r.vlog_user_segments,
+        r.vlog_gc_segments,
+        r.vlog_bytes,
+        r.vlog_garbage_bytes,
+        pct(r.vlog_garbage_bytes, r.vlog_bytes)
+    );
+    println!("  segment  kind            bytes         garbage  garbage%");
+    for s in &r.segments {
+        println!(
+            "  {:>7}  {:<4} {:>15} {:>15} {:>8.1}",
+            s.number,
+            if s.gc { "gc" } else { "user" },
+            s.bytes,
+            s.garbage_bytes,
+            pct(s.garbage_bytes, s.bytes)
+        );
+    }
+    println!();
+    println!(
+        "vLog space amplification  {:.3}  (bytes over live bytes, by the discard statistics)",
+        r.vlog_space_amplification
+    );
+    println!(
+        "GC since this open        {} passes, {} B read, {} B moved ({} records), {} B freed, {} retired segments kept",
+        r.gc_passes,
+        r.gc_bytes_read,
+        r.gc_bytes_written,
+        r.gc_records_moved,
+        r.gc_bytes_freed,
+        r.retired_segments_kept
+    );
+    println!(
+        "memtable                  {} bytes, {} frozen (replayed from the vLog on open)",
+        r.memtable_bytes, r.immutable_memtables
+    );
+    Ok(())
+}
+
+#[derive(Debug, Default, Serialize)]
+struct TableCount {
+    table: String,
+    entries: u64,
+    key_bytes: u64,
+    value_bytes: u64,
+    gets: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct VerifyReport {
+    dir: PathBuf,
+    ok: bool,
+    tables: Vec<TableCount>,
+    entries: u64,
+    secs: f64,
+    error: Option<String>,
+}
+
+/// Scans `table` (every value read from the vLog is checksummed by the
+/// engine), checks the order, and gets every key back.
+fn verify_table(t: &wisckey::Table, count: &mut TableCount) -> Result<()> {
+    let mut prev: Option<Vec<u8>> = None;
+    for kv in t.iter() {
+        let (k, v) = kv.with_context(|| {
+            format!(
+                "table {}: scan failed after {} entries{}",
+                count.table,
+                count.entries,
+                prev.as_ref()
+                    .map(|p| format!(" (last good key {})", show(p)))
+                    .unwrap_or_default()
+            )
+        })?;
+        if let Some(p) = &prev {
+            ensure!(
+                p.as_slice() < k.as_slice(),
+                "table {}: keys out of order: {} then {}",
+                count.table,
+                show(p),
+                show(&k)
+            );
+        }
+        let got = t
+            .get(&k)
+            .with_context(|| format!("table {}: get of key {}", count.table, show(&k)))?;
+        match got {
+            None => bail!(
+                "table {}: key {} was scanned but get finds nothing",
+                count.table,
+                show(&k)
+            ),
+            Some(g) => ensure!(
+                *g == *v,
+                "table {}: key {}: get returned {} bytes that differ from the {} scanned",
+                count.table,
+                show(&k),
+                g.len(),
+                v.len()
+            ),
+        }
+        count.gets += 1;
+        count.entries += 1;
+        count.key_bytes += k.len() as u64;
+        count.value_bytes += v.len() as u64;
+        prev = Some(k);
+    }
+    Ok(())
+}
+
+/// A key for messages: text when printable, hex otherwise.
+fn show(k: &[u8]) -> String {
+    match std::str::from_utf8(k) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
+        _ => k.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+pub fn verify(args: &VerifyArgs) -> Result<()> {
+    let db = open_existing(&args.dir)?;
+    let start = Instant::now();
+    let mut tables = Vec::new();
+    let mut result = Ok(());
+    let mut handles = vec![db.default_table()];
+    for name in db.table_names() {
+        match db.table(&name, TableOptions::ordered()) {
+            Ok(t) => handles.push(t),
+            Err(e) => {
+                result = Err(anyhow::Error::new(e).context(format!("opening table {name}")));
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        for t in &handles {
+            let mut count = TableCount {
+                table: t.name().to_string(),
+                ..Default::default()
+            };
+            eprintln!("[verify] table {}", count.table);
+            let r = verify_table(t, &mut count);
+            tables.push(count);
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(handles);
+    let secs = start.elapsed().as_secs_f64();
+    let close = db.close().context("closing the database");
+    if result.is_ok() {
+        result = close;
+    }
+    let entries = tables.iter().map(|t| t.entries).sum();
+    let error = result.as_ref().err().map(|e| {
+        let corrupt = e
+            .chain()
+            .any(|c| matches!(c.downcast_ref::<wisckey::Error>(), Some(w) if w.is_corruption()));
+        format!("{}{e:#}", if corrupt { "CORRUPTION: " } else { "" })
+    });
+    let report = VerifyReport {
+        dir: args.dir.clone(),
+        ok: result.is_ok(),
+        tables,
+        entries,
+        secs,
+        error,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for t in &report.tables {
+            println!(
+                "table {:<20} {:>10} entries, {:>14} key bytes, {:>14} value bytes, {:>10} gets checked",
+                t.table, t.entries, t.key_bytes, t.value_bytes, t.gets
+            );
+        }
+        println!(
+            "{}: {} entries in {} table(s), {:.3} s",
+            if report.ok { "OK" } else { "FAILED" },
+            report.entries,
+            report.tables.len(),
+            report.secs
+        );
+    }
+    match report.error {
+        None => Ok(()),
+        Some(msg) => bail!("verify failed: {msg}"),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct GcRun {
+    dir: PathBuf,
+    policy: Option<PolicyArg>,
+    all: bool,
+    report: GcReport,
+    vlog_segments_before: u64,
+    vlog_segments_after: u64,
+    vlog_bytes_before: u64,
+    vlog_bytes_after: u64,
+    vlog_garbage_bytes_before: u64,
+    vlog_garbage_bytes_after: u64,
+    space_amplification_before: f64,
+    space_amplification_after: f64,
+}
+
+pub fn gc(args: &GcArgs) -> Result<()> {
+    if let Some(r) = args.min_garbage_ratio {
+        ensure!(
+            (0.0..=1.0).contains(&r),
+            "--min-garbage-ratio must be in [0, 1]"
+        );
+    }
+    let mut db_opts = Options::default();
+    if let Some(s) = args.segment_size {
+        db_opts = db_opts.segment_size(s);
+    }
+    let db = open_with(&args.dir, db_opts)?;
+    let before = db.stats();
+    let mut opts = GcOptions::default().all_sealed(args.all);
+    if let Some(p) = args.policy {
+        opts = opts.policy(p.policy());
+    }
+    if let Some(n) = args.max_segments {
+        opts = opts.max_segments(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    if let Some(r) = args.min_garbage_ratio {
+        opts = opts.min_garbage_ratio(r);
+    }
+    let report = db.gc(opts).context("GC pass")?;
+    let after = db.stats();
+    db.close().context("closing the database")?;
+    let run = GcRun {
+        dir: args.dir.clone(),
+        policy: args.policy,
+        all: args.all,
+        report,
+        vlog_segments_before: before.vlog_segments,
+        vlog_segments_after: after.vlog_segments,
+        vlog_bytes_before: before.vlog_bytes,
+        vlog_bytes_after: after.vlog_bytes,
+        vlog_garbage_bytes_before: before.vlog_garbage_bytes,
+        vlog_garbage_bytes_after: after.vlog_garbage_bytes,
+        space_amplification_before: before.vlog_space_amplification,
+        space_amplification_after: after.vlog_space_amplification,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+        return Ok(());
+    }
+    let r = &run.report;
+    if r.victims.is_empty() {
+        println!("no segment qualified: nothing collected");
+    } else {
+        println!("victims                {:?}", r.victims);
+        println!(
+            "read                   {} segments, {} bytes, {} records",
+            r.segments_read, r.bytes_read, r.records_read
+        );
+        println!(
+            "moved                  {} records, {} bytes ({} superseded by writes during the pass)",
+            r.records_moved, r.bytes_moved, r.records_superseded
+        );
+        println!("freed                  {} bytes", r.bytes_freed);
+        println!("time                   {:.3} s", r.seconds);
+    }
+    println!("                             before          after");
+    println!(
+        "vLog segments          {:>15} {:>14}",
+        run.vlog_segments_before, run.vlog_segments_after
+    );
+    println!(
+        "vLog bytes             {:>15} {:>14}",
+        run.vlog_bytes_before, run.vlog_bytes_after
+    );
+    println!(
+        "vLog garbage bytes     {:>15} {:>14}",
+        run.vlog_garbage_bytes_before, run.vlog_garbage_bytes_after
+    );
+    println!(
+        "vLog space amp         {:>15.3} {:>14.3}",
+        run.space_amplification_before, run.space_amplification_after
+    );
+    Ok(())
+}
