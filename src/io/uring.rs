@@ -694,3 +694,382 @@ impl Fs for UringFs {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::fs::OpenOptions;
+
+    fn uring() -> UringFs {
+        UringFs::probe().expect("io_uring available for tests")
+    }
+
+    fn file_with(fs: &UringFs, dir: &Path, name: &str, bytes: &[u8]) -> Arc<dyn FileHandle> {
+        let f = fs.create(&dir.join(name)).unwrap();
+        f.write_all_at(bytes, 0).unwrap();
+        f
+    }
+
+    fn pattern(seed: u64, len: usize) -> Vec<u8> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..len).map(|_| rng.gen()).collect()
+    }
+
+    /// A handle without a raw fd, so batched reads must use `read_exact_at`.
+    #[derive(Debug)]
+    struct NoFd(Arc<dyn FileHandle>);
+    impl FileHandle for NoFd {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.0.read_at(buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+            self.0.write_at(buf, offset)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.0.sync_data()
+        }
+        fn sync_all(&self) -> io::Result<()> {
+            self.0.sync_all()
+        }
+        fn len(&self) -> io::Result<u64> {
+            self.0.len()
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+    }
+
+    /// A write-only file exposing its fd: reads of it fail with EBADF.
+    #[derive(Debug)]
+    struct WriteOnly(std::fs::File);
+    impl FileHandle for WriteOnly {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            std::os::unix::fs::FileExt::read_at(&self.0, buf, offset)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+            std::os::unix::fs::FileExt::write_at(&self.0, buf, offset)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.0.sync_data()
+        }
+        fn sync_all(&self) -> io::Result<()> {
+            self.0.sync_all()
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.0.metadata()?.len())
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn raw_fd(&self) -> Option<RawFd> {
+            Some(std::os::fd::AsRawFd::as_raw_fd(&self.0))
+        }
+    }
+
+    /// Runs `ranges` (file index, offset, len) through `fs.read_batch` and
+    /// through `read_exact_at` one by one; asserts equal bytes and kinds.
+    fn check_against_pread(fs: &dyn Fs, files: &[Arc<dyn FileHandle>], ranges: &[(usize, u64, usize)]) {
+        let mut bufs: Vec<Vec<u8>> = ranges.iter().map(|&(_, _, n)| vec![0xAA; n]).collect();
+        let mut reqs: Vec<ReadRequest<'_>> = ranges
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|(&(f, off, _), buf)| ReadRequest {
+                file: &*files[f],
+                offset: off,
+                buf: buf.as_mut_slice(),
+            })
+            .collect();
+        let got = fs.read_batch(&mut reqs);
+        drop(reqs);
+        assert_eq!(got.len(), ranges.len());
+        for (k, (&(f, off, n), res)) in ranges.iter().zip(got).enumerate() {
+            let mut want = vec![0u8; n];
+            match files[f].read_exact_at(&mut want, off) {
+                Ok(()) => {
+                    assert!(res.is_ok(), "request {k} {:?}: {res:?}", ranges[k]);
+                    assert_eq!(bufs[k], want, "request {k} {:?}", ranges[k]);
+                }
+                Err(e) => {
+                    let got = res.expect_err("batched read should fail too");
+                    assert_eq!(got.kind(), e.kind(), "request {k} {:?}", ranges[k]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn read_batch_matches_pread_on_random_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = uring();
+        let sizes = [0usize, 1, 4096, 100_000, 1 << 20];
+        let files: Vec<_> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| file_with(&fs, dir.path(), &format!("f{i}"), &pattern(i as u64, n)))
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let ranges: Vec<(usize, u64, usize)> = (0..1000)
+            .map(|_| {
+                let f = rng.gen_range(0..files.len());
+                let size = sizes[f] as u64;
+                let off = rng.gen_range(0..=size + 10);
+                let len = match rng.gen_range(0..10) {
+                    0 => 0,
+                    1 => rng.gen_range(0..200_000),
+                    _ => rng.gen_range(1..5000),
+                };
+                (f, off, len)
+            })
+            .collect();
+        assert!(ranges.iter().any(|r| r.2 == 0));
+        assert!(ranges.iter().any(|&(f, off, n)| off + n as u64 > sizes[f] as u64 && n > 0));
+        check_against_pread(&fs, &files, &ranges);
+        // The default (loop of read_exact_at) agrees too.
+        check_against_pread(&StdFs::default(), &files, &ranges);
+    }
+
+    #[test]
+    fn thousand_requests_through_one_64_entry_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = uring();
+        let data = pattern(3, 1 << 20);
+        let files = vec![file_with(&fs, dir.path(), "f", &data)];
+        // Spaced out, so that nothing merges: 1,000 separate reads.
+        let ranges: Vec<_> = (0..1000u64).map(|i| (0, i * 1000, 100 + (i % 7) as usize)).collect();
+        check_against_pread(&fs, &files, &ranges);
+        assert_eq!(fs.pool.created(), 1, "one batch uses one ring");
+    }
+
+    #[test]
+    fn adjacent_requests_merge_and_split_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = uring();
+        let data = pattern(5, 300_000);
+        let a = file_with(&fs, dir.path(), "a", &data);
+        let b = file_with(&fs, dir.path(), "b", &data);
+        // Shuffled contiguous runs in two files, a big request that never
+        // merges, and a run longer than MERGE_MAX_RUN.
+        let mut ranges = Vec::new();
+        let mut off = 0u64;
+        for i in 0..200usize {
+            let n = 1 + (i * 37) % 2000;
+            ranges.push((0, off, n));
+            ranges.push((1, off, n));
+            off += n as u64;
+        }
+        ranges.push((0, off, 20_000));
+        ranges.push((0, off + 20_000, 10));
+        ranges.reverse();
+        check_against_pread(&fs, &[a.clone(), b.clone()], &ranges);
+
+        // The plan: runs merge per file, capped by MERGE_MAX_RUN, and never
+        // include a request above MERGE_MAX_REQUEST.
+        let mut bufs: Vec<Vec<u8>> = ranges.iter().map(|r| vec![0; r.2]).collect();
+        let files = [a, b];
+        let mut reqs: Vec<ReadRequest<'_>> = ranges
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|(&(f, o, _), buf)| ReadRequest { file: &*files[f], offset: o, buf })
+            .collect();
+        let todo = reqs.iter().enumerate().map(|(i, r)| (i, r.file.raw_fd().unwrap())).collect();
+        let ops = plan_reads(&mut reqs, todo);
+        assert!(ops.len() < ranges.len() / 10, "{} reads for {} requests", ops.len(), ranges.len());
+        for op in &ops {
+            assert!(op.len <= MERGE_MAX_RUN || op.members.len() == 1);
+            if op.members.len() > 1 {
+                assert!(op.members.iter().all(|&(i, _)| reqs[i].buf.len() <= MERGE_MAX_REQUEST));
+            }
+        }
+    }
+
+    #[test]
+    fn a_request_straddling_eof_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = uring();
+        let data = pattern(9, 1000);
+        let f = file_with(&fs, dir.path(), "f", &data);
+        // Adjacent (so merged): [900,950) ok, [950,1010) straddles, [1010,1020) past.
+        let mut b1 = vec![0; 50];
+        let mut b2 = vec![0; 60];
+        let mut b3 = vec![0; 10];
+        let mut b4 = vec![0; 100];
+        let mut reqs = vec![
+            ReadRequest { file: &*f, offset: 950, buf: &mut b2 },
+            ReadRequest { file: &*f, offset: 900, buf: &mut b1 },
+            ReadRequest { file: &*f, offset: 1010, buf: &mut b3 },
+            ReadRequest { file: &*f, offset: 0, buf: &mut b4 },
+        ];
+        let res = fs.read_batch(&mut reqs);
+        drop(reqs);
+        assert_eq!(res[0].as_ref().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert!(res[1].is_ok());
+        assert_eq!(res[2].as_ref().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert!(res[3].is_ok());
+        assert_eq!(b1, &data[900..950]);
+        assert_eq!(b4, &data[..100]);
+    }
+
+    #[test]
+    fn errors_are_per_request_and_handles_without_fd_fall_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = uring();
+        let data = pattern(11, 5000);
+        let f = file_with(&fs, dir.path(), "f", &data);
+        let wo = WriteOnly(OpenOptions::new().write(true).open(dir.path().join("f")).unwrap());
+        let nofd = NoFd(f.clone());
+        let (mut b1, mut b2, mut b3) = (vec![0; 100], vec![0; 100], vec![0; 100]);
+        let mut reqs = vec![
+            ReadRequest { file: &wo, offset: 0, buf: &mut b1 },
+            ReadRequest { file: &*f, offset: 100, buf: &mut b2 },
+            ReadRequest { file: &nofd, offset: 200, buf: &mut b3 },
+        ];
+        let res = fs.read_batch(&mut reqs);
+        drop(reqs);
+        assert_eq!(res[0].as_ref().unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert!(res[1].is_ok() && res[2].is_ok());
+        assert_eq!(b2, &data[100..200]);
+        assert_eq!(b3, &data[200..300]);
+    }
+
+    #[test]
+    fn short_completions_resubmit_the_rest() {
+        let mut filled = 0;
+        assert_eq!(on_read_completion(100, &mut filled, 30), Step::Resubmit);
+        assert_eq!(filled, 30);
+        assert_eq!(on_read_completion(100, &mut filled, -libc::EINTR), Step::Resubmit);
+        assert_eq!(filled, 30);
+        assert_eq!(on_read_completion(100, &mut filled, -libc::EAGAIN), Step::Resubmit);
+        assert_eq!(on_read_completion(100, &mut filled, 69), Step::Resubmit);
+        assert_eq!(on_read_completion(100, &mut filled, 1), Step::Done(None));
+        assert_eq!(filled, 100);
+
+        let mut filled = 40;
+        assert_eq!(on_read_completion(100, &mut filled, 0), Step::Done(Some(Fail::Eof)));
+        assert_eq!(filled, 40);
+        assert_eq!(
+            on_read_completion(100, &mut filled, -libc::EIO),
+            Step::Done(Some(Fail::Os(libc::EIO)))
+        );
+        assert_eq!(Fail::Os(libc::EIO).to_error().raw_os_error(), Some(libc::EIO));
+        assert_eq!(Fail::Eof.to_error().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn merged_read_cut_short_serves_the_members_it_covers() {
+        // A merged read of 3 members that stopped (EOF) after 25 bytes.
+        let mut b0 = vec![0u8; 10];
+        let mut b1 = vec![0u8; 10];
+        let mut b2 = vec![0u8; 10];
+        let dir = tempfile::tempdir().unwrap();
+        let f = StdFs::default().create(&dir.path().join("f")).unwrap();
+        let mut reqs = vec![
+            ReadRequest { file: &*f, offset: 0, buf: &mut b0 },
+            ReadRequest { file: &*f, offset: 10, buf: &mut b1 },
+            ReadRequest { file: &*f, offset: 20, buf: &mut b2 },
+        ];
+        let mut temp: Vec<u8> = (0..30).collect();
+        let op = ReadOp {
+            fd: -1,
+            offset: 0,
+            ptr: temp.as_mut_ptr(),
+            len: 30,
+            filled: 25,
+            fail: Some(Fail::Eof),
+            temp: Some(temp),
+            members: vec![(0, 0), (1, 10), (2, 20)],
+        };
+        let mut results = vec![None, None, None];
+        finish_reads(vec![op], &mut reqs, &mut results);
+        drop(reqs);
+        assert!(results[0].as_ref().unwrap().is_ok());
+        assert!(results[1].as_ref().unwrap().is_ok());
+        let e = results[2].as_ref().unwrap().as_ref().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(b0, (0..10).collect::<Vec<u8>>());
+        assert_eq!(b1, (10..20).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn write_all_and_sync_at_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = uring();
+        let f = fs.create(&dir.path().join("f")).unwrap();
+        let big = pattern(13, 3 << 20);
+        f.write_all_and_sync_at(&big, 0, true).unwrap();
+        f.write_all_and_sync_at(b"hello", 10, false).unwrap();
+        f.write_all_and_sync_at(b"", 0, true).unwrap();
+        f.write_all_and_sync_at(b"tail", big.len() as u64, true).unwrap();
+        let mut want = big.clone();
+        want[10..15].copy_from_slice(b"hello");
+        want.extend_from_slice(b"tail");
+        assert_eq!(f.len().unwrap(), want.len() as u64);
+        let mut got = vec![0; want.len()];
+        f.read_exact_at(&mut got, 0).unwrap();
+        assert_eq!(got, want);
+        // Through a fresh handle too (the data reached the file, not a cache of ours).
+        let g = StdFs::default().open(&dir.path().join("f"), false).unwrap();
+        g.read_exact_at(&mut got, 0).unwrap();
+        assert_eq!(got, want);
+        // A read-only handle reports the write's error.
+        let ro = fs.open(&dir.path().join("f"), false).unwrap();
+        let e = ro.write_all_and_sync_at(b"x", 0, true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn probe_reports_a_refusal() {
+        let e = UringFs::probe_with(|| Err(io::Error::from_raw_os_error(libc::ENOSYS))).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSYS));
+        assert_eq!(uring().name(), "io_uring");
+    }
+
+    #[test]
+    fn created_files_keep_stdfs_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        uring().create(&a).unwrap();
+        StdFs::default().create(&b).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&a), mode(&b));
+        let c = dir.path().join("c");
+        uring().with_mode(0o600).create(&c).unwrap();
+        assert_eq!(mode(&c) & 0o077, 0);
+    }
+
+    #[test]
+    fn concurrent_batches_use_several_rings() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = uring();
+        let data = pattern(17, 1 << 20);
+        let f = file_with(&fs, dir.path(), "f", &data);
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let (fs, f, data) = (&fs, &f, &data);
+                s.spawn(move || {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64(t);
+                    for _ in 0..50 {
+                        let ranges: Vec<_> = (0..100)
+                            .map(|_| (rng.gen_range(0..data.len() as u64 - 5000), rng.gen_range(1..5000)))
+                            .collect();
+                        let mut bufs: Vec<Vec<u8>> = ranges.iter().map(|r| vec![0; r.1]).collect();
+                        let mut reqs: Vec<_> = ranges
+                            .iter()
+                            .zip(bufs.iter_mut())
+                            .map(|(&(o, _), buf)| ReadRequest { file: &**f, offset: o, buf })
+                            .collect();
+                        assert!(fs.read_batch(&mut reqs).iter().all(|r| r.is_ok()));
+                        drop(reqs);
+                        for (&(o, n), b) in ranges.iter().zip(&bufs) {
+                            assert_eq!(&b[..], &data[o as usize..o as usize + n]);
+                        }
+                    }
+                });
+            }
+        });
+        let created = fs.pool.created();
+        assert!((1..=MAX_RINGS).contains(&created));
+    }
+}
