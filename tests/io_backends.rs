@@ -20,7 +20,7 @@ fn small_opts(backend: IoBackend) -> Options {
 }
 
 fn value(i: u32) -> Vec<u8> {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         vec![i as u8; 2000 + (i as usize % 500)]
     } else {
         format!("v{i}").into_bytes()
@@ -44,14 +44,14 @@ fn exercise(backend: IoBackend) -> String {
     let check = |db: &Db| {
         for i in (0..1500u32).step_by(7) {
             let got = db.get(format!("k{i:05}")).unwrap();
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 assert!(got.is_none(), "k{i} deleted");
             } else {
                 assert_eq!(got.unwrap().into_vec(), value(i), "k{i}");
             }
         }
         let keys: Vec<String> = (0..1500u32)
-            .filter(|i| i % 5 != 0)
+            .filter(|i| !i.is_multiple_of(5))
             .map(|i| format!("k{i:05}"))
             .collect();
         let got = db.multi_get(&keys).unwrap();
@@ -62,7 +62,7 @@ fn exercise(backend: IoBackend) -> String {
             .collect::<Result<_, _>>()
             .unwrap();
         let want: Vec<(Vec<u8>, Vec<u8>)> = (100..200u32)
-            .filter(|i| i % 5 != 0)
+            .filter(|i| !i.is_multiple_of(5))
             .map(|i| (format!("k{i:05}").into_bytes(), value(i)))
             .collect();
         assert_eq!(scanned, want);
@@ -114,7 +114,11 @@ fn run_child(backend: &str, env: &[(&str, &str)]) -> String {
     }
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
         .lines()
         .find_map(|l| l.split_once("VERDICT ").map(|(_, v)| v))
@@ -148,28 +152,49 @@ fn child_open() {
 
 #[test]
 fn auto_falls_back_to_sync_when_io_uring_is_refused() {
-    assert_eq!(run_child("auto", &[("WISCKEY_IO_URING_DISABLE", "1")]), "sync");
+    assert_eq!(
+        run_child("auto", &[("WISCKEY_IO_URING_DISABLE", "1")]),
+        "sync"
+    );
     assert_eq!(run_child("auto", &[]), "io_uring");
 }
 
 #[test]
 fn explicit_io_uring_refused_is_unsupported() {
     let v = run_child("io_uring", &[("WISCKEY_IO_URING_DISABLE", "1")]);
-    assert!(v.starts_with("unsupported: ") && v.contains("WISCKEY_IO_URING_DISABLE"), "{v}");
+    assert!(
+        v.starts_with("unsupported: ") && v.contains("WISCKEY_IO_URING_DISABLE"),
+        "{v}"
+    );
 }
 
 #[test]
 fn backend_env_var_steers_auto_only() {
     assert_eq!(run_child("auto", &[("WISCKEY_IO_BACKEND", "sync")]), "sync");
-    assert_eq!(run_child("auto", &[("WISCKEY_IO_BACKEND", "auto")]), "io_uring");
-    assert_eq!(run_child("auto", &[("WISCKEY_IO_BACKEND", "io_uring")]), "io_uring");
+    assert_eq!(
+        run_child("auto", &[("WISCKEY_IO_BACKEND", "auto")]),
+        "io_uring"
+    );
+    assert_eq!(
+        run_child("auto", &[("WISCKEY_IO_BACKEND", "io_uring")]),
+        "io_uring"
+    );
     // Explicit choices ignore it.
-    assert_eq!(run_child("io_uring", &[("WISCKEY_IO_BACKEND", "sync")]), "io_uring");
-    assert_eq!(run_child("sync", &[("WISCKEY_IO_BACKEND", "io_uring")]), "sync");
+    assert_eq!(
+        run_child("io_uring", &[("WISCKEY_IO_BACKEND", "sync")]),
+        "io_uring"
+    );
+    assert_eq!(
+        run_child("sync", &[("WISCKEY_IO_BACKEND", "io_uring")]),
+        "sync"
+    );
     // Requiring io_uring through it fails when io_uring is refused.
     let v = run_child(
         "auto",
-        &[("WISCKEY_IO_BACKEND", "io_uring"), ("WISCKEY_IO_URING_DISABLE", "1")],
+        &[
+            ("WISCKEY_IO_BACKEND", "io_uring"),
+            ("WISCKEY_IO_URING_DISABLE", "1"),
+        ],
     );
     assert!(v.starts_with("unsupported: "), "{v}");
     let v = run_child("auto", &[("WISCKEY_IO_BACKEND", "bogus")]);

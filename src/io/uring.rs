@@ -694,7 +694,6 @@ impl Fs for UringFs {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,7 +768,11 @@ mod tests {
 
     /// Runs `ranges` (file index, offset, len) through `fs.read_batch` and
     /// through `read_exact_at` one by one; asserts equal bytes and kinds.
-    fn check_against_pread(fs: &dyn Fs, files: &[Arc<dyn FileHandle>], ranges: &[(usize, u64, usize)]) {
+    fn check_against_pread(
+        fs: &dyn Fs,
+        files: &[Arc<dyn FileHandle>],
+        ranges: &[(usize, u64, usize)],
+    ) {
         let mut bufs: Vec<Vec<u8>> = ranges.iter().map(|&(_, _, n)| vec![0xAA; n]).collect();
         let mut reqs: Vec<ReadRequest<'_>> = ranges
             .iter()
@@ -823,7 +826,9 @@ mod tests {
             })
             .collect();
         assert!(ranges.iter().any(|r| r.2 == 0));
-        assert!(ranges.iter().any(|&(f, off, n)| off + n as u64 > sizes[f] as u64 && n > 0));
+        assert!(ranges
+            .iter()
+            .any(|&(f, off, n)| off + n as u64 > sizes[f] as u64 && n > 0));
         check_against_pread(&fs, &files, &ranges);
         // The default (loop of read_exact_at) agrees too.
         check_against_pread(&StdFs::default(), &files, &ranges);
@@ -836,7 +841,9 @@ mod tests {
         let data = pattern(3, 1 << 20);
         let files = vec![file_with(&fs, dir.path(), "f", &data)];
         // Spaced out, so that nothing merges: 1,000 separate reads.
-        let ranges: Vec<_> = (0..1000u64).map(|i| (0, i * 1000, 100 + (i % 7) as usize)).collect();
+        let ranges: Vec<_> = (0..1000u64)
+            .map(|i| (0, i * 1000, 100 + (i % 7) as usize))
+            .collect();
         check_against_pread(&fs, &files, &ranges);
         assert_eq!(fs.pool.created(), 1, "one batch uses one ring");
     }
@@ -870,15 +877,31 @@ mod tests {
         let mut reqs: Vec<ReadRequest<'_>> = ranges
             .iter()
             .zip(bufs.iter_mut())
-            .map(|(&(f, o, _), buf)| ReadRequest { file: &*files[f], offset: o, buf })
+            .map(|(&(f, o, _), buf)| ReadRequest {
+                file: &*files[f],
+                offset: o,
+                buf,
+            })
             .collect();
-        let todo = reqs.iter().enumerate().map(|(i, r)| (i, r.file.raw_fd().unwrap())).collect();
+        let todo = reqs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, r.file.raw_fd().unwrap()))
+            .collect();
         let ops = plan_reads(&mut reqs, todo);
-        assert!(ops.len() < ranges.len() / 10, "{} reads for {} requests", ops.len(), ranges.len());
+        assert!(
+            ops.len() < ranges.len() / 10,
+            "{} reads for {} requests",
+            ops.len(),
+            ranges.len()
+        );
         for op in &ops {
             assert!(op.len <= MERGE_MAX_RUN || op.members.len() == 1);
             if op.members.len() > 1 {
-                assert!(op.members.iter().all(|&(i, _)| reqs[i].buf.len() <= MERGE_MAX_REQUEST));
+                assert!(op
+                    .members
+                    .iter()
+                    .all(|&(i, _)| reqs[i].buf.len() <= MERGE_MAX_REQUEST));
             }
         }
     }
@@ -895,16 +918,38 @@ mod tests {
         let mut b3 = vec![0; 10];
         let mut b4 = vec![0; 100];
         let mut reqs = vec![
-            ReadRequest { file: &*f, offset: 950, buf: &mut b2 },
-            ReadRequest { file: &*f, offset: 900, buf: &mut b1 },
-            ReadRequest { file: &*f, offset: 1010, buf: &mut b3 },
-            ReadRequest { file: &*f, offset: 0, buf: &mut b4 },
+            ReadRequest {
+                file: &*f,
+                offset: 950,
+                buf: &mut b2,
+            },
+            ReadRequest {
+                file: &*f,
+                offset: 900,
+                buf: &mut b1,
+            },
+            ReadRequest {
+                file: &*f,
+                offset: 1010,
+                buf: &mut b3,
+            },
+            ReadRequest {
+                file: &*f,
+                offset: 0,
+                buf: &mut b4,
+            },
         ];
         let res = fs.read_batch(&mut reqs);
         drop(reqs);
-        assert_eq!(res[0].as_ref().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            res[0].as_ref().unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         assert!(res[1].is_ok());
-        assert_eq!(res[2].as_ref().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            res[2].as_ref().unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
         assert!(res[3].is_ok());
         assert_eq!(b1, &data[900..950]);
         assert_eq!(b4, &data[..100]);
@@ -916,17 +961,37 @@ mod tests {
         let fs = uring();
         let data = pattern(11, 5000);
         let f = file_with(&fs, dir.path(), "f", &data);
-        let wo = WriteOnly(OpenOptions::new().write(true).open(dir.path().join("f")).unwrap());
+        let wo = WriteOnly(
+            OpenOptions::new()
+                .write(true)
+                .open(dir.path().join("f"))
+                .unwrap(),
+        );
         let nofd = NoFd(f.clone());
         let (mut b1, mut b2, mut b3) = (vec![0; 100], vec![0; 100], vec![0; 100]);
         let mut reqs = vec![
-            ReadRequest { file: &wo, offset: 0, buf: &mut b1 },
-            ReadRequest { file: &*f, offset: 100, buf: &mut b2 },
-            ReadRequest { file: &nofd, offset: 200, buf: &mut b3 },
+            ReadRequest {
+                file: &wo,
+                offset: 0,
+                buf: &mut b1,
+            },
+            ReadRequest {
+                file: &*f,
+                offset: 100,
+                buf: &mut b2,
+            },
+            ReadRequest {
+                file: &nofd,
+                offset: 200,
+                buf: &mut b3,
+            },
         ];
         let res = fs.read_batch(&mut reqs);
         drop(reqs);
-        assert_eq!(res[0].as_ref().unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(
+            res[0].as_ref().unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
         assert!(res[1].is_ok() && res[2].is_ok());
         assert_eq!(b2, &data[100..200]);
         assert_eq!(b3, &data[200..300]);
@@ -937,21 +1002,33 @@ mod tests {
         let mut filled = 0;
         assert_eq!(on_read_completion(100, &mut filled, 30), Step::Resubmit);
         assert_eq!(filled, 30);
-        assert_eq!(on_read_completion(100, &mut filled, -libc::EINTR), Step::Resubmit);
+        assert_eq!(
+            on_read_completion(100, &mut filled, -libc::EINTR),
+            Step::Resubmit
+        );
         assert_eq!(filled, 30);
-        assert_eq!(on_read_completion(100, &mut filled, -libc::EAGAIN), Step::Resubmit);
+        assert_eq!(
+            on_read_completion(100, &mut filled, -libc::EAGAIN),
+            Step::Resubmit
+        );
         assert_eq!(on_read_completion(100, &mut filled, 69), Step::Resubmit);
         assert_eq!(on_read_completion(100, &mut filled, 1), Step::Done(None));
         assert_eq!(filled, 100);
 
         let mut filled = 40;
-        assert_eq!(on_read_completion(100, &mut filled, 0), Step::Done(Some(Fail::Eof)));
+        assert_eq!(
+            on_read_completion(100, &mut filled, 0),
+            Step::Done(Some(Fail::Eof))
+        );
         assert_eq!(filled, 40);
         assert_eq!(
             on_read_completion(100, &mut filled, -libc::EIO),
             Step::Done(Some(Fail::Os(libc::EIO)))
         );
-        assert_eq!(Fail::Os(libc::EIO).to_error().raw_os_error(), Some(libc::EIO));
+        assert_eq!(
+            Fail::Os(libc::EIO).to_error().raw_os_error(),
+            Some(libc::EIO)
+        );
         assert_eq!(Fail::Eof.to_error().kind(), io::ErrorKind::UnexpectedEof);
     }
 
@@ -964,9 +1041,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = StdFs::default().create(&dir.path().join("f")).unwrap();
         let mut reqs = vec![
-            ReadRequest { file: &*f, offset: 0, buf: &mut b0 },
-            ReadRequest { file: &*f, offset: 10, buf: &mut b1 },
-            ReadRequest { file: &*f, offset: 20, buf: &mut b2 },
+            ReadRequest {
+                file: &*f,
+                offset: 0,
+                buf: &mut b0,
+            },
+            ReadRequest {
+                file: &*f,
+                offset: 10,
+                buf: &mut b1,
+            },
+            ReadRequest {
+                file: &*f,
+                offset: 20,
+                buf: &mut b2,
+            },
         ];
         let mut temp: Vec<u8> = (0..30).collect();
         let op = ReadOp {
@@ -999,7 +1088,8 @@ mod tests {
         f.write_all_and_sync_at(&big, 0, true).unwrap();
         f.write_all_and_sync_at(b"hello", 10, false).unwrap();
         f.write_all_and_sync_at(b"", 0, true).unwrap();
-        f.write_all_and_sync_at(b"tail", big.len() as u64, true).unwrap();
+        f.write_all_and_sync_at(b"tail", big.len() as u64, true)
+            .unwrap();
         let mut want = big.clone();
         want[10..15].copy_from_slice(b"hello");
         want.extend_from_slice(b"tail");
@@ -1019,7 +1109,8 @@ mod tests {
 
     #[test]
     fn probe_reports_a_refusal() {
-        let e = UringFs::probe_with(|| Err(io::Error::from_raw_os_error(libc::ENOSYS))).unwrap_err();
+        let e =
+            UringFs::probe_with(|| Err(io::Error::from_raw_os_error(libc::ENOSYS))).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOSYS));
         assert_eq!(uring().name(), "io_uring");
     }
@@ -1052,13 +1143,22 @@ mod tests {
                     let mut rng = rand::rngs::StdRng::seed_from_u64(t);
                     for _ in 0..50 {
                         let ranges: Vec<_> = (0..100)
-                            .map(|_| (rng.gen_range(0..data.len() as u64 - 5000), rng.gen_range(1..5000)))
+                            .map(|_| {
+                                (
+                                    rng.gen_range(0..data.len() as u64 - 5000),
+                                    rng.gen_range(1..5000),
+                                )
+                            })
                             .collect();
                         let mut bufs: Vec<Vec<u8>> = ranges.iter().map(|r| vec![0; r.1]).collect();
                         let mut reqs: Vec<_> = ranges
                             .iter()
                             .zip(bufs.iter_mut())
-                            .map(|(&(o, _), buf)| ReadRequest { file: &**f, offset: o, buf })
+                            .map(|(&(o, _), buf)| ReadRequest {
+                                file: &**f,
+                                offset: o,
+                                buf,
+                            })
                             .collect();
                         assert!(fs.read_batch(&mut reqs).iter().all(|r| r.is_ok()));
                         drop(reqs);
