@@ -547,31 +547,47 @@ fn ring_write(
                 fsync_res = Some(cqe.result());
             }
         }
-        if let Some(res) = write_res {
-            if res < 0 && !is_transient(res) {
-                return Err(io::Error::from_raw_os_error(-res));
-            }
-            if res == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "write returned zero bytes",
-                ));
-            }
-            if res > 0 {
-                written += res as usize;
-            }
+        if let Some(done) = on_write_round(buf.len(), &mut written, write_res, fsync_res) {
+            return done;
         }
-        match fsync_res {
-            // The fsync ran behind the whole of what was written so far.
-            Some(0) | None if written == buf.len() => return Ok(()),
-            // A short or failed write breaks the link: the fsync is
-            // cancelled and runs again behind the rest of the write.
-            Some(res) if res < 0 && res != -libc::ECANCELED => {
-                // Any other fsync error is reported, never retried.
-                return Err(io::Error::from_raw_os_error(-res));
-            }
-            _ => {}
+    }
+}
+
+/// Applies one round of [`ring_write`]: the completions of the write of the
+/// rest of a `len`-byte buffer (`None` when nothing was left to write) and of
+/// the fsync linked behind it (`None` without `sync`). Advances `written`;
+/// returns `None` to go round again (short write, transient error, fsync
+/// cancelled by a broken link) or the final result.
+fn on_write_round(
+    len: usize,
+    written: &mut usize,
+    write_res: Option<i32>,
+    fsync_res: Option<i32>,
+) -> Option<io::Result<()>> {
+    if let Some(res) = write_res {
+        if res < 0 && !is_transient(res) {
+            return Some(Err(io::Error::from_raw_os_error(-res)));
         }
+        if res == 0 {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write returned zero bytes",
+            )));
+        }
+        if res > 0 {
+            *written = (*written + res as usize).min(len);
+        }
+    }
+    match fsync_res {
+        // The fsync ran behind the whole of what was written so far.
+        Some(0) | None if *written == len => Some(Ok(())),
+        // A short or failed write breaks the link: the fsync is cancelled
+        // and runs again behind the rest of the write. Any other fsync error
+        // is reported, never retried.
+        Some(res) if res < 0 && res != -libc::ECANCELED => {
+            Some(Err(io::Error::from_raw_os_error(-res)))
+        }
+        _ => None,
     }
 }
 
@@ -1077,6 +1093,43 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(b0, (0..10).collect::<Vec<u8>>());
         assert_eq!(b1, (10..20).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn write_rounds_resubmit_short_writes_and_report_the_first_error() {
+        let ecanceled = -libc::ECANCELED;
+        // Short write: the linked fsync is cancelled; go round again.
+        let mut w = 0;
+        assert!(on_write_round(100, &mut w, Some(40), Some(ecanceled)).is_none());
+        assert_eq!(w, 40);
+        // Short write whose fsync still ran: go round again too.
+        assert!(on_write_round(100, &mut w, Some(10), Some(0)).is_none());
+        assert_eq!(w, 50);
+        // Transient write error: nothing advanced, round again.
+        assert!(on_write_round(100, &mut w, Some(-libc::EAGAIN), Some(ecanceled)).is_none());
+        assert_eq!(w, 50);
+        // The rest, then the fsync: done.
+        assert!(on_write_round(100, &mut w, Some(50), Some(0))
+            .unwrap()
+            .is_ok());
+        // Without sync.
+        let mut w = 0;
+        assert!(on_write_round(10, &mut w, Some(3), None).is_none());
+        assert!(on_write_round(10, &mut w, Some(7), None).unwrap().is_ok());
+        // Write error wins over the cancelled fsync.
+        let mut w = 0;
+        let e = on_write_round(10, &mut w, Some(-libc::ENOSPC), Some(ecanceled));
+        assert_eq!(e.unwrap().unwrap_err().raw_os_error(), Some(libc::ENOSPC));
+        // Zero-byte write.
+        let e = on_write_round(10, &mut w, Some(0), Some(ecanceled));
+        assert_eq!(e.unwrap().unwrap_err().kind(), io::ErrorKind::WriteZero);
+        // A failed fsync after a complete write is reported, not retried.
+        let mut w = 0;
+        let e = on_write_round(10, &mut w, Some(10), Some(-libc::EIO));
+        assert_eq!(e.unwrap().unwrap_err().raw_os_error(), Some(libc::EIO));
+        // Only an fsync (empty buffer).
+        let mut w = 0;
+        assert!(on_write_round(0, &mut w, None, Some(0)).unwrap().is_ok());
     }
 
     #[test]
