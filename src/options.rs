@@ -9,10 +9,18 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub enum IoBackend {
-    /// Pick the best backend available (today: [`IoBackend::Sync`]).
+    /// io_uring when the kernel allows it (probed at open), else
+    /// [`IoBackend::Sync`], logging the reason at `info`. The environment
+    /// variable `WISCKEY_IO_BACKEND` overrides this choice (and only this
+    /// one): `sync` forces the plain backend, `io_uring` requires io_uring,
+    /// `auto` probes; any other value makes open fail with
+    /// `Error::Unsupported`.
     #[default]
     Auto,
-    /// io_uring. Not built yet: opening with it returns `Error::Unsupported`.
+    /// io_uring for batched reads and write-then-sync; single reads and
+    /// writes stay plain `pread`/`pwrite`. Opening fails with
+    /// `Error::Unsupported`, naming the reason, when the kernel or a seccomp
+    /// filter refuses io_uring (or `WISCKEY_IO_URING_DISABLE=1` is set).
     IoUring,
     /// Plain `pread`/`pwrite`.
     Sync,

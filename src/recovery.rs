@@ -4,13 +4,13 @@
 
 use crate::db::{BgStatus, CommitState, DbInner, SuperVersion, VersionSet};
 use crate::error::{Error, Result};
-use crate::io::{default_fs, Fs, StdFs};
+use crate::io::{select_fs, Fs, StdFs};
 use crate::lsm::ikey::{self, Kind};
 use crate::lsm::manifest::{parse_manifest_file_name, Manifest, ManifestState, ReplayPoint};
 use crate::lsm::memtable::Memtable;
 use crate::lsm::sstable::Table;
 use crate::lsm::version::{table_file_name, TableHandle, Version};
-use crate::options::{IoBackend, Options};
+use crate::options::Options;
 use crate::stats::Counters;
 use crate::vlog::{
     gc_segment_file_name, replay_segment, segment_file_name, Segment, SegmentKind, VLog,
@@ -36,13 +36,7 @@ fn parse_numbered(name: &str, ext: &str) -> Option<u64> {
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     let fs: Arc<dyn Fs> = match (&opts.fs, opts.io_backend) {
         (Some(fs), _) => fs.clone(),
-        (None, IoBackend::IoUring) => {
-            return Err(Error::Unsupported(
-                "the io_uring backend is not built yet; use IoBackend::Auto or IoBackend::Sync"
-                    .into(),
-            ))
-        }
-        (None, _) => default_fs(),
+        (None, backend) => select_fs(backend)?,
     };
     let _ = StdFs::default;
     fs.create_dir_all(dir)

@@ -8,12 +8,17 @@
 
 pub mod fault;
 mod std_fs;
+mod uring;
 
 pub use fault::{FailMode, FaultFs, Repeat};
 pub use std_fs::StdFs;
+pub use uring::UringFs;
 
+use crate::error::{Error, Result};
+use crate::options::IoBackend;
 use std::fmt::Debug;
 use std::io;
+use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,6 +41,28 @@ pub trait FileHandle: Send + Sync + Debug {
     fn len(&self) -> io::Result<u64>;
     /// Truncates or extends the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// The operating-system file descriptor, when the handle is a plain open
+    /// file whose bytes may be read directly (by io_uring) without going
+    /// through this handle. Default `None`: backends that must see every
+    /// byte (fault injection) keep the default, and batched reads then fall
+    /// back to [`FileHandle::read_exact_at`].
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Writes all of `buf` at `offset` and, when `sync`, makes the file's data
+    /// durable (`fdatasync`) before returning. Returns the first error; after
+    /// an error nothing is known about how much of `buf` reached the file or
+    /// the disk. Default: [`FileHandle::write_all_at`] then
+    /// [`FileHandle::sync_data`].
+    fn write_all_and_sync_at(&self, buf: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+        self.write_all_at(buf, offset)?;
+        if sync {
+            self.sync_data()?;
+        }
+        Ok(())
+    }
 
     /// Fills `buf` from `offset`, resubmitting after short reads; reaching the
     /// end of the file first is `UnexpectedEof`.
@@ -81,6 +108,18 @@ pub trait FileHandle: Send + Sync + Debug {
     }
 }
 
+/// One read of a batch (see [`Fs::read_batch`]): fill all of `buf` from
+/// `file` at `offset`.
+#[derive(Debug)]
+pub struct ReadRequest<'a> {
+    /// The file to read.
+    pub file: &'a dyn FileHandle,
+    /// Where in the file the range starts.
+    pub offset: u64,
+    /// Where the bytes go; the request asks for exactly `buf.len()` bytes.
+    pub buf: &'a mut [u8],
+}
+
 /// A held advisory lock on a file; released when dropped (or when the
 /// process dies).
 pub trait FileLock: Send + Sync + Debug {}
@@ -108,9 +147,68 @@ pub trait Fs: Send + Sync + Debug {
     /// Takes an exclusive advisory lock on `path` (created if missing) without
     /// waiting; `WouldBlock` when someone else holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+
+    /// Performs many positioned reads, possibly at once. Each request is
+    /// filled completely, as [`FileHandle::read_exact_at`] would: reaching
+    /// the end of the file first is `UnexpectedEof` for that request only, and
+    /// a failing request does not stop the others. Returns one result per
+    /// request, in request order. A request whose result is an error leaves
+    /// its buffer with unspecified contents. Default: one `read_exact_at`
+    /// after another.
+    fn read_batch(&self, reqs: &mut [ReadRequest<'_>]) -> Vec<io::Result<()>> {
+        reqs.iter_mut()
+            .map(|r| r.file.read_exact_at(r.buf, r.offset))
+            .collect()
+    }
 }
 
 /// The backend the engine uses unless told otherwise.
 pub fn default_fs() -> Arc<dyn Fs> {
     Arc::new(StdFs::default())
+}
+
+/// The environment variable that overrides [`IoBackend::Auto`]: `sync`
+/// forces the plain backend, `io_uring` requires io_uring (open fails when it
+/// is unavailable), `auto` (or unset) probes. It has no effect on an explicit
+/// [`IoBackend::Sync`] or [`IoBackend::IoUring`]. CI runs the test suite once
+/// per backend with it.
+pub const IO_BACKEND_ENV: &str = "WISCKEY_IO_BACKEND";
+
+/// Chooses the file system for `backend` (see [`IoBackend`] and
+/// [`IO_BACKEND_ENV`]).
+///
+/// # Errors
+/// `Error::Unsupported` naming the reason when io_uring is required but the
+/// kernel (or a seccomp filter) refuses it, or when [`IO_BACKEND_ENV`] holds
+/// an unknown value.
+pub(crate) fn select_fs(backend: IoBackend) -> Result<Arc<dyn Fs>> {
+    let backend = match backend {
+        IoBackend::Auto => match std::env::var(IO_BACKEND_ENV).as_deref() {
+            Err(_) | Ok("") | Ok("auto") => IoBackend::Auto,
+            Ok("sync") => IoBackend::Sync,
+            Ok("io_uring") => IoBackend::IoUring,
+            Ok(other) => {
+                return Err(Error::Unsupported(format!(
+                    "{IO_BACKEND_ENV}={other:?}: expected sync, io_uring or auto"
+                )))
+            }
+        },
+        explicit => explicit,
+    };
+    match backend {
+        IoBackend::Sync => Ok(default_fs()),
+        IoBackend::IoUring => match UringFs::probe() {
+            Ok(fs) => Ok(Arc::new(fs)),
+            Err(e) => Err(Error::Unsupported(format!(
+                "the io_uring backend is unavailable: {e}"
+            ))),
+        },
+        IoBackend::Auto => match UringFs::probe() {
+            Ok(fs) => Ok(Arc::new(fs)),
+            Err(e) => {
+                log::info!("io_uring unavailable ({e}); using the plain pread/pwrite backend");
+                Ok(default_fs())
+            }
+        },
+    }
 }
