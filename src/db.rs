@@ -799,6 +799,8 @@ impl DbInner {
         self.get_in(&sv, table, key, seq)
     }
 
+    /// Point reads of `keys` at one sequence number: the index first for
+    /// all of them, then the values in the vLog in one batched read.
     pub(crate) fn multi_get<K: AsRef<[u8]>>(
         &self,
         table: u32,
@@ -807,22 +809,58 @@ impl DbInner {
     ) -> Result<Vec<Option<Value>>> {
         let sv = self.sv.read().clone();
         Counters::add(&self.counters.gets, keys.len() as u64);
-        keys.iter()
-            .map(|k| self.get_in(&sv, table, k.as_ref(), seq))
-            .collect()
+        let mut out: Vec<Option<Value>> = Vec::with_capacity(keys.len());
+        let mut wanted: Vec<(usize, ValuePointer, Vec<u8>)> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            out.push(None);
+            let Some((ik, v)) = self.lookup(&sv, table, k.as_ref(), seq)? else {
+                continue;
+            };
+            if ikey::kind_byte(&ik) == Kind::Pointer as u8 {
+                let ptr = ValuePointer::decode(&v).ok_or_else(|| {
+                    Error::corruption(&self.dir, 0, "undecodable value pointer in the index")
+                })?;
+                wanted.push((i, ptr, ik));
+            } else {
+                out[i] = self.resolve(&sv.segments, &ik, v)?;
+            }
+        }
+        let reqs: Vec<(ValuePointer, u32, &[u8])> = wanted
+            .iter()
+            .map(|(_, p, ik)| (*p, ikey::table_id(ik), ikey::user_key(ik)))
+            .collect();
+        Counters::add(&self.counters.vlog_reads, reqs.len() as u64);
+        for ((i, _, _), r) in wanted.iter().zip(self.vlog.read_many(&sv.segments, &reqs)) {
+            out[*i] = Some(r?);
+        }
+        Ok(out)
     }
 
     fn get_in(&self, sv: &SuperVersion, table: u32, key: &[u8], seq: u64) -> Result<Option<Value>> {
+        match self.lookup(sv, table, key, seq)? {
+            Some((k, v)) => self.resolve(&sv.segments, &k, v),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest index entry of `(table, key)` visible at `seq`.
+    fn lookup(
+        &self,
+        sv: &SuperVersion,
+        table: u32,
+        key: &[u8],
+        seq: u64,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let mut up = Vec::with_capacity(4 + key.len());
         up.extend_from_slice(&table.to_be_bytes());
         up.extend_from_slice(key);
         let target = ikey::seek_key(&up, seq);
-        if let Some((k, v)) = sv.mem.get(&target) {
-            return self.resolve(&sv.segments, &k, v);
+        if let Some(e) = sv.mem.get(&target) {
+            return Ok(Some(e));
         }
         for m in &sv.imms {
-            if let Some((k, v)) = m.get(&target) {
-                return self.resolve(&sv.segments, &k, v);
+            if let Some(e) = m.get(&target) {
+                return Ok(Some(e));
             }
         }
         let found = sv.version.get(&target)?;
@@ -837,10 +875,7 @@ impl DbInner {
             &c.table_reads,
             u64::from(found.tables_probed - found.bloom_skips),
         );
-        match found.entry {
-            Some((k, v)) => self.resolve(&sv.segments, &k, v),
-            None => Ok(None),
-        }
+        Ok(found.entry)
     }
 
     /// Turns an index entry into the value it stands for.

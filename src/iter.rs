@@ -2,7 +2,10 @@
 //! one table's keys, resolving values from the vLog as it goes.
 
 use crate::db::{DbInner, SuperVersion};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::stats::Counters;
+use crate::vlog::ValuePointer;
+use std::collections::VecDeque;
 use crate::lsm::ikey::{self, Kind, MAX_SEQ};
 use crate::lsm::iter::InternalIterator;
 use crate::lsm::merge::{Direction, MergeCursor};
@@ -131,10 +134,17 @@ pub struct Iter {
     b: Bounds,
     front: Option<MergeCursor>,
     back: Option<MergeCursor>,
-    /// The last user part returned from each end.
+    /// The last user part gathered at each end.
     front_key: Option<Vec<u8>>,
     back_key: Option<Vec<u8>>,
-    done: bool,
+    /// Entries gathered and resolved, in each end's order.
+    front_buf: VecDeque<Result<(Vec<u8>, Value)>>,
+    back_buf: VecDeque<Result<(Vec<u8>, Value)>>,
+    front_window: usize,
+    back_window: usize,
+    /// Whether an end has gathered its last entry.
+    front_done: bool,
+    back_done: bool,
 }
 
 impl std::fmt::Debug for Iter {
@@ -167,7 +177,12 @@ impl Iter {
             back: None,
             front_key: None,
             back_key: None,
-            done: false,
+            front_buf: VecDeque::new(),
+            back_buf: VecDeque::new(),
+            front_window: FIRST_WINDOW,
+            back_window: FIRST_WINDOW,
+            front_done: false,
+            back_done: false,
         }
     }
 
@@ -204,38 +219,27 @@ impl Iter {
         c
     }
 
-    fn resolve(&self, k: &[u8], v: Vec<u8>) -> Result<Option<(Vec<u8>, Value)>> {
-        Ok(self
-            .inner
-            .resolve(&self.sv.segments, k, v)?
-            .map(|val| (ikey::user_key(k).to_vec(), val)))
-    }
-
-    fn step_front(&mut self) -> Option<Result<(Vec<u8>, Value)>> {
+    /// The next visible, live entry going forward (internal key, index
+    /// value), or `None` at the end of this direction.
+    fn gather_front(&mut self) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
         if self.front.is_none() {
             self.front = Some(self.cursor(Direction::Forward));
         }
         loop {
             let c = self.front.as_mut()?;
             if let Err(e) = c.status() {
-                self.done = true;
                 return Some(Err(e));
             }
             if !c.valid() {
-                self.done = true;
                 return None;
             }
             let k = c.key().to_vec();
             if !self.b.in_table(&k) || !self.b.below_upper(ikey::user_key(&k)) {
-                self.done = true;
                 return None;
             }
             let up = ikey::user_part(&k).to_vec();
-            if let Some(b) = &self.back_key {
-                if up >= *b {
-                    self.done = true;
-                    return None;
-                }
+            if self.back_key.as_ref().is_some_and(|b| up >= *b) {
+                return None;
             }
             let same_as_last = self.front_key.as_deref() == Some(up.as_slice());
             if same_as_last || ikey::seq(&k) > self.b.seq || !self.b.above_lower(ikey::user_key(&k))
@@ -246,42 +250,33 @@ impl Iter {
             let v = c.value().to_vec();
             c.advance();
             self.front_key = Some(up);
-            match self.resolve(&k, v) {
-                Ok(Some(kv)) => return Some(Ok(kv)),
-                Ok(None) => continue,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
+            if ikey::kind_byte(&k) == Kind::Delete as u8 {
+                continue;
             }
+            return Some(Ok((k, v)));
         }
     }
 
-    fn step_back(&mut self) -> Option<Result<(Vec<u8>, Value)>> {
+    /// The next visible, live entry going backward.
+    fn gather_back(&mut self) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
         if self.back.is_none() {
             self.back = Some(self.cursor(Direction::Backward));
         }
         loop {
             let c = self.back.as_mut()?;
             if let Err(e) = c.status() {
-                self.done = true;
                 return Some(Err(e));
             }
             if !c.valid() {
-                self.done = true;
                 return None;
             }
             let k0 = c.key().to_vec();
             if !self.b.in_table(&k0) || !self.b.above_lower(ikey::user_key(&k0)) {
-                self.done = true;
                 return None;
             }
             let up = ikey::user_part(&k0).to_vec();
-            if let Some(f) = &self.front_key {
-                if up <= *f {
-                    self.done = true;
-                    return None;
-                }
+            if self.front_key.as_ref().is_some_and(|f| up <= *f) {
+                return None;
             }
             // Going backward a key's versions come oldest first: keep the
             // newest one visible at the snapshot.
@@ -293,43 +288,129 @@ impl Iter {
                 c.advance();
             }
             if let Err(e) = c.status() {
-                self.done = true;
                 return Some(Err(e));
             }
             let in_range = self.b.below_upper(ikey::user_key(&k0));
             self.back_key = Some(up);
             let Some((k, v)) = best else { continue };
-            if !in_range {
+            if !in_range || ikey::kind_byte(&k) == Kind::Delete as u8 {
                 continue;
             }
-            match self.resolve(&k, v) {
-                Ok(Some(kv)) => return Some(Ok(kv)),
-                Ok(None) => continue,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
+            return Some(Ok((k, v)));
+        }
+    }
+
+    /// Gathers the next window of entries from one end and reads their vLog
+    /// values in one batch (WiscKey's range-query prefetch, without
+    /// threads); the window doubles while the walk goes on.
+    fn refill(&mut self, forward: bool) {
+        let window = if forward { self.front_window } else { self.back_window };
+        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(window);
+        let mut tail_error = None;
+        while raw.len() < window {
+            let next = if forward { self.gather_front() } else { self.gather_back() };
+            match next {
+                Some(Ok(e)) => raw.push(e),
+                Some(Err(e)) => {
+                    tail_error = Some(e);
+                    break;
+                }
+                None => {
+                    if forward {
+                        self.front_done = true;
+                    } else {
+                        self.back_done = true;
+                    }
+                    break;
                 }
             }
         }
+        let mut out: Vec<Result<(Vec<u8>, Value)>> = Vec::with_capacity(raw.len() + 1);
+        let mut reqs: Vec<(ValuePointer, u32, &[u8])> = Vec::new();
+        let mut slots: Vec<usize> = Vec::new();
+        for (k, v) in &raw {
+            if ikey::kind_byte(k) == Kind::Pointer as u8 {
+                match ValuePointer::decode(v) {
+                    Some(p) => {
+                        slots.push(out.len());
+                        reqs.push((p, ikey::table_id(k), ikey::user_key(k)));
+                        out.push(Ok((ikey::user_key(k).to_vec(), Value::default())));
+                    }
+                    None => out.push(Err(Error::corruption(
+                        &self.inner.dir,
+                        0,
+                        "undecodable value pointer in the index",
+                    ))),
+                }
+            } else {
+                out.push(
+                    self.inner
+                        .resolve(&self.sv.segments, k, v.clone())
+                        .map(|val| (ikey::user_key(k).to_vec(), val.unwrap_or_default())),
+                );
+            }
+        }
+        if !reqs.is_empty() {
+            Counters::add(&self.inner.counters.vlog_reads, reqs.len() as u64);
+            let values = self.inner.vlog.read_many(&self.sv.segments, &reqs);
+            for (slot, v) in slots.into_iter().zip(values) {
+                out[slot] = match (std::mem::replace(&mut out[slot], Ok((Vec::new(), Value::default()))), v) {
+                    (Ok((k, _)), Ok(v)) => Ok((k, v)),
+                    (_, Err(e)) | (Err(e), _) => Err(e),
+                };
+            }
+        }
+        if let Some(e) = tail_error {
+            out.push(Err(e));
+        }
+        // An error ends the walk after the entries before it.
+        if let Some(i) = out.iter().position(|r| r.is_err()) {
+            out.truncate(i + 1);
+            self.front_done = true;
+            self.back_done = true;
+        }
+        let buf = if forward { &mut self.front_buf } else { &mut self.back_buf };
+        buf.extend(out);
+        if forward {
+            self.front_window = (self.front_window * 2).min(MAX_WINDOW);
+        } else {
+            self.back_window = (self.back_window * 2).min(MAX_WINDOW);
+        }
     }
 }
+
+/// Values the first refill of an iterator reads in one batch.
+const FIRST_WINDOW: usize = 4;
+/// The most values one refill reads in one batch.
+const MAX_WINDOW: usize = 256;
 
 impl Iterator for Iter {
     type Item = Result<(Vec<u8>, Value)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
+        loop {
+            if let Some(r) = self.front_buf.pop_front() {
+                return Some(r);
+            }
+            if self.front_done {
+                // What the other end gathered but has not handed out yet.
+                return self.back_buf.pop_back();
+            }
+            self.refill(true);
         }
-        self.step_front()
     }
 }
 
 impl DoubleEndedIterator for Iter {
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
+        loop {
+            if let Some(r) = self.back_buf.pop_front() {
+                return Some(r);
+            }
+            if self.back_done {
+                return self.front_buf.pop_back();
+            }
+            self.refill(false);
         }
-        self.step_back()
     }
 }
