@@ -106,11 +106,11 @@ fn bench_scan(c: &mut Criterion) {
                     key((x >> 33) % (PRELOAD - SCAN_LEN as u64))
                 },
                 |start| {
-                    let n = db
-                        .range(start.as_slice()..)
-                        .take(SCAN_LEN)
-                        .map(|kv| kv.expect("scan"))
-                        .count();
+                    let mut n = 0;
+                    for kv in db.range(start.as_slice()..).take(SCAN_LEN) {
+                        kv.expect("scan");
+                        n += 1;
+                    }
                     assert_eq!(n, SCAN_LEN);
                 },
                 BatchSize::SmallInput,

@@ -4,8 +4,12 @@ use std::time::Instant;
 use wisckey::{Db, Options};
 
 fn main() -> wisckey::Result<()> {
-    let n: u64 = std::env::args().nth(1).map(|s| s.parse().unwrap_or(1_000_000)).unwrap_or(1_000_000);
-    let dir = tempfile::tempdir_in(std::env::temp_dir()).map_err(|e| wisckey::Error::InvalidArgument(e.to_string()))?;
+    let n: u64 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap_or(1_000_000))
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir_in(std::env::temp_dir())
+        .map_err(|e| wisckey::Error::InvalidArgument(e.to_string()))?;
     let db = Db::open(dir.path(), Options::default().background_gc(false))?;
     let mut v = vec![0u8; 4096];
     let t = Instant::now();

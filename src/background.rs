@@ -269,14 +269,23 @@ fn flush_one(inner: &DbInner) -> Result<bool> {
     drop(sv);
     let mut it = imm.iter();
     it.seek_to_first();
-    let tables = write_tables(inner, 0, u64::MAX, || {
+    // Versions overwritten within the memtable that no snapshot can see are
+    // dropped here, so GC learns of their garbage without waiting for a
+    // compaction.
+    let mut filter = compaction::DropFilter::for_flush(inner.smallest_snapshot());
+    let tables = write_tables(inner, 0, u64::MAX, || loop {
         if !it.valid() {
             return Ok(None);
         }
+        let keep = filter.keep(it.key(), it.value());
         let e = (it.key().to_vec(), it.value().to_vec());
         it.next();
-        Ok(Some(e))
+        if keep {
+            return Ok(Some(e));
+        }
     })?;
+    let mut discard = imm.wal_garbage();
+    discard.extend(filter.discard.iter().map(|(&s, &b)| (s, b)));
     // The new table's pointers must point at durable records.
     if let Err(e) = inner.vlog.sync() {
         inner.set_poison(format!("vLog sync failed: {e}"));
@@ -288,7 +297,7 @@ fn flush_one(inner: &DbInner) -> Result<bool> {
         added: tables.iter().map(|t| t.meta.clone()).collect(),
         replay_point: Some(next_start),
         last_sequence: Some(vs.state.last_sequence.max(imm.max_seq())),
-        discard: imm.wal_garbage(),
+        discard,
         ..Default::default()
     };
     inner.log_and_apply(&mut vs, edit)?;

@@ -101,8 +101,7 @@ impl WriteBatch {
     }
 
     fn push(&mut self, table: u32, is_put: bool, key: &[u8], value: &[u8]) -> &mut Self {
-        let offset =
-            crate::vlog::record::encode_unsealed(&mut self.rep, is_put, table, key, value);
+        let offset = crate::vlog::record::encode_unsealed(&mut self.rep, is_put, table, key, value);
         self.ops.push(BatchOp {
             offset,
             table,

@@ -630,7 +630,10 @@ impl DbInner {
                     }
                 }
                 let entry = if !op.is_put {
-                    (ikey::encode(op.table, key, seq, Kind::Delete as u8), Vec::new())
+                    (
+                        ikey::encode(op.table, key, seq, Kind::Delete as u8),
+                        Vec::new(),
+                    )
                 } else if op.value_len < threshold {
                     (
                         ikey::encode(op.table, key, seq, Kind::Inline as u8),
@@ -642,7 +645,10 @@ impl DbInner {
                         offset: at + op.offset as u64,
                         len: len as u32,
                     };
-                    (ikey::encode(op.table, key, seq, Kind::Pointer as u8), ptr.encode())
+                    (
+                        ikey::encode(op.table, key, seq, Kind::Pointer as u8),
+                        ptr.encode(),
+                    )
                 };
                 entries.push(entry);
             }

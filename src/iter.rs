@@ -3,13 +3,13 @@
 
 use crate::db::{DbInner, SuperVersion};
 use crate::error::{Error, Result};
-use crate::stats::Counters;
-use crate::vlog::ValuePointer;
-use std::collections::VecDeque;
 use crate::lsm::ikey::{self, Kind, MAX_SEQ};
 use crate::lsm::iter::InternalIterator;
 use crate::lsm::merge::{Direction, MergeCursor};
+use crate::stats::Counters;
 use crate::value::Value;
+use crate::vlog::ValuePointer;
+use std::collections::VecDeque;
 use std::ops::{Bound, Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 use std::sync::Arc;
 
@@ -304,11 +304,19 @@ impl Iter {
     /// values in one batch (WiscKey's range-query prefetch, without
     /// threads); the window doubles while the walk goes on.
     fn refill(&mut self, forward: bool) {
-        let window = if forward { self.front_window } else { self.back_window };
+        let window = if forward {
+            self.front_window
+        } else {
+            self.back_window
+        };
         let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(window);
         let mut tail_error = None;
         while raw.len() < window {
-            let next = if forward { self.gather_front() } else { self.gather_back() };
+            let next = if forward {
+                self.gather_front()
+            } else {
+                self.gather_back()
+            };
             match next {
                 Some(Ok(e)) => raw.push(e),
                 Some(Err(e)) => {
@@ -354,7 +362,10 @@ impl Iter {
             Counters::add(&self.inner.counters.vlog_reads, reqs.len() as u64);
             let values = self.inner.vlog.read_many(&self.sv.segments, &reqs);
             for (slot, v) in slots.into_iter().zip(values) {
-                out[slot] = match (std::mem::replace(&mut out[slot], Ok((Vec::new(), Value::default()))), v) {
+                out[slot] = match (
+                    std::mem::replace(&mut out[slot], Ok((Vec::new(), Value::default()))),
+                    v,
+                ) {
                     (Ok((k, _)), Ok(v)) => Ok((k, v)),
                     (_, Err(e)) | (Err(e), _) => Err(e),
                 };
@@ -369,7 +380,11 @@ impl Iter {
             self.front_done = true;
             self.back_done = true;
         }
-        let buf = if forward { &mut self.front_buf } else { &mut self.back_buf };
+        let buf = if forward {
+            &mut self.front_buf
+        } else {
+            &mut self.back_buf
+        };
         buf.extend(out);
         if forward {
             self.front_window = (self.front_window * 2).min(MAX_WINDOW);

@@ -92,7 +92,7 @@ fn child_writer() {
     let db = Db::open(&dir, opts()).unwrap();
     // A third of the cycles also force GC passes (and the compactions that
     // feed them) while the writer goes on, so kills land mid-pass too.
-    if cycle % 3 == 0 {
+    if cycle.is_multiple_of(3) {
         let db = db.clone();
         std::thread::spawn(move || {
             for round in 0u64.. {

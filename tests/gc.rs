@@ -62,7 +62,7 @@ fn every_policy_reclaims_space_and_loses_nothing() {
         }
         db.flush().unwrap();
         db.compact().unwrap();
-        let expect = |i: u32| if i % 5 == 0 { None } else { Some(3) };
+        let expect = |i: u32| if i.is_multiple_of(5) { None } else { Some(3) };
         let before = vlog_bytes(dir.path());
         let mut freed = 0;
         for _ in 0..50 {

@@ -63,8 +63,9 @@ impl GcOptions {
         self.max_segments = Some(n.max(1));
         self
     }
-    /// Takes every sealed segment, whatever its garbage: rewrites the whole
-    /// log in key order (for scans). Default false.
+    /// Takes every sealed user segment, whatever its garbage, and every GC
+    /// segment with garbage: rewrites the log in key order (for scans).
+    /// Default false.
     #[must_use]
     pub fn all_sealed(mut self, all: bool) -> Self {
         self.all_sealed = all;
@@ -179,6 +180,7 @@ impl DbInner {
                     bytes,
                     garbage: discard.get(&s.number).copied().unwrap_or(0).min(bytes),
                     age: newest.saturating_sub(s.number) + 1,
+                    gc: s.kind == SegmentKind::Gc,
                 }
             })
             .collect()
@@ -214,7 +216,12 @@ impl DbInner {
         let policy = opts.policy.unwrap_or(self.opts.gc_policy);
         let candidates = self.gc_candidates();
         let victims: Vec<u64> = if opts.all_sealed {
-            candidates.iter().map(|c| c.number).collect()
+            // GC segments without garbage are in key order already.
+            candidates
+                .iter()
+                .filter(|c| !c.gc || c.garbage > 0)
+                .map(|c| c.number)
+                .collect()
         } else {
             policy::pick(
                 policy,
@@ -372,60 +379,86 @@ impl DbInner {
     }
 
     /// Appends the survivors' records at the GC head, in order, in chunks,
-    /// rate-limited; fills in their new pointers and syncs the GC head.
+    /// rate-limited; fills in their new pointers and syncs the GC head. The
+    /// values are read in batches (one submission each with io_uring).
     fn relocate(&self, survivors: &mut [Survivor], report: &mut GcReport) -> Result<()> {
         const CHUNK: usize = 1 << 20;
+        const READ_BATCH: usize = 256;
         let set = self.vlog.live_set();
         let started = Instant::now();
         let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + (64 << 10));
         let mut pending: Vec<usize> = Vec::new();
-        let mut i = 0;
-        while i < survivors.len() || !buf.is_empty() {
-            if i < survivors.len() && buf.len() < CHUNK {
-                let s = &survivors[i];
-                let value = self.vlog.read(&set, &s.old, s.table, &s.key)?;
-                let len = record::record_len(s.key.len(), value.len()) as u64;
+        let mut start = 0;
+        while start < survivors.len() {
+            let end = (start + READ_BATCH).min(survivors.len());
+            let reqs: Vec<(ValuePointer, u32, &[u8])> = survivors[start..end]
+                .iter()
+                .map(|s| (s.old, s.table, s.key.as_slice()))
+                .collect();
+            let values = self.vlog.read_many(&set, &reqs);
+            drop(reqs);
+            for (j, value) in (start..end).zip(values) {
+                let value = value?;
+                let s = &survivors[j];
+                let len = u64::from(s.old.len);
                 let pos = self.vlog.gc_head_position();
                 let used = pos.map_or(0, |p| p.offset) + buf.len() as u64;
-                let needs_roll = pos.is_none() || (used > 0 && used + len > self.opts.segment_size);
-                if !needs_roll || buf.is_empty() {
-                    if needs_roll {
-                        // Sealing the old GC head syncs it.
-                        self.vlog.gc_roll(self.new_file_number()).map_err(|e| {
-                            self.set_poison(format!("GC segment roll failed: {e}"));
-                            e
-                        })?;
-                        self.publish_segments();
-                    }
-                    record::encode(&mut buf, true, false, s.table, s.seq, &s.key, &value);
-                    pending.push(i);
-                    i += 1;
-                    continue;
+                if pos.is_none() || (used > 0 && used + len > self.opts.segment_size) {
+                    self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
+                    // Sealing the old GC head syncs it.
+                    self.vlog.gc_roll(self.new_file_number()).map_err(|e| {
+                        self.set_poison(format!("GC segment roll failed: {e}"));
+                        e
+                    })?;
+                    self.publish_segments();
+                }
+                let s = &survivors[j];
+                record::encode(&mut buf, true, false, s.table, s.seq, &s.key, &value);
+                pending.push(j);
+                if buf.len() >= CHUNK {
+                    self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
                 }
             }
-            // Write what is buffered.
-            let (segment, offset) = self.vlog.gc_append(&buf)?;
-            let mut at = offset;
-            for &j in &pending {
-                let s = &mut survivors[j];
-                let len = s.old.len;
-                s.new = Some(ValuePointer {
-                    segment,
-                    offset: at,
-                    len,
-                });
-                at += u64::from(len);
-            }
-            report.records_moved += pending.len() as u64;
-            report.bytes_moved += buf.len() as u64;
-            buf.clear();
-            pending.clear();
-            self.throttle(started, report.bytes_moved);
+            start = end;
         }
+        self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
         self.vlog.sync_gc().map_err(|e| {
             self.set_poison(format!("GC sync failed: {e}"));
             e
         })
+    }
+
+    /// Writes the buffered relocated records at the GC head and records
+    /// where each one went.
+    fn flush_relocated(
+        &self,
+        buf: &mut Vec<u8>,
+        pending: &mut Vec<usize>,
+        survivors: &mut [Survivor],
+        report: &mut GcReport,
+        started: Instant,
+    ) -> Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let (segment, offset) = self.vlog.gc_append(buf)?;
+        let mut at = offset;
+        for &j in pending.iter() {
+            let s = &mut survivors[j];
+            let len = s.old.len;
+            s.new = Some(ValuePointer {
+                segment,
+                offset: at,
+                len,
+            });
+            at += u64::from(len);
+        }
+        report.records_moved += pending.len() as u64;
+        report.bytes_moved += buf.len() as u64;
+        buf.clear();
+        pending.clear();
+        self.throttle(started, report.bytes_moved);
+        Ok(())
     }
 
     /// Sleeps as needed to keep GC writes under the configured rate.

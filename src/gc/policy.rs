@@ -23,6 +23,8 @@ pub(crate) struct Candidate {
     pub(crate) garbage: u64,
     /// Segments written since this one (plus one).
     pub(crate) age: u64,
+    /// Whether GC wrote it (its records are already in key order).
+    pub(crate) gc: bool,
 }
 
 impl Candidate {
@@ -79,6 +81,7 @@ mod tests {
             bytes: 100,
             garbage,
             age,
+            gc: false,
         }
     }
 

@@ -206,7 +206,7 @@ pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
     let mut out: Vec<Box<dyn InternalIterator>> = Vec::new();
     for (level, mut files) in by_level {
         if level == 0 {
-            files.sort_by(|a, b| b.meta.number.cmp(&a.meta.number));
+            files.sort_by_key(|t| std::cmp::Reverse(t.meta.number));
             for t in files {
                 out.push(Box::new(t.table.iter()));
             }
@@ -221,6 +221,8 @@ pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
 /// Decides, entry by entry in merged order, what a compaction keeps.
 pub(crate) struct DropFilter<'a> {
     smallest_snapshot: u64,
+    /// Whether tombstones may go (not at flush: older data may lie below).
+    drop_tombstones: bool,
     /// Levels below the output, to tell whether a tombstone still hides data.
     deeper: Vec<&'a [Arc<TableHandle>]>,
     last_key: Vec<u8>,
@@ -242,7 +244,24 @@ impl<'a> DropFilter<'a> {
             .collect();
         DropFilter {
             smallest_snapshot,
+            drop_tombstones: true,
             deeper,
+            last_key: Vec::new(),
+            last_user: Vec::new(),
+            has_user: false,
+            last_seq_for_key: u64::MAX,
+            discard: BTreeMap::new(),
+            dropped: 0,
+        }
+    }
+
+    /// A filter for a memtable flush: drops versions every snapshot sees a
+    /// newer version of (counting their vLog bytes), keeps every tombstone.
+    pub(crate) fn for_flush(smallest_snapshot: u64) -> DropFilter<'static> {
+        DropFilter {
+            smallest_snapshot,
+            drop_tombstones: false,
+            deeper: Vec::new(),
             last_key: Vec::new(),
             last_user: Vec::new(),
             has_user: false,
@@ -278,8 +297,10 @@ impl<'a> DropFilter<'a> {
         let duplicate = k == self.last_key.as_slice();
         // A newer version that every snapshot sees hides this one.
         let shadowed = self.last_seq_for_key <= self.smallest_snapshot;
-        let dead_tombstone =
-            kind == Kind::Delete as u8 && seq <= self.smallest_snapshot && !self.deeper_has(up);
+        let dead_tombstone = self.drop_tombstones
+            && kind == Kind::Delete as u8
+            && seq <= self.smallest_snapshot
+            && !self.deeper_has(up);
         if !duplicate {
             self.last_seq_for_key = seq;
         }

@@ -138,11 +138,7 @@ impl VLog {
             segments.insert(s.number, s);
         }
         let last_of = |segments: &SegmentSet, kind: SegmentKind| {
-            segments
-                .values()
-                .filter(|s| s.kind == kind)
-                .next_back()
-                .cloned()
+            segments.values().rfind(|s| s.kind == kind).cloned()
         };
         let head = match last_of(&segments, SegmentKind::User) {
             Some(s) => Head {
@@ -321,9 +317,14 @@ impl VLog {
             let (p, t, k) = &reqs[0];
             return vec![self.read(set, p, *t, k)];
         }
-        let segs: Vec<Result<Arc<Segment>>> = reqs.iter().map(|(p, _, _)| self.find(set, p)).collect();
-        let mut bufs: Vec<Vec<u8>> = reqs.iter().map(|(p, _, _)| vec![0u8; p.len as usize]).collect();
-        let mut io_results: Vec<Option<std::io::Result<()>>> = (0..reqs.len()).map(|_| None).collect();
+        let segs: Vec<Result<Arc<Segment>>> =
+            reqs.iter().map(|(p, _, _)| self.find(set, p)).collect();
+        let mut bufs: Vec<Vec<u8>> = reqs
+            .iter()
+            .map(|(p, _, _)| vec![0u8; p.len as usize])
+            .collect();
+        let mut io_results: Vec<Option<std::io::Result<()>>> =
+            (0..reqs.len()).map(|_| None).collect();
         {
             let mut batch = Vec::with_capacity(reqs.len());
             let mut idx = Vec::with_capacity(reqs.len());
