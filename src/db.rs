@@ -170,7 +170,8 @@ impl Db {
     /// `Error::Locked` when another handle (in this process or another) has
     /// the directory; `Error::Corruption` when files are damaged beyond a torn
     /// tail; `Error::Io` for I/O failures; `Error::Unsupported` for
-    /// `IoBackend::IoUring`, which is not built yet.
+    /// `IoBackend::IoUring` where the kernel (or a seccomp filter) refuses
+    /// io_uring.
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
         let inner = crate::recovery::open(path.as_ref(), opts)?;
         let db = Db {
