@@ -624,6 +624,11 @@ impl FileHandle for UringFile {
         self.inner.raw_fd()
     }
     fn write_all_and_sync_at(&self, buf: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+        // A lone write gains nothing from a ring: only a write with its
+        // fdatasync linked behind it (one submission, one wait) does.
+        if !sync {
+            return self.inner.write_all_at(buf, offset);
+        }
         let Some(fd) = self.inner.raw_fd() else {
             return self.inner.write_all_and_sync_at(buf, offset, sync);
         };
