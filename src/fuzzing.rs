@@ -803,3 +803,135 @@ fn relearn(db: &Db) -> Model {
         Err(e) => panic!("scan after power loss: {e}"),
     }
 }
+
+// ---------------------------------------------------------------- dispatch
+
+/// The fuzz targets, by name (the directory names under `fuzz/corpus`).
+pub const TARGETS: &[&str] = &[
+    "vlog_record",
+    "value_pointer",
+    "vlog_segment",
+    "sstable",
+    "block",
+    "bloom",
+    "footer",
+    "manifest_edit",
+    "manifest_file",
+    "model",
+];
+
+/// Runs the named target on `data` (`model` returns `Ok(())` or panics).
+pub fn run(target: &str, data: &[u8]) -> Result<()> {
+    match target {
+        "vlog_record" => vlog_record(data),
+        "value_pointer" => value_pointer(data),
+        "vlog_segment" => vlog_segment(data),
+        "sstable" => sstable(data),
+        "block" => block(data),
+        "bloom" => bloom(data),
+        "footer" => footer_bytes(data),
+        "manifest_edit" => manifest_edit(data),
+        "manifest_file" => manifest_file(data),
+        "model" => {
+            model(data);
+            Ok(())
+        }
+        other => panic!("unknown fuzz target {other}"),
+    }
+}
+
+/// A few valid inputs for the named target (the seed corpus).
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let with_mode = |mode: u8, b: &[u8]| {
+        let mut v = vec![mode];
+        v.extend_from_slice(b);
+        v
+    };
+    let files = sample_db_files();
+    let file = |suffix: &str| -> Vec<Vec<u8>> {
+        files
+            .iter()
+            .filter(|(n, _)| n.ends_with(suffix) || (suffix == "MANIFEST" && n.starts_with(suffix)))
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    match target {
+        "vlog_record" => {
+            let mut out = Vec::new();
+            for (i, (k, v)) in [
+                (&b"k"[..], &b""[..]),
+                (b"key", b"value"),
+                (b"", &[7u8; 300]),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let mut buf = Vec::new();
+                record::encode(&mut buf, i != 1, i == 2, i as u32, 42 + i as u64, k, v);
+                out.push(with_mode(0, &buf));
+            }
+            out
+        }
+        "value_pointer" => [(1u64, 0u64, 30u32), (7, 1 << 20, 4096), (u64::MAX, 3, 25)]
+            .iter()
+            .map(|&(segment, offset, len)| {
+                ValuePointer {
+                    segment,
+                    offset,
+                    len,
+                }
+                .encode()
+            })
+            .collect(),
+        "vlog_segment" => file(".vlog")
+            .into_iter()
+            .filter(|c| c.len() <= 20 << 10)
+            .take(2)
+            .collect(),
+        "sstable" => {
+            let mut v = vec![sample_table(40, 256, 10), sample_table(120, 1024, 0)];
+            v.extend(file(".sst").into_iter().take(1));
+            v
+        }
+        "block" => vec![
+            kv_block(&sample_entries()),
+            vec![0, 0, 0, 0],
+            kv_block(&sample_entries()[..1]),
+        ],
+        "bloom" => {
+            let mut a = vec![0xffu8; 16];
+            a.push(7);
+            let mut b = vec![0x5au8; 64];
+            b.push(3);
+            vec![a, b]
+        }
+        "footer" => {
+            let t = sample_table(40, 256, 10);
+            let f = &t[t.len() - 64..];
+            vec![with_mode(0, f), with_mode(1, &f[..60])]
+        }
+        "manifest_edit" => sample_manifest_edits(),
+        "manifest_file" => {
+            let mut out: Vec<Vec<u8>> = file("MANIFEST").iter().map(|m| with_mode(0, m)).collect();
+            let mut framed = vec![1u8];
+            for p in sample_manifest_edits() {
+                framed.extend_from_slice(&(p.len() as u16).to_le_bytes());
+                framed.extend_from_slice(&p);
+            }
+            out.push(framed);
+            out
+        }
+        "model" => vec![
+            // put x3, get, scan, flush, put, reopen, scan
+            vec![0, 1, 3, 1, 2, 3, 2, 5, 5, 1, 6, 0, 7, 0, 9, 3, 11, 6, 1],
+            // puts, batch, sync, power loss
+            vec![0, 4, 3, 4, 3, 7, 130, 9, 3, 10, 1, 5, 3, 13, 5, 6, 0],
+            // many large puts, compact, gc, fault, writes, power loss
+            (0..40u8)
+                .flat_map(|i| [0, i, 3])
+                .chain([8, 9, 12, 3, 0, 0, 1, 3, 0, 2, 3, 13, 7, 6, 0])
+                .collect(),
+        ],
+        other => panic!("unknown fuzz target {other}"),
+    }
+}
