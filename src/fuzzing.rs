@@ -530,6 +530,8 @@ impl Input<'_> {
 }
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// A key and its new value (`None`: deleted).
+type Write = (Vec<u8>, Option<Vec<u8>>);
 
 fn mkey(b: u8) -> Vec<u8> {
     format!("key{:02}", b % 24).into_bytes()
@@ -584,7 +586,7 @@ pub fn model(data: &[u8]) {
     };
     // The state as of the last sync point, and the writes acknowledged since.
     let mut durable = Model::new();
-    let mut pending: Vec<Vec<(Vec<u8>, Option<Vec<u8>>)>> = Vec::new();
+    let mut pending: Vec<Vec<Write>> = Vec::new();
     let mut model = Model::new();
     // A failure was armed since the model was last known exactly.
     let mut faulty = false;

@@ -92,7 +92,7 @@ fn build() -> Fixture {
     let mut m = Model::new();
     let n = 300u32;
     let size = |i: u32| {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             2048 + (i as usize * 97) % 4096
         } else {
             20
