@@ -31,6 +31,8 @@ mod db;
 #[cfg(test)]
 mod db_tests;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gc;
 pub mod io;
 mod iter;
