@@ -67,6 +67,25 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     if is_new {
         refuse_orphaned_data(&*fs, dir, &names)?;
     }
+    // A file the manifest names is missing: the manifest does not describe
+    // the directory, so the error names the manifest. With a torn last
+    // record, that record was an acknowledged edit (files it made obsolete
+    // are gone): the damage is there.
+    let manifest_at = recovered.as_ref().map(|(m, _)| {
+        let torn = m
+            .dropped_tail()
+            .map(|(off, why)| (*off, format!("its last record is damaged ({why}) and ")));
+        let (at, torn) = torn.unwrap_or((m.size(), String::new()));
+        (m.path().to_path_buf(), at, torn)
+    });
+    let missing = |file: &Path, offset: u64, reason: &str| match &manifest_at {
+        Some((manifest, at, torn)) => Error::corruption(
+            manifest,
+            *at,
+            format!("{torn}{} at offset {offset}: {reason}", file.display()),
+        ),
+        None => Error::corruption(file, offset, reason),
+    };
     let mut state = match recovered {
         Some((_, state)) => state,
         None => ManifestState::default(),
@@ -83,7 +102,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             let path = dir.join(table_file_name(meta.number));
             let file = fs.open(&path, false).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    Error::corruption(&path, 0, "SSTable named by the manifest is missing")
+                    missing(&path, 0, "SSTable named by the manifest is missing")
                 } else {
                     Error::io(format!("opening {}", path.display()), e)
                 }
@@ -113,8 +132,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     seg_numbers.sort_unstable();
     let rp = state.replay_point;
     if !is_new && !seg_numbers.contains(&rp.segment) {
-        return Err(Error::corruption(
-            dir.join(segment_file_name(rp.segment)),
+        return Err(missing(
+            &dir.join(segment_file_name(rp.segment)),
             rp.offset,
             "the vLog segment holding the replay point is missing",
         ));
@@ -162,7 +181,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
                 .len()
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
             if len < gc_head.offset {
-                return Err(Error::corruption(
+                return Err(missing(
                     &path,
                     len,
                     "GC segment is shorter than the manifest records",
@@ -188,8 +207,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         )));
     }
     if gc_head.segment != 0 && !gc_numbers.contains(&gc_head.segment) {
-        return Err(Error::corruption(
-            dir.join(gc_segment_file_name(gc_head.segment)),
+        return Err(missing(
+            &dir.join(gc_segment_file_name(gc_head.segment)),
             gc_head.offset,
             "the GC head segment named by the manifest is missing",
         ));

@@ -566,6 +566,8 @@ pub(crate) struct Manifest {
     offset: u64,
     /// Set when an append failed: the file's tail is unknown, refuse more.
     failed: bool,
+    /// A torn last record recovery ignored: its offset and why.
+    dropped_tail: Option<(u64, String)>,
 }
 
 impl Manifest {
@@ -639,6 +641,7 @@ impl Manifest {
             file,
             offset: record.len() as u64,
             failed: false,
+            dropped_tail: None,
         })
     }
 
@@ -729,23 +732,38 @@ impl Manifest {
                 "manifest has no intact snapshot record",
             ));
         }
-        if let Some(why) = torn {
+        // The torn bytes stay in the file (appends overwrite them) until the
+        // caller has checked the state: if files the dropped edit made
+        // obsolete are gone, the edit was acknowledged and the damage is
+        // corruption, which the file must still show.
+        let dropped_tail = torn.map(|why| {
             log::warn!(
-                "manifest: dropping a torn tail of {}: {why}; truncating from {file_len} to {offset} bytes",
-                path.display()
+                "manifest: ignoring a torn tail of {} at offset {offset} ({} bytes): {why}",
+                path.display(),
+                file_len - offset
             );
-            file.set_len(offset)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
-        }
+            (offset, why)
+        });
         let manifest = Manifest {
             path,
             number,
             file,
             offset,
             failed: false,
+            dropped_tail,
         };
         Ok(Some((manifest, state)))
+    }
+
+    /// The torn last record [`Manifest::recover`] ignored, if any: its
+    /// offset and what was wrong with it.
+    pub fn dropped_tail(&self) -> Option<&(u64, String)> {
+        self.dropped_tail.as_ref()
+    }
+
+    /// The manifest file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Appends one edit record and syncs it (`sync_data`) before returning.
@@ -1301,7 +1319,7 @@ mod tests {
     }
 
     #[test]
-    fn torn_tail_is_dropped_and_truncated() {
+    fn torn_tail_is_dropped_and_reported() {
         for cut_kind in 0..4 {
             let dir = tempfile::tempdir().unwrap();
             let (m, states) = build(dir.path(), 5 + cut_kind, 1, 6);
@@ -1333,7 +1351,10 @@ mod tests {
             };
             assert_eq!(&state, expect_state, "cut kind {cut_kind}");
             assert_eq!(m.size(), expect_len);
-            assert_eq!(std::fs::metadata(&path).unwrap().len(), expect_len);
+            // The torn bytes stay (for the caller to judge) and are reported.
+            assert!(std::fs::metadata(&path).unwrap().len() >= expect_len);
+            assert!(m.dropped_tail().is_some(), "cut kind {cut_kind}");
+            assert_eq!(m.dropped_tail().map(|t| t.0), Some(expect_len));
             // A following append + recover works.
             let mut rng = StdRng::seed_from_u64(cut_kind);
             let e = random_edit(&mut rng, &state);
