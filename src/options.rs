@@ -260,7 +260,9 @@ impl Options {
         self
     }
     /// The vLog space amplification (bytes on disk over live bytes, by the
-    /// discard statistics) automatic GC keeps under. Default 1.5.
+    /// discard statistics) automatic GC keeps under. Default 1.5. Once it is
+    /// passed, GC goes on until the excess is down by a tenth (to 1.45 for
+    /// 1.5), leaving room for garbage compaction has not found yet.
     #[must_use]
     pub fn gc_space_amp_target(mut self, ratio: f64) -> Self {
         self.gc_space_amp_target = ratio.max(1.0);

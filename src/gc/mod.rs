@@ -81,6 +81,10 @@ impl GcOptions {
     }
 }
 
+/// Automatic GC, once the space amplification passes the target `t`, runs
+/// until it is under `1 + (t - 1) * GC_LOW_WATER` (1.45 for a target of 1.5).
+pub(crate) const GC_LOW_WATER: f64 = 0.9;
+
 /// What a GC pass did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
@@ -482,10 +486,19 @@ impl DbInner {
 
     /// Automatic GC: while the vLog's space amplification is over the
     /// target, collect the segment the policy likes best.
+    ///
+    /// The discard statistics lag: an overwritten value counts as garbage
+    /// only once a flush or compaction meets both versions. So a round of
+    /// passes, once started, goes on to [`GC_LOW_WATER`] of the target, which
+    /// leaves room for garbage not found yet.
     pub(crate) fn auto_gc(&self) -> Result<()> {
         let target = self.opts.gc_space_amp_target;
+        if self.vlog_space_amplification() <= target {
+            return Ok(());
+        }
+        let low = 1.0 + (target - 1.0) * GC_LOW_WATER;
         let mut passes = 0;
-        while self.vlog_space_amplification() > target && passes < 64 {
+        while self.vlog_space_amplification() > low && passes < 64 {
             if self.closed.load(std::sync::atomic::Ordering::Acquire) {
                 break;
             }

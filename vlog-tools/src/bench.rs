@@ -1269,7 +1269,12 @@ pub fn dir_size(dir: &Path) -> Result<(u64, u64, u64)> {
     let (mut files, mut len, mut alloc) = (0, 0, 0);
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry?;
-        let meta = entry.metadata()?;
+        // Background work may delete a file between the listing and this.
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
         if meta.is_dir() {
             let (f, l, a) = dir_size(&entry.path())?;
             files += f;
