@@ -6,7 +6,7 @@
 //! be, but whole), then lets the next child continue on the recovered
 //! database.
 //!
-//! `WISCKEY_CRASH_CYCLES` sets the number of kill cycles (default 50);
+//! `WISCKEY_CRASH_CYCLES` sets the number of kill cycles (default 150; CI runs the suite twice, one backend each);
 //! `WISCKEY_CRASH_SEED` fixes the random seed.
 
 use rand::{Rng, SeedableRng};
@@ -288,7 +288,7 @@ fn kill_and_recover() {
     let cycles: u32 = std::env::var("WISCKEY_CRASH_CYCLES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(150);
     let seed: u64 = std::env::var("WISCKEY_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
