@@ -36,7 +36,7 @@ fn parse_numbered(name: &str, ext: &str) -> Option<u64> {
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     let fs: Arc<dyn Fs> = match (&opts.fs, opts.io_backend) {
         (Some(fs), _) => fs.clone(),
-        (None, backend) => select_fs(backend)?,
+        (None, backend) => select_fs(backend, opts.file_mode())?,
     };
     let _ = StdFs::default;
     fs.create_dir_all(dir)

@@ -174,3 +174,28 @@ fn key_and_value_limits() {
     assert_eq!(keys, vec![b"after".to_vec(), vec![b'k'; 100]]);
     assert_eq!(db.get(vec![b'k'; 100]).unwrap().unwrap().len(), 5000);
 }
+
+/// Files are 0644 by default and 0600 with `Options::private_files(true)`
+/// (before the umask, which may only take bits away).
+#[test]
+fn file_permissions_follow_the_option() {
+    use std::os::unix::fs::PermissionsExt;
+    for (private, want) in [(false, 0o644), (true, 0o600)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default().private_files(private)).unwrap();
+        db.put(b"k", vec![1u8; 5000]).unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let mut seen = 0;
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & !want, 0, "{:?} has mode {mode:o}", e.file_name());
+            if private {
+                assert_eq!(mode & 0o077, 0, "{:?} is readable by others", e.file_name());
+            }
+            seen += 1;
+        }
+        assert!(seen >= 4, "expected vLog, SSTable, manifest, CURRENT, LOCK");
+    }
+}

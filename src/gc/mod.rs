@@ -81,8 +81,11 @@ impl GcOptions {
     }
 }
 
-/// Automatic GC, once the space amplification passes the target `t`, runs
-/// until it is under `1 + (t - 1) * GC_LOW_WATER` (1.45 for a target of 1.5).
+/// Automatic GC starts a round when the estimated space amplification
+/// passes `1 + (t - 1) * GC_HIGH_WATER` for a target `t` (1.48 for 1.5)...
+pub(crate) const GC_HIGH_WATER: f64 = 0.96;
+/// ...and runs it until the estimate is under `1 + (t - 1) * GC_LOW_WATER`
+/// (1.45 for 1.5).
 pub(crate) const GC_LOW_WATER: f64 = 0.9;
 
 /// What a GC pass did.
@@ -489,11 +492,12 @@ impl DbInner {
     ///
     /// The discard statistics lag: an overwritten value counts as garbage
     /// only once a flush or compaction meets both versions. So a round of
-    /// passes, once started, goes on to [`GC_LOW_WATER`] of the target, which
-    /// leaves room for garbage not found yet.
+    /// passes starts a little under the target ([`GC_HIGH_WATER`]) and goes
+    /// on to [`GC_LOW_WATER`], which leaves room for garbage not found yet.
     pub(crate) fn auto_gc(&self) -> Result<()> {
         let target = self.opts.gc_space_amp_target;
-        if self.vlog_space_amplification() <= target {
+        let high = 1.0 + (target - 1.0) * GC_HIGH_WATER;
+        if self.vlog_space_amplification() <= high {
             return Ok(());
         }
         let low = 1.0 + (target - 1.0) * GC_LOW_WATER;

@@ -181,7 +181,7 @@ pub const IO_BACKEND_ENV: &str = "WISCKEY_IO_BACKEND";
 /// `Error::Unsupported` naming the reason when io_uring is required but the
 /// kernel (or a seccomp filter) refuses it, or when [`IO_BACKEND_ENV`] holds
 /// an unknown value.
-pub(crate) fn select_fs(backend: IoBackend) -> Result<Arc<dyn Fs>> {
+pub(crate) fn select_fs(backend: IoBackend, mode: u32) -> Result<Arc<dyn Fs>> {
     let backend = match backend {
         IoBackend::Auto => match std::env::var(IO_BACKEND_ENV).as_deref() {
             Err(_) | Ok("") | Ok("auto") => IoBackend::Auto,
@@ -196,18 +196,18 @@ pub(crate) fn select_fs(backend: IoBackend) -> Result<Arc<dyn Fs>> {
         explicit => explicit,
     };
     match backend {
-        IoBackend::Sync => Ok(default_fs()),
+        IoBackend::Sync => Ok(Arc::new(StdFs::with_mode(mode))),
         IoBackend::IoUring => match UringFs::probe() {
-            Ok(fs) => Ok(Arc::new(fs)),
+            Ok(fs) => Ok(Arc::new(fs.with_mode(mode))),
             Err(e) => Err(Error::Unsupported(format!(
                 "the io_uring backend is unavailable: {e}"
             ))),
         },
         IoBackend::Auto => match UringFs::probe() {
-            Ok(fs) => Ok(Arc::new(fs)),
+            Ok(fs) => Ok(Arc::new(fs.with_mode(mode))),
             Err(e) => {
                 log::info!("io_uring unavailable ({e}); using the plain pread/pwrite backend");
-                Ok(default_fs())
+                Ok(Arc::new(StdFs::with_mode(mode)))
             }
         },
     }
