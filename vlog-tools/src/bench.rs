@@ -1013,20 +1013,32 @@ fn update_phase(
         .zip(io_before)
         .map(|(after, before)| after.since(&before));
 
-    // Automatic GC: wait (bounded) for it to reach the target.
+    // Automatic GC: wait (bounded) until it is under the target and idle
+    // (no pass for 1.5 s), so that a round it started near the target has
+    // finished.
     let gc_start = Instant::now();
     let mut reached = db.stats().vlog_space_amplification <= args.gc_target;
-    if !args.no_gc && !reached {
+    if !args.no_gc {
         progress(&format!(
-            "waiting up to {} s for automatic GC (vLog space amp {:.3}, target {})",
+            "waiting up to {} s for automatic GC to settle (vLog space amp {:.3}, target {})",
             args.gc_wait,
             db.stats().vlog_space_amplification,
             args.gc_target
         ));
         let limit = Duration::from_secs_f64(args.gc_wait.max(0.0));
+        let mut passes = db.stats().gc_passes;
+        let mut quiet_since = Instant::now();
+        reached = false;
         while gc_start.elapsed() < limit {
             std::thread::sleep(Duration::from_millis(100));
-            if db.stats().vlog_space_amplification <= args.gc_target {
+            let st = db.stats();
+            if st.gc_passes != passes {
+                passes = st.gc_passes;
+                quiet_since = Instant::now();
+            }
+            if st.vlog_space_amplification <= args.gc_target
+                && quiet_since.elapsed() >= Duration::from_millis(1500)
+            {
                 reached = true;
                 break;
             }
