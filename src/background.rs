@@ -128,7 +128,10 @@ fn compact_until_settled(inner: &DbInner, pointers: &mut [Vec<u8>]) -> Result<()
         if let Some(plan) = plan {
             run_compaction(inner, &plan)?;
             inner.bg_cv.notify_all();
-            let _ = inner.gc_tx.send(BgMsg::Work);
+            // Only a running GC thread drains its channel.
+            if inner.opts.background_gc {
+                let _ = inner.gc_tx.send(BgMsg::Work);
+            }
         }
         if manual {
             inner.bg_status.lock().compactions_done = requested;
