@@ -31,38 +31,7 @@ fn corrupt(what: &str) -> Error {
     Error::corruption(PathBuf::from("<fuzz>"), 0, what.to_owned())
 }
 
-/// An in-memory, read-only file.
-#[derive(Debug)]
-struct MemFile(Vec<u8>);
-
-impl FileHandle for MemFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        let Ok(off) = usize::try_from(offset) else {
-            return Ok(0);
-        };
-        if off >= self.0.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(self.0.len() - off);
-        buf[..n].copy_from_slice(&self.0[off..off + n]);
-        Ok(n)
-    }
-    fn write_at(&self, _: &[u8], _: u64) -> std::io::Result<usize> {
-        Err(std::io::Error::other("read-only"))
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn sync_all(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        Ok(self.0.len() as u64)
-    }
-    fn set_len(&self, _: u64) -> std::io::Result<()> {
-        Err(std::io::Error::other("read-only"))
-    }
-}
+use crate::io::bytes_file::BytesFile as MemFile;
 
 // ---------------------------------------------------------------- vLog
 

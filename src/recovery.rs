@@ -337,8 +337,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         if stale {
             let p = dir.join(name);
             log::info!("removing leftover file {}", p.display());
-            if let Err(e) = fs.remove(&p) {
-                log::warn!("removing {}: {e}", p.display());
+            match fs.remove(&p) {
+                // The old manifest: `Manifest::create` removed it already.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => log::warn!("removing {}: {e}", p.display()),
+                Ok(()) => {}
             }
         }
     }

@@ -6,6 +6,7 @@
 //! Methods return `std::io::Result`; the engine adds the file name and the
 //! operation when it turns them into [`crate::Error`].
 
+pub(crate) mod bytes_file;
 pub mod fault;
 mod std_fs;
 mod uring;
