@@ -1,13 +1,26 @@
 //! The plain backend: std's positioned I/O (`pread`/`pwrite`), `fdatasync`,
-//! `rename`, and `flock` through `File::try_lock`.
+//! `rename`, and the directory lock.
+//!
+//! The lock is a POSIX record lock (`fcntl(F_SETLK)`) on the whole LOCK file
+//! plus a process-wide registry of held lock paths. Unlike `flock`, a record
+//! lock is owned by the process, not by the open file: a child that another
+//! thread forks (before its `exec`) does not inherit it, so closing the
+//! database unlocks the directory at once. A record lock does not exclude
+//! the same process, and closing *any* descriptor of the file drops it, so
+//! the registry refuses a second lock in this process before the file is
+//! even opened.
+
+// The record lock needs `fcntl`; the fork test needs `fork`.
+#![allow(unsafe_code)]
 
 use super::{FileHandle, FileLock, Fs};
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The plain pread/pwrite backend.
 #[derive(Debug, Clone)]
@@ -55,10 +68,71 @@ impl FileHandle for StdFile {
     }
 }
 
+/// Lock files held by this process (canonical paths).
+static HELD_LOCKS: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+fn held_locks() -> std::sync::MutexGuard<'static, Option<HashSet<PathBuf>>> {
+    HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A held directory lock: the open LOCK file and its registry entry.
 #[derive(Debug)]
-struct StdLock(#[allow(dead_code)] File);
+struct StdLock {
+    file: Option<File>,
+    key: PathBuf,
+}
 
 impl FileLock for StdLock {}
+
+impl Drop for StdLock {
+    fn drop(&mut self) {
+        // Close first (that releases the record lock), then leave the
+        // registry: the other order would let a new holder in this process
+        // take the lock and then lose it to this close.
+        drop(self.file.take());
+        if let Some(set) = held_locks().as_mut() {
+            set.remove(&self.key);
+        }
+    }
+}
+
+/// The lock file's path with its directory resolved, so that two spellings
+/// of one directory meet in the registry.
+fn lock_key(path: &Path) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "lock path has no file name"))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.canonicalize()?,
+        _ => std::env::current_dir()?,
+    };
+    Ok(parent.join(name))
+}
+
+/// Takes a write lock on the whole file without waiting.
+fn set_record_lock(f: &File) -> io::Result<()> {
+    // SAFETY: `flock` is plain data; zeroed is a valid starting value, and
+    // the fields set below describe the whole file.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0;
+    // SAFETY: the descriptor is open for the duration of the call and `fl`
+    // is a valid `struct flock`.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "lock held by another process",
+        )),
+        _ => Err(e),
+    }
+}
 
 impl Fs for StdFs {
     fn name(&self) -> &'static str {
@@ -101,21 +175,27 @@ impl Fs for StdFs {
         path.exists()
     }
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let key = lock_key(path)?;
+        let mut held = held_locks();
+        let set = held.get_or_insert_with(HashSet::new);
+        // Checked before opening: closing a second descriptor of the file
+        // would release the lock the first holder has.
+        if set.contains(&key) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "lock held by this process",
+            ));
+        }
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(self.mode)
-            .open(path)?;
-        match f.try_lock() {
-            Ok(()) => Ok(Box::new(StdLock(f))),
-            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "lock held elsewhere",
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
+            .open(&key)?;
+        set_record_lock(&f)?;
+        set.insert(key.clone());
+        Ok(Box::new(StdLock { file: Some(f), key }))
     }
 }
 
@@ -144,5 +224,41 @@ mod tests {
         drop(l);
         fs.lock(&dir.path().join("LOCK")).unwrap();
         assert_eq!(fs.list(dir.path()).unwrap().len(), 2);
+        // Another spelling of the same directory meets the same lock.
+        let l = fs.lock(&dir.path().join("LOCK")).unwrap();
+        let other = dir.path().join(".").join("LOCK");
+        assert_eq!(
+            fs.lock(&other).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        drop(l);
+        fs.lock(&other).unwrap();
+    }
+
+    /// Regression: with `flock`, a child forked while the lock was held kept
+    /// it (the child shares the open file) until it exec'd or exited, so a
+    /// close-then-reopen in the parent raced with any `Command::spawn`
+    /// elsewhere in the process and failed with `Locked` now and then.
+    #[test]
+    fn forked_child_does_not_keep_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::default();
+        let lock_path = dir.path().join("LOCK");
+        let l = fs.lock(&lock_path).unwrap();
+        // SAFETY: the child only sleeps and exits (both async-signal-safe).
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            unsafe {
+                libc::sleep(3);
+                libc::_exit(0);
+            }
+        }
+        drop(l);
+        let again = fs.lock(&lock_path);
+        let mut status = 0;
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        again.expect("the lock is free once the parent drops it");
     }
 }
