@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::gc::{GcOptions, GcReport};
 use crate::io::{FileLock, Fs};
 use crate::iter::{Iter, KeyRange};
+use crate::keydir::{KeyEntry, Keydirs, NewRecord};
 use crate::lsm::ikey::{self, Kind};
 use crate::lsm::manifest::{Manifest, ManifestState, TableDef, VersionEdit};
 use crate::lsm::memtable::Memtable;
@@ -95,6 +96,8 @@ pub(crate) struct DbInner {
     pub(crate) bg_status: Mutex<BgStatus>,
     pub(crate) bg_cv: Condvar,
     pub(crate) counters: Counters,
+    /// The keydirs of the unordered tables.
+    pub(crate) keydirs: Keydirs,
 }
 
 /// An open database. Cheap to clone (an `Arc` inside), `Send + Sync`.
@@ -150,6 +153,7 @@ pub struct Table {
     db: Db,
     id: u32,
     name: Arc<str>,
+    kind: TableKind,
 }
 
 impl std::fmt::Debug for Table {
@@ -157,6 +161,7 @@ impl std::fmt::Debug for Table {
         f.debug_struct("Table")
             .field("name", &self.name)
             .field("id", &self.id)
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -196,15 +201,33 @@ impl Db {
             db: self.clone(),
             id: DEFAULT_TABLE,
             name: Arc::from("default"),
+            kind: TableKind::Ordered,
         }
     }
 
     /// Opens the table `name`, creating it (durably) when missing.
     ///
+    /// An ordered table ([`TableOptions::ordered`]) keeps its keys sorted in
+    /// the LSM-tree: point reads and range scans. An unordered table
+    /// ([`TableOptions::unordered`]) keeps them in a Bitcask-style in-memory
+    /// hash index (the keydir): point reads with no index I/O at all, every
+    /// value in the vLog, but no range scans and no snapshot reads (those
+    /// return `Error::Unsupported`), and its keys must fit in memory.
+    ///
+    /// ```
+    /// use wisckey::{Db, Error, Options, TableOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let blobs = db.table("blobs", TableOptions::unordered())?;
+    /// blobs.put(b"k", vec![1u8; 10_000])?;
+    /// assert_eq!(blobs.get(b"k")?.unwrap().len(), 10_000);
+    /// assert!(matches!(blobs.range(..).next(), Some(Err(Error::Unsupported(_)))));
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `Error::InvalidArgument` when the table exists with another kind or
-    /// the name is empty; `Error::Unsupported` for unordered tables, which are
-    /// not built yet.
+    /// the name is empty or longer than 255 bytes.
     pub fn table(&self, name: &str, opts: TableOptions) -> Result<Table> {
         if name.is_empty() || name.len() > 255 {
             return Err(Error::InvalidArgument(
@@ -220,12 +243,10 @@ impl Db {
                 ))
             };
         }
-        if opts.kind == TableKind::Unordered {
-            return Err(Error::Unsupported(
-                "unordered (Bitcask-style) tables are not built yet".into(),
-            ));
-        }
-        let kind_byte = 0u8;
+        let kind_byte = match opts.kind {
+            TableKind::Ordered => 0u8,
+            TableKind::Unordered => 1u8,
+        };
         let mut vs = self.inner.vs.lock();
         if let Some(def) = vs.state.tables.iter().find(|t| t.name == name) {
             if def.kind != kind_byte {
@@ -237,6 +258,7 @@ impl Db {
                 db: self.clone(),
                 id: def.id,
                 name: Arc::from(name),
+                kind: opts.kind,
             });
         }
         self.inner.check_writable()?;
@@ -250,10 +272,14 @@ impl Db {
             ..Default::default()
         };
         self.inner.log_and_apply(&mut vs, edit)?;
+        if opts.kind == TableKind::Unordered {
+            self.inner.keydirs.add_table(id);
+        }
         Ok(Table {
             db: self.clone(),
             id,
             name: Arc::from(name),
+            kind: opts.kind,
         })
     }
 
@@ -467,6 +493,19 @@ impl Table {
     pub(crate) fn id(&self) -> u32 {
         self.id
     }
+    /// The table's kind.
+    pub fn kind(&self) -> TableKind {
+        self.kind
+    }
+    /// `Error::Unsupported` for what an unordered table cannot do.
+    pub(crate) fn unsupported(&self, what: &str) -> Option<Error> {
+        (self.kind == TableKind::Unordered).then(|| {
+            Error::Unsupported(format!(
+                "{what} on the unordered table {}: it has no key order",
+                self.name
+            ))
+        })
+    }
     /// The database this table belongs to.
     pub fn db(&self) -> &Db {
         &self.db
@@ -493,9 +532,13 @@ impl Table {
         let inner = &self.db.inner;
         inner.multi_get(self.id, keys, inner.read_seq())
     }
-    /// Iterates this table over `range`.
+    /// Iterates this table over `range`. On an unordered table the
+    /// iterator yields one `Err(Error::Unsupported(..))`.
     pub fn range(&self, range: impl KeyRange) -> Iter {
         let inner = &self.db.inner;
+        if let Some(e) = self.unsupported("a range scan") {
+            return Iter::failed(inner.clone(), self.id, e);
+        }
         Iter::new(
             inner.clone(),
             self.id,
@@ -503,9 +546,13 @@ impl Table {
             range.into_bounds(),
         )
     }
-    /// Iterates the keys of this table that start with `prefix`.
+    /// Iterates the keys of this table that start with `prefix`. On an
+    /// unordered table the iterator yields one `Err(Error::Unsupported(..))`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
         let inner = &self.db.inner;
+        if let Some(e) = self.unsupported("a prefix scan") {
+            return Iter::failed(inner.clone(), self.id, e);
+        }
         Iter::new(
             inner.clone(),
             self.id,
@@ -586,6 +633,9 @@ impl DbInner {
         // vLog records only the log needs (inline values, tombstones): garbage
         // once their memtable is flushed.
         let mut wal_only: Vec<(u64, u64)> = Vec::new();
+        // Records of unordered tables, for the keydirs.
+        let mut unordered: Vec<NewRecord> = Vec::new();
+        let any_unordered = self.keydirs.any();
         let threshold = self.opts.value_threshold;
         let write_out = |pending: &mut Vec<Vec<u8>>, sync: bool| -> Result<()> {
             let r = match pending.len() {
@@ -608,11 +658,14 @@ impl DbInner {
             if used > 0 && used + bytes > self.opts.segment_size {
                 write_out(&mut pending, false)?;
                 pending_bytes = 0;
+                // The sealed segment's unordered records go into its hint.
+                self.keydirs.apply_written(std::mem::take(&mut unordered));
                 if let Err(e) = self.vlog.roll(self.new_file_number()) {
                     self.set_poison(format!("vLog roll failed: {e}"));
                     return Err(e);
                 }
                 self.publish_segments();
+                self.write_hint(base.segment, used);
                 base = self.vlog.head_position();
             }
             let at = base.offset + pending_bytes;
@@ -624,6 +677,22 @@ impl DbInner {
                 let len = op.len();
                 record::seal(&mut batch.rep[op.offset..op.offset + len], seq, i + 1 < n);
                 let key = op.key(&batch.rep);
+                if any_unordered && self.keydirs.is_unordered(op.table) {
+                    // Every value of an unordered table stays in the vLog;
+                    // the keydir points at the record.
+                    unordered.push(NewRecord {
+                        table: op.table,
+                        key: key.to_vec(),
+                        seq,
+                        ptr: ValuePointer {
+                            segment: base.segment,
+                            offset: at + op.offset as u64,
+                            len: len as u32,
+                        },
+                        put: op.is_put,
+                    });
+                    continue;
+                }
                 if !op.is_put || op.value_len < threshold {
                     match wal_only.last_mut() {
                         Some((s, b)) if *s == base.segment => *b += len as u64,
@@ -658,6 +727,7 @@ impl DbInner {
             pending.push(batch.rep);
         }
         write_out(&mut pending, sync)?;
+        self.keydirs.apply_written(unordered);
         let sv = self.sv.read().clone();
         for (k, v) in entries {
             sv.mem.insert(k, v);
@@ -682,6 +752,19 @@ impl DbInner {
             self.rotate_memtable();
         }
         Ok(())
+    }
+
+    /// Writes the hint file of the just sealed `segment` (`len` bytes) from
+    /// the unordered records the keydirs listed for it. A failure is only
+    /// logged: without its hint a segment is scanned on open.
+    pub(crate) fn write_hint(&self, segment: u64, len: u64) {
+        if !self.keydirs.any() {
+            return;
+        }
+        let entries = self.keydirs.take_sealed(segment);
+        if let Err(e) = crate::vlog::hint::write(&self.fs, &self.dir, segment, len, &entries) {
+            log::warn!("{}: hint of segment {segment}: {e}", self.dir.display());
+        }
     }
 
     /// Stalls the leader while too many frozen memtables wait for flush or
@@ -722,9 +805,14 @@ impl DbInner {
     }
 
     /// Freezes the active memtable (caller holds the commit lock).
+    ///
+    /// An empty memtable that covers vLog bytes (records of unordered
+    /// tables) is frozen too: its flush writes no table but moves the replay
+    /// point, so that recovery need not read those bytes again and GC may
+    /// take their segments.
     pub(crate) fn rotate_memtable(&self) {
         let mut w = self.sv.write();
-        if w.mem.is_empty() {
+        if w.mem.is_empty() && w.mem.log_bytes() == 0 {
             return;
         }
         let mem = Arc::new(Memtable::new(self.vlog.head_position()));
@@ -802,8 +890,58 @@ impl DbInner {
 
     pub(crate) fn get(&self, table: u32, key: &[u8], seq: u64) -> Result<Option<Value>> {
         Counters::add(&self.counters.gets, 1);
+        if let Some(kd) = self.keydirs.table(table) {
+            let (e, segments) = self
+                .keydirs
+                .lookup(&kd, key, || self.sv.read().segments.clone());
+            return self.read_keydir_entry(&segments, e, table, key);
+        }
         let sv = self.sv.read().clone();
         self.get_in(&sv, table, key, seq)
+    }
+
+    fn read_keydir_entry(
+        &self,
+        segments: &SegmentSet,
+        e: Option<KeyEntry>,
+        table: u32,
+        key: &[u8],
+    ) -> Result<Option<Value>> {
+        match e {
+            Some(e) if e.put => {
+                Counters::add(&self.counters.vlog_reads, 1);
+                self.vlog.read(segments, &e.ptr, table, key).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `multi_get` on an unordered table: the keydir under one hold, then
+    /// one batched vLog read.
+    fn keydir_multi_get<K: AsRef<[u8]>>(
+        &self,
+        kd: &crate::keydir::Keydir,
+        table: u32,
+        keys: &[K],
+    ) -> Result<Vec<Option<Value>>> {
+        let (found, segments) = self
+            .keydirs
+            .lookup_many(kd, keys, || self.sv.read().segments.clone());
+        let mut out: Vec<Option<Value>> = (0..keys.len()).map(|_| None).collect();
+        let wanted: Vec<(usize, ValuePointer)> = found
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.filter(|e| e.put).map(|e| (i, e.ptr)))
+            .collect();
+        let reqs: Vec<(ValuePointer, u32, &[u8])> = wanted
+            .iter()
+            .map(|&(i, p)| (p, table, keys[i].as_ref()))
+            .collect();
+        Counters::add(&self.counters.vlog_reads, reqs.len() as u64);
+        for ((i, _), r) in wanted.iter().zip(self.vlog.read_many(&segments, &reqs)) {
+            out[*i] = Some(r?);
+        }
+        Ok(out)
     }
 
     /// Point reads of `keys` at one sequence number: the index first for
@@ -814,8 +952,11 @@ impl DbInner {
         keys: &[K],
         seq: u64,
     ) -> Result<Vec<Option<Value>>> {
-        let sv = self.sv.read().clone();
         Counters::add(&self.counters.gets, keys.len() as u64);
+        if let Some(kd) = self.keydirs.table(table) {
+            return self.keydir_multi_get(&kd, table, keys);
+        }
+        let sv = self.sv.read().clone();
         let mut out: Vec<Option<Value>> = Vec::with_capacity(keys.len());
         let mut wanted: Vec<(usize, ValuePointer, Vec<u8>)> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
@@ -1003,7 +1144,7 @@ impl DbInner {
 
     /// Size and garbage of each live vLog segment, oldest first.
     pub(crate) fn segment_stats(&self) -> Vec<SegmentStats> {
-        let discard = self.vs.lock().state.discard.clone();
+        let discard = self.garbage_by_segment();
         self.vlog
             .segment_sizes()
             .into_iter()

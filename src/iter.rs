@@ -186,6 +186,15 @@ impl Iter {
         }
     }
 
+    /// An iterator that yields `err` once and then ends (both ways).
+    pub(crate) fn failed(inner: Arc<DbInner>, table: u32, err: crate::error::Error) -> Iter {
+        let mut it = Iter::new(inner, table, 0, (Bound::Unbounded, Bound::Unbounded));
+        it.front_buf.push_back(Err(err));
+        it.front_done = true;
+        it.back_done = true;
+        it
+    }
+
     fn user_part(&self, key: &[u8]) -> Vec<u8> {
         let mut up = Vec::with_capacity(4 + key.len());
         up.extend_from_slice(&self.b.table.to_be_bytes());

@@ -36,6 +36,7 @@ pub mod fuzzing;
 mod gc;
 pub mod io;
 mod iter;
+mod keydir;
 mod lsm;
 mod options;
 mod recovery;

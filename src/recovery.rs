@@ -5,6 +5,7 @@
 use crate::db::{BgStatus, CommitState, DbInner, SuperVersion, VersionSet};
 use crate::error::{Error, Result};
 use crate::io::{select_fs, Fs, StdFs};
+use crate::keydir::Keydirs;
 use crate::lsm::ikey::{self, Kind};
 use crate::lsm::manifest::{parse_manifest_file_name, Manifest, ManifestState, ReplayPoint};
 use crate::lsm::memtable::Memtable;
@@ -12,6 +13,7 @@ use crate::lsm::sstable::Table;
 use crate::lsm::version::{table_file_name, TableHandle, Version};
 use crate::options::Options;
 use crate::stats::Counters;
+use crate::vlog::hint::{self, HintEntry};
 use crate::vlog::{
     gc_segment_file_name, replay_segment, segment_file_name, Segment, SegmentKind, VLog,
 };
@@ -90,6 +92,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         Some((_, state)) => state,
         None => ManifestState::default(),
     };
+    let keydirs = Keydirs::new(state.tables.iter().filter(|t| t.kind == 1).map(|t| t.id));
     let next_file = AtomicU64::new(state.next_file_number.max(max_number + 1).max(1));
     let alloc = || next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
@@ -248,6 +251,10 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
                 last_seq = last_seq.max(r.seq);
                 replayed += 1;
                 mem.add_log_bytes(u64::from(r.pointer.len));
+                if keydirs.is_unordered(r.table) {
+                    // The keydirs are rebuilt below, from every segment.
+                    continue;
+                }
                 let entry = if !r.is_put {
                     (
                         ikey::encode(r.table, &r.key, r.seq, Kind::Delete as u8),
@@ -299,6 +306,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         gc_head.offset,
         alloc,
     )?;
+    if keydirs.any() {
+        last_seq = last_seq.max(rebuild_keydirs(&fs, dir, &vlog, &keydirs)?);
+    }
     if is_new {
         let head = vlog.head_position();
         state.replay_point = head;
@@ -322,6 +332,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     );
 
     // Remove what a crash left behind and the manifest does not name.
+    let live_numbers: HashSet<u64> = vlog.live_set().keys().copied().collect();
     for name in &names {
         let stale = if let Some(n) = parse_numbered(name, ".sst") {
             !live_tables.contains(&n)
@@ -329,6 +340,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             is_new || n < tail || state.segments_removed.contains(&n)
         } else if let Some(n) = parse_numbered(name, ".gc.vlog") {
             !gc_numbers.contains(&n)
+        } else if let Some(n) = parse_numbered(name, ".hint") {
+            !live_numbers.contains(&n)
         } else if let Some(n) = parse_manifest_file_name(name) {
             n != manifest_number
         } else {
@@ -380,9 +393,90 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         bg_status: Mutex::new(BgStatus::default()),
         bg_cv: Condvar::new(),
         counters: Counters::default(),
+        keydirs,
         opts,
     };
     Ok(Arc::new(inner))
+}
+
+/// Rebuilds the keydirs of the unordered tables from every live segment:
+/// from its hint file when there is a good one, else by scanning it (and
+/// then writing the hint it lacked, if it is sealed). Returns the highest
+/// sequence number found.
+fn rebuild_keydirs(fs: &Arc<dyn Fs>, dir: &Path, vlog: &VLog, keydirs: &Keydirs) -> Result<u64> {
+    let head = vlog.head_position().segment;
+    let gc_head = vlog.gc_head_position().map(|p| p.segment);
+    let mut max_seq = 0;
+    let (mut hinted, mut scanned) = (0u64, 0u64);
+    for seg in vlog.live_set().values() {
+        let n = seg.number;
+        let open = n == head || Some(n) == gc_head;
+        let len = seg
+            .file
+            .len()
+            .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
+        let from_hint = match hint::read(fs, dir, n) {
+            Ok(Some(h)) if h.segment_len == len => Some(h.entries),
+            Ok(Some(h)) => {
+                log::info!(
+                    "{}: hint describes {} bytes, the segment has {len}: scanning it",
+                    seg.path.display(),
+                    h.segment_len
+                );
+                None
+            }
+            Ok(None) => None,
+            Err(e) => {
+                log::warn!(
+                    "{}: hint not used, scanning the segment: {e}",
+                    seg.path.display()
+                );
+                None
+            }
+        };
+        let entries = match from_hint {
+            Some(entries) => {
+                hinted += 1;
+                entries
+            }
+            None => {
+                scanned += 1;
+                let mut entries = Vec::new();
+                replay_segment(seg, 0, false, 0, |batch| {
+                    for r in batch.records {
+                        if keydirs.is_unordered(r.table) {
+                            entries.push(HintEntry {
+                                put: r.is_put,
+                                table: r.table,
+                                seq: r.seq,
+                                offset: r.pointer.offset,
+                                len: r.pointer.len,
+                                key: r.key,
+                            });
+                        }
+                    }
+                    Ok(())
+                })?;
+                if !open {
+                    if let Err(e) = hint::write(fs, dir, n, len, &entries) {
+                        log::warn!("{}: {e}", seg.path.display());
+                    }
+                }
+                entries
+            }
+        };
+        max_seq = entries.iter().map(|e| e.seq).fold(max_seq, u64::max);
+        keydirs.apply_found(n, &entries);
+        if open {
+            keydirs.reopen_segment(n, entries);
+        }
+    }
+    log::debug!(
+        "{}: keydirs rebuilt: {} keys, {hinted} segments from hints, {scanned} scanned",
+        dir.display(),
+        keydirs.len()
+    );
+    Ok(max_seq)
 }
 
 /// Without CURRENT the directory is a new database, unless it holds data: a

@@ -52,7 +52,14 @@ impl Snapshot {
     }
 
     /// The value of `key` in `table`.
+    ///
+    /// # Errors
+    /// `Error::Unsupported` for an unordered table: its keydir holds only
+    /// the newest version of each key.
     pub fn get_in(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        if let Some(e) = table.unsupported("a snapshot read") {
+            return Err(e);
+        }
         self.db.inner.get(table.id(), key.as_ref(), self.seq)
     }
 
@@ -71,8 +78,12 @@ impl Snapshot {
         )
     }
 
-    /// Iterates `table` over `range`.
+    /// Iterates `table` over `range` (one `Err(Error::Unsupported(..))` for
+    /// an unordered table).
     pub fn range_in(&self, table: &Table, range: impl KeyRange) -> Iter {
+        if let Some(e) = table.unsupported("a snapshot scan") {
+            return Iter::failed(self.db.inner.clone(), table.id(), e);
+        }
         Iter::new(
             self.db.inner.clone(),
             table.id(),

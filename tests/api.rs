@@ -114,10 +114,16 @@ fn batches_tables_snapshots_and_errors() {
         db.put(vec![0u8; 70_000], b"x"),
         Err(Error::InvalidArgument(_))
     ));
+    let blobs = db.table("blobs", TableOptions::unordered()).unwrap();
     assert!(matches!(
-        db.table("blobs", TableOptions::unordered()),
-        Err(Error::Unsupported(_))
+        db.table("blobs", TableOptions::ordered()),
+        Err(Error::InvalidArgument(_))
     ));
+    let mut it = blobs.range(..);
+    assert!(matches!(it.next(), Some(Err(Error::Unsupported(_)))));
+    assert!(it.next().is_none());
+    drop(it);
+    drop(blobs);
     let vals = db.multi_get(&[b"a".as_slice(), b"nope"]).unwrap();
     assert_eq!(vals[0].as_deref(), Some(&b"2"[..]));
     assert!(vals[1].is_none());
@@ -128,7 +134,10 @@ fn batches_tables_snapshots_and_errors() {
     let users = db.table("users", TableOptions::ordered()).unwrap();
     assert!(users.get(b"a").unwrap().is_none());
     assert_eq!(db.get(b"a").unwrap().unwrap(), b"2");
-    assert_eq!(db.table_names(), vec!["users".to_string()]);
+    assert_eq!(
+        db.table_names(),
+        vec!["users".to_string(), "blobs".to_string()]
+    );
 }
 
 #[test]

@@ -26,10 +26,13 @@ pub use policy::GcPolicy;
 use crate::background::write_tables;
 use crate::db::DbInner;
 use crate::error::{Error, Result};
+use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
 use crate::lsm::manifest::VersionEdit;
 use crate::lsm::version::Version;
 use crate::stats::Counters;
+use crate::value::Value;
+use crate::vlog::hint::{hint_file_name, HintEntry};
 use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,6 +123,10 @@ struct Survivor {
     seq: u64,
     old: ValuePointer,
     new: Option<ValuePointer>,
+    /// False for a tombstone (only unordered tables keep those in the vLog).
+    put: bool,
+    /// Whether its table is unordered (the keydir points at it).
+    unordered: bool,
 }
 
 impl DbInner {
@@ -161,10 +168,8 @@ impl DbInner {
     /// Sealed segments GC may take, with their size and garbage: user
     /// segments wholly before the replay point, GC segments behind the GC head.
     pub(crate) fn gc_candidates(&self) -> Vec<policy::Candidate> {
-        let (replay, discard) = {
-            let vs = self.vs.lock();
-            (vs.state.replay_point, vs.state.discard.clone())
-        };
+        let replay = self.vs.lock().state.replay_point;
+        let discard = self.garbage_by_segment();
         let gc_head = self.vlog.gc_head_position().map(|p| p.segment);
         let newest = self
             .vlog
@@ -196,7 +201,7 @@ impl DbInner {
     /// The vLog's space amplification now: bytes on disk over live bytes
     /// (bytes minus the garbage the discard statistics know of).
     pub(crate) fn vlog_space_amplification(&self) -> f64 {
-        let discard = self.vs.lock().state.discard.clone();
+        let discard = self.garbage_by_segment();
         let mut total = 0u64;
         let mut garbage = 0u64;
         for (n, _, bytes) in self.vlog.segment_sizes() {
@@ -213,6 +218,16 @@ impl DbInner {
         } else {
             total as f64 / live as f64
         }
+    }
+
+    /// Known garbage per segment: the discard statistics of the sorted
+    /// index plus the dead records of unordered tables.
+    pub(crate) fn garbage_by_segment(&self) -> std::collections::BTreeMap<u64, u64> {
+        let mut g = self.vs.lock().state.discard.clone();
+        for (seg, bytes) in self.keydirs.garbage() {
+            *g.entry(seg).or_insert(0) += bytes;
+        }
+        g
     }
 
     /// Runs one GC pass with `opts` (victims chosen by its policy); an empty
@@ -263,8 +278,11 @@ impl DbInner {
 
         // 1. Survivors. A segment the discard statistics count as all garbage
         // has none: it is retired without being read.
+        // Only the sorted index's statistics: a segment they call all
+        // garbage holds no record of an unordered table.
         let discard = self.vs.lock().state.discard.clone();
         let mut survivors = Vec::new();
+        let mut dropped_tombstones: Vec<(u32, Vec<u8>, ValuePointer)> = Vec::new();
         for seg in &segs {
             let len = seg
                 .file
@@ -278,13 +296,34 @@ impl DbInner {
             replay_segment(seg, 0, false, 0, |batch| {
                 for r in batch.records {
                     report.records_read += 1;
-                    if r.is_put && self.is_live(r.table, &r.key, r.seq, &r.pointer)? {
+                    if self.keydirs.is_unordered(r.table) {
+                        match self
+                            .keydirs
+                            .liveness(r.table, &r.key, r.seq, &r.pointer, victims)
+                        {
+                            Liveness::Live => survivors.push(Survivor {
+                                table: r.table,
+                                key: r.key,
+                                seq: r.seq,
+                                old: r.pointer,
+                                new: None,
+                                put: r.is_put,
+                                unordered: true,
+                            }),
+                            Liveness::DropTombstone => {
+                                dropped_tombstones.push((r.table, r.key, r.pointer));
+                            }
+                            Liveness::Dead => {}
+                        }
+                    } else if r.is_put && self.is_live(r.table, &r.key, r.seq, &r.pointer)? {
                         survivors.push(Survivor {
                             table: r.table,
                             key: r.key,
                             seq: r.seq,
                             old: r.pointer,
                             new: None,
+                            put: true,
+                            unordered: false,
                         });
                     }
                 }
@@ -299,8 +338,19 @@ impl DbInner {
         let mut vs = self.vs.lock();
         let mut entries = Vec::with_capacity(survivors.len());
         let mut superseded: Vec<(u64, u64)> = Vec::new();
+        let mut moves: Vec<Move> = Vec::new();
         for s in &survivors {
             let Some(new) = s.new else { continue };
+            if s.unordered {
+                // Repointed (if still the newest) once the edit is durable.
+                moves.push(Move {
+                    table: s.table,
+                    key: s.key.clone(),
+                    old: s.old,
+                    new,
+                });
+                continue;
+            }
             if self.is_live(s.table, &s.key, s.seq, &s.old)? {
                 entries.push((
                     ikey::encode(s.table, &s.key, s.seq, Kind::Pointer as u8),
@@ -353,10 +403,25 @@ impl DbInner {
             levels[0].insert(0, t);
         }
         self.install_version(Version { levels }, None);
-        // 4. Retire the victims (the edit that drops them is durable).
-        self.vlog.retire(victims, self.read_seq());
-        self.publish_segments();
+        // 4. Repoint the keydirs and retire the victims (the edit that drops
+        // them is durable), with keydir readers held off meanwhile.
+        let pass_seq = self.read_seq();
+        report.records_superseded +=
+            self.keydirs
+                .commit_gc(&moves, &dropped_tombstones, victims, || {
+                    self.vlog.retire(victims, pass_seq);
+                    self.publish_segments();
+                });
         drop(vs);
+        for v in victims {
+            let p = self.dir.join(hint_file_name(*v));
+            match self.fs.remove(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    log::warn!("removing {}: {e}", p.display());
+                }
+                _ => {}
+            }
+        }
         self.release_zombies();
         for seg in &segs {
             report.bytes_freed += seg.file.len().unwrap_or(0);
@@ -398,29 +463,41 @@ impl DbInner {
         let mut start = 0;
         while start < survivors.len() {
             let end = (start + READ_BATCH).min(survivors.len());
+            // Tombstones have no value to read.
             let reqs: Vec<(ValuePointer, u32, &[u8])> = survivors[start..end]
                 .iter()
+                .filter(|s| s.put)
                 .map(|s| (s.old, s.table, s.key.as_slice()))
                 .collect();
-            let values = self.vlog.read_many(&set, &reqs);
+            let mut values = self.vlog.read_many(&set, &reqs).into_iter();
             drop(reqs);
-            for (j, value) in (start..end).zip(values) {
-                let value = value?;
+            for j in start..end {
+                let value = if survivors[j].put {
+                    values.next().ok_or_else(|| {
+                        Error::InvalidArgument("GC read fewer values than asked".into())
+                    })??
+                } else {
+                    Value::from(Vec::new())
+                };
                 let s = &survivors[j];
                 let len = u64::from(s.old.len);
                 let pos = self.vlog.gc_head_position();
                 let used = pos.map_or(0, |p| p.offset) + buf.len() as u64;
                 if pos.is_none() || (used > 0 && used + len > self.opts.segment_size) {
                     self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
+                    let sealed = self.vlog.gc_head_position();
                     // Sealing the old GC head syncs it.
                     self.vlog.gc_roll(self.new_file_number()).map_err(|e| {
                         self.set_poison(format!("GC segment roll failed: {e}"));
                         e
                     })?;
                     self.publish_segments();
+                    if let Some(sealed) = sealed {
+                        self.write_hint(sealed.segment, sealed.offset);
+                    }
                 }
                 let s = &survivors[j];
-                record::encode(&mut buf, true, false, s.table, s.seq, &s.key, &value);
+                record::encode(&mut buf, s.put, false, s.table, s.seq, &s.key, &value);
                 pending.push(j);
                 if buf.len() >= CHUNK {
                     self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
@@ -450,6 +527,7 @@ impl DbInner {
         }
         let (segment, offset) = self.vlog.gc_append(buf)?;
         let mut at = offset;
+        let mut hints = Vec::new();
         for &j in pending.iter() {
             let s = &mut survivors[j];
             let len = s.old.len;
@@ -458,7 +536,20 @@ impl DbInner {
                 offset: at,
                 len,
             });
+            if s.unordered {
+                hints.push(HintEntry {
+                    put: s.put,
+                    table: s.table,
+                    seq: s.seq,
+                    offset: at,
+                    len,
+                    key: s.key.clone(),
+                });
+            }
             at += u64::from(len);
+        }
+        if !hints.is_empty() {
+            self.keydirs.note_relocated(segment, hints);
         }
         report.records_moved += pending.len() as u64;
         report.bytes_moved += buf.len() as u64;

@@ -1,0 +1,517 @@
+//! The unordered index: a Bitcask-style keydir per unordered table, a hash
+//! map from key to the place of the key's newest record in the vLog.
+//!
+//! The keydir lives only in memory. Its durable form is the vLog itself: on
+//! open it is rebuilt from every live segment, through the segment's hint
+//! file where there is a good one and by scanning the segment where there is
+//! not (see [`crate::vlog::hint`]). Among the records of a key the highest
+//! sequence number wins, whichever segment (user or GC) it is in.
+//!
+//! A delete is a tombstone record, and the keydir keeps an entry for it
+//! while an older record of the key may still be on disk: dropping the
+//! tombstone then would bring the older value back at the next open. GC
+//! drops a tombstone only when no live segment other than the pass's
+//! victims holds a record of an unordered table with a smaller sequence
+//! number ([`Keydirs::tombstone_droppable`]). A delete of a key the keydir
+//! does not have needs no tombstone at all (no record of the key is on
+//! disk) and counts as garbage at once.
+//!
+//! The keydir also keeps, per segment, the bytes of unordered records that
+//! are no longer live (exact, and rebuilt exactly on open: the GC policies
+//! add them to the discard statistics of the sorted index), the smallest
+//! sequence number of an unordered record, and for the segments still being
+//! written (the user head and the GC head) the hint entries that become the
+//! segment's hint file when it is sealed.
+
+use crate::vlog::hint::HintEntry;
+use crate::vlog::ValuePointer;
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Where the newest record of a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyEntry {
+    pub(crate) seq: u64,
+    pub(crate) ptr: ValuePointer,
+    /// False for a tombstone.
+    pub(crate) put: bool,
+}
+
+/// Key to entry.
+pub(crate) type KeyMap = HashMap<Box<[u8]>, KeyEntry>;
+
+/// The keydir of one unordered table.
+#[derive(Debug, Default)]
+pub(crate) struct Keydir {
+    pub(crate) map: RwLock<KeyMap>,
+}
+
+/// What the keydir knows of one segment.
+#[derive(Debug)]
+struct SegInfo {
+    /// The smallest sequence number of an unordered record in it.
+    min_seq: u64,
+    /// Bytes of its unordered records that are no longer live.
+    garbage: u64,
+    /// For a segment still being written: its unordered records so far.
+    open: Option<Vec<HintEntry>>,
+}
+
+impl Default for SegInfo {
+    fn default() -> Self {
+        SegInfo {
+            min_seq: u64::MAX,
+            garbage: 0,
+            open: None,
+        }
+    }
+}
+
+/// A record of an unordered table, written or found.
+#[derive(Debug, Clone)]
+pub(crate) struct NewRecord {
+    pub(crate) table: u32,
+    pub(crate) key: Vec<u8>,
+    pub(crate) seq: u64,
+    pub(crate) ptr: ValuePointer,
+    pub(crate) put: bool,
+}
+
+/// GC's verdict on one record of an unordered table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Not the newest record of its key (or a tombstone nothing needs).
+    Dead,
+    /// The newest record of its key: relocate it.
+    Live,
+    /// A tombstone the keydir points at that no older record needs any more:
+    /// leave it behind and forget the key.
+    DropTombstone,
+}
+
+/// The keydirs of all unordered tables, and their per-segment bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct Keydirs {
+    tables: RwLock<BTreeMap<u32, Arc<Keydir>>>,
+    any: AtomicBool,
+    segs: Mutex<BTreeMap<u64, SegInfo>>,
+}
+
+/// A relocation to make visible: `(table, key)` moved from `old` to `new`.
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
+    pub(crate) table: u32,
+    pub(crate) key: Vec<u8>,
+    pub(crate) old: ValuePointer,
+    pub(crate) new: ValuePointer,
+}
+
+impl Keydirs {
+    /// Keydirs for the unordered tables `ids`, empty.
+    pub(crate) fn new(ids: impl IntoIterator<Item = u32>) -> Keydirs {
+        let k = Keydirs::default();
+        for id in ids {
+            k.add_table(id);
+        }
+        k
+    }
+
+    /// Starts an (empty) keydir for a new unordered table.
+    pub(crate) fn add_table(&self, id: u32) {
+        self.tables.write().entry(id).or_default();
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Whether there is any unordered table.
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    /// The keydir of table `id`, if it is unordered.
+    pub(crate) fn table(&self, id: u32) -> Option<Arc<Keydir>> {
+        if !self.any() {
+            return None;
+        }
+        self.tables.read().get(&id).cloned()
+    }
+
+    /// Whether table `id` is unordered.
+    pub(crate) fn is_unordered(&self, id: u32) -> bool {
+        self.any() && self.tables.read().contains_key(&id)
+    }
+
+    /// Number of keys (tombstones included) over all unordered tables.
+    pub(crate) fn len(&self) -> u64 {
+        self.tables
+            .read()
+            .values()
+            .map(|k| k.map.read().len() as u64)
+            .sum()
+    }
+
+    /// Garbage bytes of unordered records, per segment.
+    pub(crate) fn garbage(&self) -> BTreeMap<u64, u64> {
+        self.segs
+            .lock()
+            .iter()
+            .filter(|(_, i)| i.garbage > 0)
+            .map(|(&n, i)| (n, i.garbage))
+            .collect()
+    }
+
+    fn add_garbage(segs: &mut BTreeMap<u64, SegInfo>, ptr: &ValuePointer) {
+        segs.entry(ptr.segment).or_default().garbage += u64::from(ptr.len);
+    }
+
+    /// Applies records just written, in write order (the commit path):
+    /// each one is the newest of its key. Also lists them for the hint of
+    /// their segment, which is still open.
+    pub(crate) fn apply_written(&self, recs: Vec<NewRecord>) {
+        if recs.is_empty() {
+            return;
+        }
+        let tables = self.tables.read();
+        let mut segs = self.segs.lock();
+        for r in &recs {
+            let info = segs.entry(r.ptr.segment).or_default();
+            info.min_seq = info.min_seq.min(r.seq);
+            info.open.get_or_insert_with(Vec::new).push(HintEntry {
+                put: r.put,
+                table: r.table,
+                seq: r.seq,
+                offset: r.ptr.offset,
+                len: r.ptr.len,
+                key: r.key.clone(),
+            });
+        }
+        // One write lock per table for the whole group: a multi_get of that
+        // table sees a batch whole or not at all.
+        let mut i = 0;
+        while i < recs.len() {
+            let table = recs[i].table;
+            let Some(kd) = tables.get(&table) else {
+                i += 1;
+                continue;
+            };
+            let mut map = kd.map.write();
+            while i < recs.len() && recs[i].table == table {
+                let r = &recs[i];
+                i += 1;
+                let entry = KeyEntry {
+                    seq: r.seq,
+                    ptr: r.ptr,
+                    put: r.put,
+                };
+                if r.put {
+                    if let Some(old) = map.insert(r.key.clone().into_boxed_slice(), entry) {
+                        Self::add_garbage(&mut segs, &old.ptr);
+                    }
+                } else {
+                    match map.get_mut(r.key.as_slice()) {
+                        Some(old) => {
+                            let was = std::mem::replace(old, entry);
+                            Self::add_garbage(&mut segs, &was.ptr);
+                        }
+                        // Nothing of the key is on disk: no tombstone needed.
+                        None => Self::add_garbage(&mut segs, &r.ptr),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies records found on open, in any order: the highest sequence
+    /// number of a key wins (ties keep the first found).
+    pub(crate) fn apply_found(&self, segment: u64, entries: &[HintEntry]) {
+        let tables = self.tables.read();
+        let mut segs = self.segs.lock();
+        {
+            let info = segs.entry(segment).or_default();
+            for e in entries {
+                info.min_seq = info.min_seq.min(e.seq);
+            }
+        }
+        for e in entries {
+            let Some(kd) = tables.get(&e.table) else {
+                // A table the manifest does not know as unordered.
+                continue;
+            };
+            let ptr = e.pointer(segment);
+            let mut map = kd.map.write();
+            match map.get_mut(e.key.as_slice()) {
+                Some(cur) if cur.seq >= e.seq => Self::add_garbage(&mut segs, &ptr),
+                Some(cur) => {
+                    let was = std::mem::replace(
+                        cur,
+                        KeyEntry {
+                            seq: e.seq,
+                            ptr,
+                            put: e.put,
+                        },
+                    );
+                    Self::add_garbage(&mut segs, &was.ptr);
+                }
+                None => {
+                    map.insert(
+                        e.key.clone().into_boxed_slice(),
+                        KeyEntry {
+                            seq: e.seq,
+                            ptr,
+                            put: e.put,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Marks `segment` as still being written, its unordered records so far
+    /// being `entries` (a head found on open).
+    pub(crate) fn reopen_segment(&self, segment: u64, entries: Vec<HintEntry>) {
+        self.segs.lock().entry(segment).or_default().open = Some(entries);
+    }
+
+    /// Lists relocated records for the hint of the GC segment they went to.
+    pub(crate) fn note_relocated(&self, segment: u64, entries: Vec<HintEntry>) {
+        let mut segs = self.segs.lock();
+        let info = segs.entry(segment).or_default();
+        for e in &entries {
+            info.min_seq = info.min_seq.min(e.seq);
+        }
+        info.open.get_or_insert_with(Vec::new).extend(entries);
+    }
+
+    /// The hint entries of `segment`, now sealed: what its hint file lists.
+    pub(crate) fn take_sealed(&self, segment: u64) -> Vec<HintEntry> {
+        self.segs
+            .lock()
+            .get_mut(&segment)
+            .and_then(|i| i.open.take())
+            .unwrap_or_default()
+    }
+
+    /// GC's question for a record of an unordered table found in one of
+    /// `victims` at `ptr`.
+    pub(crate) fn liveness(
+        &self,
+        table: u32,
+        key: &[u8],
+        seq: u64,
+        ptr: &ValuePointer,
+        victims: &[u64],
+    ) -> Liveness {
+        let Some(kd) = self.table(table) else {
+            return Liveness::Dead;
+        };
+        let cur = kd.map.read().get(key).copied();
+        match cur {
+            Some(e) if e.seq == seq && e.ptr == *ptr => {
+                if e.put || !self.tombstone_droppable(seq, victims) {
+                    Liveness::Live
+                } else {
+                    Liveness::DropTombstone
+                }
+            }
+            _ => Liveness::Dead,
+        }
+    }
+
+    /// Whether a tombstone of sequence number `seq` can go with `victims`:
+    /// no other live segment holds an unordered record older than it.
+    pub(crate) fn tombstone_droppable(&self, seq: u64, victims: &[u64]) -> bool {
+        self.segs
+            .lock()
+            .iter()
+            .all(|(n, i)| victims.contains(n) || i.min_seq > seq)
+    }
+
+    /// Makes a GC pass visible: repoints the moved keys that still point at
+    /// their old place (a move that lost to a newer write is garbage where
+    /// it went), forgets the dropped tombstones that are still the newest,
+    /// forgets the victims, and runs `publish` (retiring the victims) while
+    /// readers of the keydirs are held off, so that no reader pairs an old
+    /// pointer with a segment set that no longer has its segment.
+    pub(crate) fn commit_gc(
+        &self,
+        moves: &[Move],
+        dropped: &[(u32, Vec<u8>, ValuePointer)],
+        victims: &[u64],
+        publish: impl FnOnce(),
+    ) -> u64 {
+        let tables = self.tables.read();
+        let mut guards: BTreeMap<u32, RwLockWriteGuard<'_, KeyMap>> = tables
+            .iter()
+            .map(|(&id, kd)| (id, kd.map.write()))
+            .collect();
+        let mut segs = self.segs.lock();
+        let mut superseded = 0;
+        for m in moves {
+            let cur = guards
+                .get_mut(&m.table)
+                .and_then(|g| g.get_mut(m.key.as_slice()));
+            match cur {
+                Some(e) if e.ptr == m.old => e.ptr = m.new,
+                _ => {
+                    superseded += 1;
+                    Self::add_garbage(&mut segs, &m.new);
+                }
+            }
+        }
+        for (table, key, ptr) in dropped {
+            if let Some(g) = guards.get_mut(table) {
+                if g.get(key.as_slice()).is_some_and(|e| e.ptr == *ptr) {
+                    g.remove(key.as_slice());
+                }
+            }
+        }
+        for v in victims {
+            segs.remove(v);
+        }
+        drop(segs);
+        publish();
+        drop(guards);
+        superseded
+    }
+
+    /// The newest record of `key` in table `table` with the live segment
+    /// set to read it through, taken while the keydir is held so that GC
+    /// cannot retire the record's segment in between.
+    pub(crate) fn lookup<S>(
+        &self,
+        kd: &Keydir,
+        key: &[u8],
+        segments: impl FnOnce() -> S,
+    ) -> (Option<KeyEntry>, S) {
+        let map = kd.map.read();
+        let e = map.get(key).copied();
+        (e, segments())
+    }
+
+    /// Several keys at once, under one hold of the keydir.
+    pub(crate) fn lookup_many<S, K: AsRef<[u8]>>(
+        &self,
+        kd: &Keydir,
+        keys: &[K],
+        segments: impl FnOnce() -> S,
+    ) -> (Vec<Option<KeyEntry>>, S) {
+        let map = kd.map.read();
+        let found = keys.iter().map(|k| map.get(k.as_ref()).copied()).collect();
+        (found, segments())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ptr(segment: u64, offset: u64) -> ValuePointer {
+        ValuePointer {
+            segment,
+            offset,
+            len: 40,
+        }
+    }
+
+    fn rec(key: &[u8], seq: u64, p: ValuePointer, put: bool) -> NewRecord {
+        NewRecord {
+            table: 1,
+            key: key.to_vec(),
+            seq,
+            ptr: p,
+            put,
+        }
+    }
+
+    fn hint(key: &[u8], seq: u64, offset: u64, put: bool) -> HintEntry {
+        HintEntry {
+            put,
+            table: 1,
+            seq,
+            offset,
+            len: 40,
+            key: key.to_vec(),
+        }
+    }
+
+    #[test]
+    fn writes_overwrite_and_count_garbage() {
+        let k = Keydirs::new([1]);
+        k.apply_written(vec![rec(b"a", 1, ptr(5, 0), true)]);
+        k.apply_written(vec![rec(b"a", 2, ptr(5, 40), true)]);
+        k.apply_written(vec![rec(b"nope", 3, ptr(5, 80), false)]);
+        let kd = k.table(1).unwrap();
+        assert_eq!(kd.map.read().get(&b"a"[..]).unwrap().seq, 2);
+        assert!(kd.map.read().get(&b"nope"[..]).is_none());
+        assert_eq!(k.garbage().get(&5), Some(&80));
+        assert_eq!(k.take_sealed(5).len(), 3);
+        assert!(k.take_sealed(5).is_empty());
+        assert!(!k.is_unordered(2));
+    }
+
+    #[test]
+    fn rebuild_keeps_the_highest_sequence_in_any_order() {
+        let k = Keydirs::new([1]);
+        // A GC segment (9) with an old relocated put, read before the user
+        // segment (4) with the newer tombstone and the even older put.
+        k.apply_found(9, &[hint(b"a", 5, 0, true)]);
+        k.apply_found(4, &[hint(b"a", 3, 0, true), hint(b"a", 6, 40, false)]);
+        let kd = k.table(1).unwrap();
+        let e = *kd.map.read().get(&b"a"[..]).unwrap();
+        assert_eq!((e.seq, e.put, e.ptr), (6, false, ptr(4, 40)));
+        assert_eq!(k.garbage().get(&9), Some(&40));
+        assert_eq!(k.garbage().get(&4), Some(&40));
+    }
+
+    #[test]
+    fn tombstones_go_only_when_nothing_older_remains() {
+        let k = Keydirs::new([1]);
+        k.apply_found(3, &[hint(b"a", 10, 0, true)]);
+        k.apply_found(4, &[hint(b"a", 20, 0, false), hint(b"b", 21, 40, true)]);
+        // Segment 3 still holds seq 10 < 20.
+        assert_eq!(k.liveness(1, b"a", 20, &ptr(4, 0), &[4]), Liveness::Live);
+        // Collected together with segment 3: droppable.
+        assert_eq!(
+            k.liveness(1, b"a", 20, &ptr(4, 0), &[3, 4]),
+            Liveness::DropTombstone
+        );
+        assert_eq!(k.liveness(1, b"a", 10, &ptr(3, 0), &[3]), Liveness::Dead);
+        let n = k.commit_gc(
+            &[Move {
+                table: 1,
+                key: b"b".to_vec(),
+                old: ptr(4, 40),
+                new: ptr(7, 0),
+            }],
+            &[(1, b"a".to_vec(), ptr(4, 0))],
+            &[3, 4],
+            || {},
+        );
+        assert_eq!(n, 0);
+        let kd = k.table(1).unwrap();
+        assert!(kd.map.read().get(&b"a"[..]).is_none());
+        assert_eq!(kd.map.read().get(&b"b"[..]).unwrap().ptr, ptr(7, 0));
+    }
+
+    #[test]
+    fn a_move_that_lost_to_a_write_is_garbage() {
+        let k = Keydirs::new([1]);
+        k.apply_written(vec![rec(b"a", 1, ptr(3, 0), true)]);
+        k.apply_written(vec![rec(b"a", 2, ptr(4, 0), true)]);
+        let n = k.commit_gc(
+            &[Move {
+                table: 1,
+                key: b"a".to_vec(),
+                old: ptr(3, 0),
+                new: ptr(8, 0),
+            }],
+            &[],
+            &[3],
+            || {},
+        );
+        assert_eq!(n, 1);
+        assert_eq!(k.garbage().get(&8), Some(&40));
+        assert!(!k.garbage().contains_key(&3));
+    }
+}
