@@ -283,6 +283,26 @@ impl Db {
         })
     }
 
+    /// The named tables with their kinds, in creation order (the default
+    /// table, ordered, is not listed).
+    pub fn table_kinds(&self) -> Vec<(String, TableKind)> {
+        self.inner
+            .vs
+            .lock()
+            .state
+            .tables
+            .iter()
+            .map(|t| {
+                let kind = if t.kind == 1 {
+                    TableKind::Unordered
+                } else {
+                    TableKind::Ordered
+                };
+                (t.name.clone(), kind)
+            })
+            .collect()
+    }
+
     /// The names of the named tables (the default table is not listed).
     pub fn table_names(&self) -> Vec<String> {
         self.inner
@@ -532,6 +552,35 @@ impl Table {
         let inner = &self.db.inner;
         inner.multi_get(self.id, keys, inner.read_seq())
     }
+    /// Every live key of this table: in key order for an ordered table (a
+    /// full scan), in no particular order for an unordered one (a copy of
+    /// the keydir's keys, Bitcask's `list_keys`).
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.table("t", TableOptions::unordered())?;
+    /// t.put(b"b", b"2")?;
+    /// t.put(b"a", b"1")?;
+    /// t.delete(b"b")?;
+    /// assert_eq!(t.keys()?, vec![b"a".to_vec()]);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
+        let inner = &self.db.inner;
+        match inner.keydirs.table(self.id) {
+            Some(kd) => Ok(kd
+                .map
+                .read()
+                .iter()
+                .filter(|(_, e)| e.put)
+                .map(|(k, _)| k.to_vec())
+                .collect()),
+            None => self.iter().map(|kv| kv.map(|(k, _)| k)).collect(),
+        }
+    }
+
     /// Iterates this table over `range`. On an unordered table the
     /// iterator yields one `Err(Error::Unsupported(..))`.
     pub fn range(&self, range: impl KeyRange) -> Iter {
@@ -1129,6 +1178,7 @@ impl DbInner {
             memtable_bytes: sv.mem.approx_bytes() as u64,
             immutable_memtables: sv.imms.len() as u64,
             last_sequence: self.read_seq(),
+            unordered_keys: self.keydirs.len(),
             gets: Counters::get(&c.gets),
             tables_probed: Counters::get(&c.tables_probed),
             vlog_reads: Counters::get(&c.vlog_reads),

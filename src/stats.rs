@@ -130,6 +130,9 @@ pub struct Stats {
     pub immutable_memtables: u64,
     /// The newest sequence number.
     pub last_sequence: u64,
+    /// Keys in the keydirs of the unordered tables (tombstones GC has not
+    /// dropped yet included).
+    pub unordered_keys: u64,
     /// Point reads served.
     pub gets: u64,
     /// SSTables probed by point reads (read amplification: over `gets`).
