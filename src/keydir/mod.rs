@@ -168,24 +168,16 @@ impl Keydirs {
     /// Applies records just written, in write order (the commit path):
     /// each one is the newest of its key. Also lists them for the hint of
     /// their segment, which is still open.
+    ///
+    /// Lock order, everywhere: `tables`, then a keydir's map, then `segs`.
     pub(crate) fn apply_written(&self, recs: Vec<NewRecord>) {
         if recs.is_empty() {
             return;
         }
         let tables = self.tables.read();
-        let mut segs = self.segs.lock();
-        for r in &recs {
-            let info = segs.entry(r.ptr.segment).or_default();
-            info.min_seq = info.min_seq.min(r.seq);
-            info.open.get_or_insert_with(Vec::new).push(HintEntry {
-                put: r.put,
-                table: r.table,
-                seq: r.seq,
-                offset: r.ptr.offset,
-                len: r.ptr.len,
-                key: r.key.clone(),
-            });
-        }
+        // Records that are garbage now (what they replaced, or needless
+        // tombstones).
+        let mut dead: Vec<ValuePointer> = Vec::new();
         // One write lock per table for the whole group: a multi_get of that
         // table sees a batch whole or not at all.
         let mut i = 0;
@@ -206,19 +198,32 @@ impl Keydirs {
                 };
                 if r.put {
                     if let Some(old) = map.insert(r.key.clone().into_boxed_slice(), entry) {
-                        Self::add_garbage(&mut segs, &old.ptr);
+                        dead.push(old.ptr);
                     }
                 } else {
                     match map.get_mut(r.key.as_slice()) {
-                        Some(old) => {
-                            let was = std::mem::replace(old, entry);
-                            Self::add_garbage(&mut segs, &was.ptr);
-                        }
+                        Some(old) => dead.push(std::mem::replace(old, entry).ptr),
                         // Nothing of the key is on disk: no tombstone needed.
-                        None => Self::add_garbage(&mut segs, &r.ptr),
+                        None => dead.push(r.ptr),
                     }
                 }
             }
+        }
+        let mut segs = self.segs.lock();
+        for p in &dead {
+            Self::add_garbage(&mut segs, p);
+        }
+        for r in recs {
+            let info = segs.entry(r.ptr.segment).or_default();
+            info.min_seq = info.min_seq.min(r.seq);
+            info.open.get_or_insert_with(Vec::new).push(HintEntry {
+                put: r.put,
+                table: r.table,
+                seq: r.seq,
+                offset: r.ptr.offset,
+                len: r.ptr.len,
+                key: r.key,
+            });
         }
     }
 
@@ -226,44 +231,34 @@ impl Keydirs {
     /// number of a key wins (ties keep the first found).
     pub(crate) fn apply_found(&self, segment: u64, entries: &[HintEntry]) {
         let tables = self.tables.read();
-        let mut segs = self.segs.lock();
-        {
-            let info = segs.entry(segment).or_default();
-            for e in entries {
-                info.min_seq = info.min_seq.min(e.seq);
-            }
-        }
+        let mut dead: Vec<ValuePointer> = Vec::new();
         for e in entries {
             let Some(kd) = tables.get(&e.table) else {
                 // A table the manifest does not know as unordered.
                 continue;
             };
             let ptr = e.pointer(segment);
+            let entry = KeyEntry {
+                seq: e.seq,
+                ptr,
+                put: e.put,
+            };
             let mut map = kd.map.write();
             match map.get_mut(e.key.as_slice()) {
-                Some(cur) if cur.seq >= e.seq => Self::add_garbage(&mut segs, &ptr),
-                Some(cur) => {
-                    let was = std::mem::replace(
-                        cur,
-                        KeyEntry {
-                            seq: e.seq,
-                            ptr,
-                            put: e.put,
-                        },
-                    );
-                    Self::add_garbage(&mut segs, &was.ptr);
-                }
+                Some(cur) if cur.seq >= e.seq => dead.push(ptr),
+                Some(cur) => dead.push(std::mem::replace(cur, entry).ptr),
                 None => {
-                    map.insert(
-                        e.key.clone().into_boxed_slice(),
-                        KeyEntry {
-                            seq: e.seq,
-                            ptr,
-                            put: e.put,
-                        },
-                    );
+                    map.insert(e.key.clone().into_boxed_slice(), entry);
                 }
             }
+        }
+        let mut segs = self.segs.lock();
+        for p in &dead {
+            Self::add_garbage(&mut segs, p);
+        }
+        let info = segs.entry(segment).or_default();
+        for e in entries {
+            info.min_seq = info.min_seq.min(e.seq);
         }
     }
 
