@@ -1,6 +1,8 @@
 //! Criterion micro-benchmarks of the engine: put and warm get of small
 //! (100 B, kept inline in the index) and large (4 KiB, in the vLog) values,
-//! and a 1,000-entry range scan.
+//! a 1,000-entry range scan, and put and warm get on an unordered
+//! (keydir) table, where every value is in the vLog and a get reads no
+//! SSTable.
 //!
 //! Run with `cargo bench --bench engine`; each group is kept short (few
 //! samples, a few seconds of measurement) so the whole run takes about a
@@ -8,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::time::Duration;
-use wisckey::{Db, Options};
+use wisckey::{Db, Options, TableOptions};
 
 /// Keys preloaded for the get and scan benchmarks.
 const PRELOAD: u64 = 20_000;
@@ -120,5 +122,43 @@ fn bench_scan(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_put, bench_get, bench_scan);
+fn bench_unordered(c: &mut Criterion) {
+    let mut g = c.benchmark_group("unordered");
+    g.sample_size(20).measurement_time(Duration::from_secs(3));
+    for len in [100usize, 4096] {
+        let (_dir, db) = open();
+        let t = db
+            .table("u", TableOptions::unordered())
+            .expect("unordered table");
+        let v = value(len, 7);
+        let mut i = PRELOAD;
+        g.throughput(Throughput::Bytes((len + 19) as u64));
+        g.bench_function(format!("put_{len}B"), |b| {
+            b.iter(|| {
+                i += 1;
+                t.put(key(i), &v).expect("put");
+            })
+        });
+        for i in 0..PRELOAD {
+            t.put(key(i), value(len, i)).expect("put");
+        }
+        for i in 0..PRELOAD {
+            t.get(key(i)).expect("get").expect("present");
+        }
+        let mut x = 1u64;
+        g.bench_function(format!("get_warm_{len}B"), |b| {
+            b.iter_batched(
+                || {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    key((x >> 33) % PRELOAD)
+                },
+                |k| t.get(&k).expect("get").expect("present"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_put, bench_get, bench_scan, bench_unordered);
 criterion_main!(benches);
