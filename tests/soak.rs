@@ -4,8 +4,8 @@
 //! WISCKEY_SOAK_SECS=3600 cargo test --release --test soak -- --ignored --nocapture
 //! ```
 //!
-//! Writers overwrite and delete a fixed key space while readers get and
-//! scan; every few seconds the test samples the process's resident memory,
+//! Writers overwrite and delete a fixed key space, in the default (ordered)
+//! table and in an unordered table, while readers get, scan and multi_get; every few seconds the test samples the process's resident memory,
 //! its open file descriptors and the vLog's space amplification, and checks
 //! that none of them keeps growing once the first minute (or tenth) of the
 //! run is over. Every value read is checked against the version scheme.
@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wisckey::{Db, Options};
+use wisckey::{Db, Options, TableOptions};
 
 const KEYS: u64 = 20_000;
 
@@ -67,11 +67,13 @@ fn soak_mixed_load_with_gc() {
         .segment_size(16 << 20)
         .gc_space_amp_target(1.5);
     let db = Db::open(dir.path(), opts).unwrap();
+    let blobs = db.table("blobs", TableOptions::unordered()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
     for w in 0..2u64 {
         let (db, stop, writes) = (db.clone(), stop.clone(), writes.clone());
+        let blobs = blobs.clone();
         threads.push(std::thread::spawn(move || {
             let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ w;
             let mut version = 0u64;
@@ -81,10 +83,16 @@ fn soak_mixed_load_with_gc() {
                 x ^= x << 17;
                 let i = x % KEYS;
                 version += 1;
-                if x.is_multiple_of(10) {
-                    db.delete(key(i)).unwrap();
+                // A third of the writes go to the unordered table.
+                let t = if x % 3 == 0 {
+                    &blobs
                 } else {
-                    db.put(key(i), value(i, version)).unwrap();
+                    &db.default_table()
+                };
+                if x.is_multiple_of(10) {
+                    t.delete(key(i)).unwrap();
+                } else {
+                    t.put(key(i), value(i, version)).unwrap();
                 }
                 writes.fetch_add(1, Ordering::Relaxed);
             }
@@ -92,13 +100,26 @@ fn soak_mixed_load_with_gc() {
     }
     for r in 0..2u64 {
         let (db, stop) = (db.clone(), stop.clone());
+        let blobs = blobs.clone();
         threads.push(std::thread::spawn(move || {
             let mut x = 0x2545_f491_4f6c_dd1du64 ^ r;
             while !stop.load(Ordering::Relaxed) {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                if x.is_multiple_of(50) {
+                if x % 50 == 1 {
+                    let keys: Vec<Vec<u8>> = (0..64).map(|j| key((x + j) % KEYS)).collect();
+                    for (k, v) in keys.iter().zip(blobs.multi_get(&keys).unwrap()) {
+                        if let Some(v) = v {
+                            check(k, &v);
+                        }
+                    }
+                } else if x % 3 == 0 {
+                    let k = key(x % KEYS);
+                    if let Some(v) = blobs.get(&k).unwrap() {
+                        check(&k, &v);
+                    }
+                } else if x.is_multiple_of(50) {
                     let start = key(x % KEYS);
                     for kv in db.range(start.as_slice()..).take(200) {
                         let (k, v) = kv.unwrap();
@@ -122,12 +143,13 @@ fn soak_mixed_load_with_gc() {
         let st = db.stats();
         let (rss, fds, sa) = (rss_bytes(), open_fds(), st.vlog_space_amplification);
         eprintln!(
-            "soak {:>5}s: {} writes, rss {} MiB, fds {fds}, vLog {} MiB, space amp {sa:.3}, GC passes {}",
+            "soak {:>5}s: {} writes, rss {} MiB, fds {fds}, vLog {} MiB, space amp {sa:.3}, GC passes {}, keydir keys {}",
             started.elapsed().as_secs(),
             writes.load(Ordering::Relaxed),
             rss >> 20,
             st.vlog_bytes >> 20,
-            st.gc_passes
+            st.gc_passes,
+            st.unordered_keys
         );
         if started.elapsed() < warmup {
             continue;
@@ -159,5 +181,6 @@ fn soak_mixed_load_with_gc() {
         worst.1,
         worst.2
     );
+    drop(blobs);
     db.close().unwrap();
 }
