@@ -340,8 +340,10 @@ impl TableOptions {
             kind: TableKind::Ordered,
         }
     }
-    /// An unordered, point-only table. Not built yet: creating one returns
-    /// `Error::Unsupported`.
+    /// An unordered, point-only table (Bitcask style): an in-memory hash
+    /// index of its keys, every value in the vLog. Gets, `multi_get`, puts,
+    /// deletes and batches work; range, prefix and snapshot reads return
+    /// `Error::Unsupported`. See [`crate::Db::table`].
     pub fn unordered() -> Self {
         TableOptions {
             kind: TableKind::Unordered,
