@@ -670,6 +670,7 @@ impl DbInner {
         self.wait_for_room()?;
         let sync = group.iter().any(|w| w.sync);
         let mut base = self.vlog.head_position();
+        let mut rolled = false;
         // Batches bound for the current head segment, written with one write
         // (a lone batch straight from its own buffer).
         let mut pending: Vec<Vec<u8>> = Vec::with_capacity(group.len());
@@ -716,6 +717,7 @@ impl DbInner {
                 self.publish_segments();
                 self.write_hint(base.segment, used);
                 base = self.vlog.head_position();
+                rolled = true;
             }
             let at = base.offset + pending_bytes;
             let n = batch.ops.len();
@@ -795,8 +797,12 @@ impl DbInner {
         if sync {
             Counters::add(&c.syncs, 1);
         }
+        // An empty memtable (only unordered tables written) is frozen at a
+        // segment roll, so its flush moves the replay point past the sealed
+        // segment and GC may take it.
         if sv.mem.approx_bytes() >= self.opts.memtable_size
             || sv.mem.log_bytes() >= self.opts.max_replay_bytes
+            || (rolled && sv.mem.is_empty() && sv.imms.is_empty())
         {
             self.rotate_memtable();
         }
