@@ -10,7 +10,7 @@ WORK=${WORK:-/tmp/wisckey-fuzz}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-fuzz}
 export RUSTC_BOOTSTRAP=1
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
-targets=${TARGETS:-"vlog_record value_pointer vlog_segment sstable block bloom footer manifest_edit manifest_file model"}
+targets=${TARGETS:-"vlog_record value_pointer vlog_segment sstable block bloom footer manifest_edit manifest_file hint_file model"}
 cd "$here"
 cargo fuzz build -O --target-dir "$CARGO_TARGET_DIR/cargo-fuzz" || exit 1
 mkdir -p "$WORK"

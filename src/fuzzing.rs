@@ -20,9 +20,10 @@ use crate::lsm::ikey;
 use crate::lsm::manifest::{Manifest, ManifestState, VersionEdit, CURRENT_FILE};
 use crate::lsm::sstable::{Table, TableBuilder, TableBuilderOptions};
 use crate::lsm::sstable::{FORMAT_VERSION, TABLE_MAGIC};
+use crate::vlog::hint;
 use crate::vlog::record::{self, HEADER_LEN, TRAILER_LEN};
 use crate::vlog::{replay_segment, Segment, SegmentKind, ValuePointer};
-use crate::{Db, Error, GcOptions, Options, Result, WriteBatch, WriteOptions};
+use crate::{Db, Error, GcOptions, Options, Result, TableOptions, WriteBatch, WriteOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -116,6 +117,198 @@ pub fn vlog_segment(data: &[u8]) -> Result<()> {
         }
     }
     first
+}
+
+// ---------------------------------------------------------------- hints
+
+/// A hint file. Mode byte bit 0: the rest is the hint without its trailing
+/// checksum, which is computed and appended; otherwise the rest is the file
+/// as is. Decoding must give a hint or `Error::Corruption` (never another
+/// error); a decoded hint must keep the decoder's promises (known flags,
+/// every entry inside the segment and long enough for its key) and
+/// re-encode to a hint that decodes to the same, byte for byte the same
+/// when the input used the shortest varints. Bit 1: the hint is then also
+/// installed as the hint of a segment of a sample database with an
+/// unordered table, which is reopened and read (see [`hint_in_db`]).
+pub fn hint_file(data: &[u8]) -> Result<()> {
+    let Some((&mode, rest)) = data.split_first() else {
+        return Ok(());
+    };
+    let bytes = hint_bytes(mode, rest);
+    let decoded = check_hint(&bytes);
+    if mode & 2 == 2 {
+        hint_in_db(mode >> 2, &bytes)?;
+    }
+    decoded.map(|_| ())
+}
+
+fn hint_bytes(mode: u8, rest: &[u8]) -> Vec<u8> {
+    let mut bytes = rest.to_vec();
+    if mode & 1 == 1 {
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+    }
+    bytes
+}
+
+/// Decodes a hint and checks what a decoded hint promises.
+fn check_hint(bytes: &[u8]) -> Result<hint::Hint> {
+    let path = Path::new("/db/000001.hint");
+    let h = match hint::decode(path, bytes) {
+        Ok(h) => h,
+        Err(e) => match &e {
+            Error::Corruption { file, offset, .. } => {
+                assert_eq!(file, path, "corruption names another file");
+                assert!(*offset <= bytes.len() as u64, "offset past the end: {e}");
+                return Err(e);
+            }
+            other => panic!("hint decode gave a non-corruption error: {other}"),
+        },
+    };
+    let min_len = record::record_len(0, 0) as u64;
+    for e in &h.entries {
+        assert!(
+            u64::from(e.len) >= min_len + e.key.len() as u64,
+            "entry shorter than its record: {e:?}"
+        );
+        assert!(
+            e.offset.checked_add(u64::from(e.len)).unwrap() <= h.segment_len,
+            "entry past the segment: {e:?}"
+        );
+    }
+    let again = hint::encode(h.segment, h.segment_len, &h.entries);
+    let h2 = hint::decode(path, &again).expect("re-encoded hint does not decode");
+    assert_eq!(h2, h, "hint does not round-trip");
+    // The encoder writes the shortest varints, the decoder also takes longer
+    // ones; everything else is fixed-width. So the re-encoding is never
+    // longer, and of the same length only when it is the same bytes.
+    assert!(again.len() <= bytes.len(), "re-encoded hint grew");
+    if again.len() == bytes.len() {
+        assert_eq!(
+            again, bytes,
+            "a hint of shortest varints re-encodes otherwise"
+        );
+    }
+    Ok(h)
+}
+
+/// Installs `bytes` as the hint file of one vLog segment of the
+/// [`sample_db`] (the `sel`-th, counting every live segment, the open heads
+/// too), then opens the database, reads its unordered table, runs a GC
+/// pass, writes, closes and reopens it.
+///
+/// A hint that does not decode, names another segment or describes another
+/// segment length must be ignored (the segment is scanned), and one that
+/// lists exactly the segment's records is as good as a scan: in both cases
+/// every read must match the sample exactly. A well-checksummed hint that
+/// lists other records is derived data that lies; then every call must
+/// still return a value or an error (`Corruption`, or `Poisoned` after a
+/// failed background job), and never panic.
+pub fn hint_in_db(sel: u8, bytes: &[u8]) -> Result<()> {
+    let sample = sample_db();
+    let (n, seg_name, true_entries) = &sample.segments[usize::from(sel) % sample.segments.len()];
+    let fs = FaultFs::new();
+    let dir = Path::new("/db");
+    let setup = |e| Error::io("fuzz setup", e);
+    fs.create_dir_all(dir).map_err(setup)?;
+    let hint_name = hint::hint_file_name(*n);
+    let mut seg_len = 0;
+    for (name, content) in &sample.files {
+        if *name == hint_name {
+            continue;
+        }
+        if name == seg_name {
+            seg_len = content.len() as u64;
+        }
+        let path = dir.join(name);
+        fs.create(&path).map_err(setup)?;
+        fs.set_contents(&path, content.clone()).map_err(setup)?;
+    }
+    let hint_path = dir.join(&hint_name);
+    fs.create(&hint_path).map_err(setup)?;
+    fs.set_contents(&hint_path, bytes.to_vec()).map_err(setup)?;
+    let exact = match hint::decode(&hint_path, bytes) {
+        Ok(h) if h.segment == *n && h.segment_len == seg_len => {
+            sorted_entries(h.entries) == *true_entries
+        }
+        _ => true,
+    };
+    let tolerated =
+        |e: &Error| !exact && matches!(e, Error::Corruption { .. } | Error::Poisoned(_));
+    let check = |db: &Db, what: &str| -> Result<()> {
+        let u = db.table("u", TableOptions::unordered())?;
+        let r = check_unordered(&u, sample);
+        match &r {
+            Ok(same) => assert!(!exact || *same, "{what}: the unordered table differs"),
+            Err(e) => assert!(tolerated(e), "{what}: {e}"),
+        }
+        r.map(|_| ())
+    };
+    let db = match Db::open(dir, model_options(&fs)) {
+        Ok(db) => db,
+        Err(e) => {
+            assert!(tolerated(&e), "open: {e}");
+            return Err(e);
+        }
+    };
+    let mut first = check(&db, "open");
+    let mut note = |r: Result<()>, what: &str| {
+        if let Err(e) = r {
+            assert!(tolerated(&e), "{what}: {e}");
+            if first.is_ok() {
+                first = Err(e);
+            }
+        }
+    };
+    note(
+        db.gc(GcOptions::default().all_sealed(true)).map(|_| ()),
+        "gc",
+    );
+    note(check(&db, "after gc"), "after gc");
+    // A write after the rebuilt keydir: its sequence number must be new.
+    let w = (|| {
+        let u = db.table("u", TableOptions::unordered())?;
+        u.put(b"fresh", b"value")?;
+        let got = u.get(b"fresh")?;
+        assert!(
+            !exact || got.as_deref() == Some(&b"value"[..]),
+            "a fresh write reads back {got:?}"
+        );
+        u.delete(b"fresh")
+    })();
+    note(w, "write");
+    note(db.close(), "close");
+    match Db::open(dir, model_options(&fs)) {
+        Ok(db) => {
+            note(check(&db, "reopen"), "reopen");
+            note(db.close(), "close");
+        }
+        Err(e) => note(Err(e), "reopen"),
+    }
+    first
+}
+
+/// Reads every key of the sample's unordered table (gets, one multi_get,
+/// the key list); `Ok(true)` when all of it matches the sample.
+fn check_unordered(u: &crate::Table, sample: &SampleDb) -> Result<bool> {
+    let mut same = true;
+    for k in &sample.unordered_keys {
+        let got = u.get(k)?;
+        same &= got.as_deref() == sample.unordered.get(k).map(|v| &v[..]);
+    }
+    let got = u.multi_get(&sample.unordered_keys)?;
+    assert_eq!(got.len(), sample.unordered_keys.len());
+    for (g, k) in got.iter().zip(&sample.unordered_keys) {
+        same &= g.as_deref() == sample.unordered.get(k).map(|v| &v[..]);
+    }
+    let mut keys = u.keys()?;
+    keys.sort();
+    same &= keys.iter().eq(sample.unordered.keys());
+    // No order on an unordered table.
+    let mut it = u.range(..);
+    assert!(matches!(it.next(), Some(Err(Error::Unsupported(_)))));
+    assert!(it.next().is_none());
+    Ok(same)
 }
 
 // ---------------------------------------------------------------- SSTables
@@ -423,13 +616,18 @@ pub fn manifest_file(data: &[u8]) -> Result<()> {
 pub fn sample_manifest_edits() -> Vec<Vec<u8>> {
     let fs = FaultFs::new();
     let dir = Path::new("/db");
-    let opts = model_options(&fs);
+    // Flushes at fixed points, no background work while writes go on: the
+    // same edits each time.
+    let opts = model_options(&fs).memtable_size(256 << 10);
     let db = Db::open(dir, opts).unwrap();
     for i in 0..200u32 {
         db.put(format!("k{i:04}"), vec![b'x'; (i as usize % 7) * 40])
             .unwrap();
+        if i % 40 == 39 {
+            db.flush().unwrap();
+            db.wait_for_background().unwrap();
+        }
     }
-    db.flush().unwrap();
     db.compact().unwrap();
     db.close().unwrap();
     let mut out = Vec::new();
@@ -450,28 +648,171 @@ pub fn sample_manifest_edits() -> Vec<Vec<u8>> {
     out
 }
 
-/// The raw files of a small database (name, bytes), for seeds.
-pub fn sample_db_files() -> Vec<(String, Vec<u8>)> {
+/// A small database on a [`FaultFs`]: its files, and what its unordered
+/// table `u` holds.
+pub struct SampleDb {
+    /// Every file of the database directory `/db` (name, bytes), by name.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The id of the unordered table `u`.
+    pub unordered_table: u32,
+    /// The contents of `u`.
+    pub unordered: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Every key ever written to `u` (deleted ones included).
+    pub unordered_keys: Vec<Vec<u8>>,
+    /// Per vLog segment (number, file name): its records of `u` as hint
+    /// entries, sorted (what its hint lists, or a scan finds).
+    pub(crate) segments: Vec<(u64, String, Vec<hint::HintEntry>)>,
+}
+
+impl SampleDb {
+    /// Per vLog segment: its file name and how many records of `u` it has.
+    pub fn segment_summary(&self) -> Vec<(String, usize)> {
+        self.segments
+            .iter()
+            .map(|(_, name, e)| (name.clone(), e.len()))
+            .collect()
+    }
+}
+
+fn segment_number(name: &str) -> Option<u64> {
+    let stem = name
+        .strip_suffix(".gc.vlog")
+        .or_else(|| name.strip_suffix(".vlog"))?;
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn sorted_entries(mut v: Vec<hint::HintEntry>) -> Vec<hint::HintEntry> {
+    v.sort_by(|a, b| (a.offset, a.seq, &a.key).cmp(&(b.offset, b.seq, &b.key)));
+    v
+}
+
+/// The records of table `table` in a segment file, as a scan finds them.
+fn scan_entries(name: &str, bytes: &[u8], number: u64, table: u32) -> Vec<hint::HintEntry> {
+    let fs: Arc<dyn Fs> = Arc::new(FaultFs::new());
+    let seg = Segment::new(
+        fs,
+        number,
+        SegmentKind::User,
+        PathBuf::from("/db").join(name),
+        Arc::new(MemFile(bytes.to_vec())),
+    );
+    let mut out = Vec::new();
+    replay_segment(&seg, 0, false, 0, |batch| {
+        for r in batch.records {
+            if r.table == table {
+                out.push(hint::HintEntry {
+                    put: r.is_put,
+                    table: r.table,
+                    seq: r.seq,
+                    offset: r.pointer.offset,
+                    len: r.pointer.len,
+                    key: r.key,
+                });
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    sorted_entries(out)
+}
+
+fn build_sample_db() -> SampleDb {
     let fs = FaultFs::new();
     let dir = Path::new("/db");
-    let db = Db::open(dir, model_options(&fs)).unwrap();
-    for i in 0..300u32 {
+    // A memtable that holds every write, and no background work running
+    // while writes go on: the same files, with the same numbers, each time.
+    let db = Db::open(dir, model_options(&fs).memtable_size(256 << 10)).unwrap();
+    let u = db.table("u", TableOptions::unordered()).unwrap();
+    let mut unordered = BTreeMap::new();
+    let mut keys = std::collections::BTreeSet::new();
+    let mut step = |i: u32| {
         db.put(
             format!("k{i:04}"),
             vec![b'a' + (i % 26) as u8; (i as usize % 5) * 50],
         )
         .unwrap();
+        if i % 10 == 1 && i < 150 {
+            // Written once: still live when GC takes their segment.
+            let k = format!("p{i:03}").into_bytes();
+            let v = vec![b'P'; i as usize * 3];
+            u.put(&k, &v).unwrap();
+            keys.insert(k.clone());
+            unordered.insert(k, v);
+        }
+        if i.is_multiple_of(2) {
+            let k = format!("u{:03}", i % 40).into_bytes();
+            keys.insert(k.clone());
+            if i % 7 == 3 {
+                u.delete(&k).unwrap();
+                unordered.remove(&k);
+            } else {
+                let v = vec![b'A' + (i % 26) as u8; (i as usize % 4) * 150];
+                u.put(&k, &v).unwrap();
+                unordered.insert(k, v);
+            }
+        }
+    };
+    for i in 0..200u32 {
+        step(i);
     }
     db.flush().unwrap();
+    db.compact().unwrap();
+    db.wait_for_background().unwrap();
+    db.gc(GcOptions::default().all_sealed(true)).unwrap();
+    for i in 200..300u32 {
+        step(i);
+    }
+    db.flush().unwrap();
+    db.wait_for_background().unwrap();
+    let table = u.id();
+    drop(u);
     db.close().unwrap();
-    let mut v: Vec<(String, Vec<u8>)> = fs
+    let mut files: Vec<(String, Vec<u8>)> = fs
         .list(dir)
         .unwrap()
         .into_iter()
         .filter_map(|n| fs.contents(&dir.join(&n)).map(|c| (n, c)))
         .collect();
-    v.sort();
-    v
+    files.sort();
+    let mut segments = Vec::new();
+    for (name, bytes) in &files {
+        let Some(n) = segment_number(name) else {
+            continue;
+        };
+        let scanned = scan_entries(name, bytes, n, table);
+        // Where the segment has a hint, the hint lists what a scan finds.
+        let hint_name = hint::hint_file_name(n);
+        if let Some((_, h)) = files.iter().find(|(f, _)| *f == hint_name) {
+            let h = hint::decode(Path::new(&hint_name), h).unwrap();
+            assert_eq!(h.segment, n);
+            assert_eq!(h.segment_len, bytes.len() as u64);
+            assert_eq!(sorted_entries(h.entries), scanned, "hint of {name}");
+        }
+        segments.push((n, name.clone(), scanned));
+    }
+    SampleDb {
+        files,
+        unordered_table: table,
+        unordered,
+        unordered_keys: keys.into_iter().collect(),
+        segments,
+    }
+}
+
+/// The sample database, built once per process.
+pub fn sample_db() -> &'static SampleDb {
+    static SAMPLE: std::sync::OnceLock<SampleDb> = std::sync::OnceLock::new();
+    SAMPLE.get_or_init(build_sample_db)
+}
+
+/// The raw files of a small database (name, bytes), for seeds: an ordered
+/// default table with SSTables, an unordered table, a GC pass behind it
+/// (sealed user and GC segments with their hint files).
+pub fn sample_db_files() -> Vec<(String, Vec<u8>)> {
+    sample_db().files.clone()
 }
 
 // ---------------------------------------------------------------- model
@@ -498,12 +839,35 @@ impl Input<'_> {
     }
 }
 
+/// Both tables of the model database in one map: each key is tagged with
+/// its table's byte ([`DEFAULT_TAG`] or [`UNORDERED_TAG`]) in front.
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
-/// A key and its new value (`None`: deleted).
+/// A tagged key and its new value (`None`: deleted).
 type Write = (Vec<u8>, Option<Vec<u8>>);
 
+const DEFAULT_TAG: u8 = b'D';
+const UNORDERED_TAG: u8 = b'U';
+/// The model's keys: `key00` .. `key23`, in each table.
+const MODEL_KEYS: u8 = 24;
+
+/// The key a key byte names (its low bits), untagged.
 fn mkey(b: u8) -> Vec<u8> {
-    format!("key{:02}", b % 24).into_bytes()
+    format!("key{:02}", b % MODEL_KEYS).into_bytes()
+}
+
+/// Whether a key byte names the unordered table (bit 6).
+fn in_unordered(b: u8) -> bool {
+    b & 0x40 != 0
+}
+
+fn tagged(unordered: bool, key: &[u8]) -> Vec<u8> {
+    let mut t = vec![if unordered {
+        UNORDERED_TAG
+    } else {
+        DEFAULT_TAG
+    }];
+    t.extend_from_slice(key);
+    t
 }
 
 fn mvalue(key: &[u8], counter: u64, size_byte: u8) -> Vec<u8> {
@@ -522,36 +886,100 @@ fn tolerated(e: &Error) -> bool {
     matches!(e, Error::Io { .. } | Error::Poisoned(_))
 }
 
-fn scan_all(db: &Db, reverse: bool) -> Result<Model> {
-    let mut out = Model::new();
-    if reverse {
-        for kv in db.iter().rev() {
-            let (k, v) = kv?;
-            out.insert(k, v.into_vec());
-        }
-    } else {
-        for kv in db.iter() {
-            let (k, v) = kv?;
-            out.insert(k, v.into_vec());
-        }
-    }
-    Ok(out)
+/// The model database: the default (ordered) table and the unordered `u`.
+struct ModelDb {
+    db: Db,
+    u: crate::Table,
 }
 
-/// Interprets the bytes as API operations (put, delete, batch, get, scan,
-/// flush, compact, GC, sync, reopen, failure injection, power loss) on a
-/// database over a [`FaultFs`], checking every read against a model. Without
-/// an injected failure reads must match the model exactly; after a power
-/// loss the database must hold the state as of its last sync point plus a
-/// prefix of the writes after it. While an injected failure may have fired,
-/// reads may fail with `Io`/`Poisoned` but never return a wrong value; the
-/// model is re-learnt at the next power loss. Panics on a disagreement.
+impl ModelDb {
+    fn open(fs: &FaultFs, dir: &Path) -> Result<ModelDb> {
+        let db = Db::open(dir, model_options(fs))?;
+        let u = db.table("u", TableOptions::unordered())?;
+        Ok(ModelDb { db, u })
+    }
+
+    fn get(&self, unordered: bool, key: &[u8]) -> Result<Option<crate::Value>> {
+        if unordered {
+            self.u.get(key)
+        } else {
+            self.db.get(key)
+        }
+    }
+
+    /// Both tables: the default one by a scan (`reverse`: backwards), the
+    /// unordered one by a get of every model key; tagged.
+    fn read_all(&self, reverse: bool) -> Result<Model> {
+        let mut out = Model::new();
+        let mut add = |kv: Result<(Vec<u8>, crate::Value)>| -> Result<()> {
+            let (k, v) = kv?;
+            out.insert(tagged(false, &k), v.into_vec());
+            Ok(())
+        };
+        if reverse {
+            self.db.iter().rev().try_for_each(&mut add)?;
+        } else {
+            self.db.iter().try_for_each(&mut add)?;
+        }
+        for i in 0..MODEL_KEYS {
+            let k = mkey(i);
+            if let Some(v) = self.u.get(&k)? {
+                out.insert(tagged(true, &k), v.into_vec());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What an unordered table refuses (no key order, no snapshot reads), and
+/// the kind it was created with; none of it touches the disk, so it holds
+/// whatever faults are armed.
+fn check_unordered_refusals(m: &ModelDb, key: &[u8]) {
+    let one_unsupported = |mut it: crate::Iter, what: &str, back: bool| {
+        let first = if back { it.next_back() } else { it.next() };
+        assert!(
+            matches!(first, Some(Err(Error::Unsupported(_)))),
+            "{what} on an unordered table: {first:?}"
+        );
+        assert!(it.next().is_none(), "{what}: more after Unsupported");
+        assert!(it.next_back().is_none(), "{what}: more after Unsupported");
+    };
+    one_unsupported(m.u.range(..), "range", false);
+    one_unsupported(m.u.range(key.to_vec()..), "range", true);
+    one_unsupported(m.u.prefix(&key[..3]), "prefix", false);
+    one_unsupported(m.u.iter(), "iter", true);
+    let snap = m.db.snapshot();
+    let r = snap.get_in(&m.u, key);
+    assert!(
+        matches!(r, Err(Error::Unsupported(_))),
+        "snapshot get_in: {r:?}"
+    );
+    one_unsupported(snap.range_in(&m.u, ..), "snapshot range_in", false);
+    let r = m.db.table("u", TableOptions::ordered());
+    assert!(
+        matches!(r, Err(Error::InvalidArgument(_))),
+        "reopening the table as ordered: {r:?}"
+    );
+}
+
+/// Interprets the bytes as API operations (put, delete, batch, get,
+/// multi_get, scan, flush, compact, GC, sync, reopen, failure injection,
+/// power loss) on a database over a [`FaultFs`] with two tables, the default
+/// (ordered) one and an unordered one (a key byte with bit 6 set names it),
+/// checking every read against a model. Without an injected failure reads
+/// must match the model exactly; after a power loss the database must hold
+/// the state as of its last sync point plus a prefix of the writes after
+/// it. While an injected failure may have fired, reads may fail with
+/// `Io`/`Poisoned` but never return a wrong value; the model is re-learnt at
+/// the next power loss. Range and prefix scans and snapshot reads of the
+/// unordered table must give `Unsupported`. Panics on a disagreement.
 pub fn model(data: &[u8]) {
     let mut input = Input(data);
     let fs = FaultFs::new();
     let dir = Path::new("/db");
-    let Ok(mut db) = Db::open(dir, model_options(&fs)) else {
-        panic!("opening an empty database failed");
+    let mut m = match ModelDb::open(&fs, dir) {
+        Ok(m) => m,
+        Err(e) => panic!("opening an empty database failed: {e}"),
     };
     // The state as of the last sync point, and the writes acknowledged since.
     let mut durable = Model::new();
@@ -566,24 +994,24 @@ pub fn model(data: &[u8]) {
         if steps > 200 {
             break;
         }
-        match op % 14 {
+        match op % 16 {
             0..=2 => {
-                let k = mkey(input.byte().unwrap_or(0));
+                let kb = input.byte().unwrap_or(0);
+                let (u, k) = (in_unordered(kb), mkey(kb));
+                let tk = tagged(u, &k);
                 counter += 1;
-                let v = mvalue(&k, counter, input.byte().unwrap_or(1));
-                let sync = op % 14 == 2;
-                let r = db.write(
-                    {
-                        let mut b = WriteBatch::new();
-                        b.put(&k, &v);
-                        b
-                    },
-                    WriteOptions::default().sync(sync),
-                );
-                match r {
+                let v = mvalue(&tk, counter, input.byte().unwrap_or(1));
+                let sync = op % 16 == 2;
+                let mut b = WriteBatch::new();
+                if u {
+                    b.put_in(&m.u, &k, &v);
+                } else {
+                    b.put(&k, &v);
+                }
+                match m.db.write(b, WriteOptions::default().sync(sync)) {
                     Ok(()) => {
-                        model.insert(k.clone(), v.clone());
-                        pending.push(vec![(k, Some(v))]);
+                        model.insert(tk.clone(), v.clone());
+                        pending.push(vec![(tk, Some(v))]);
                         if sync {
                             durable = model.clone();
                             pending.clear();
@@ -593,11 +1021,14 @@ pub fn model(data: &[u8]) {
                 }
             }
             3 => {
-                let k = mkey(input.byte().unwrap_or(0));
-                match db.delete(&k) {
+                let kb = input.byte().unwrap_or(0);
+                let (u, k) = (in_unordered(kb), mkey(kb));
+                let r = if u { m.u.delete(&k) } else { m.db.delete(&k) };
+                match r {
                     Ok(()) => {
-                        model.remove(&k);
-                        pending.push(vec![(k, None)]);
+                        let tk = tagged(u, &k);
+                        model.remove(&tk);
+                        pending.push(vec![(tk, None)]);
                     }
                     Err(e) => assert!(faulty, "delete failed without a fault: {e}"),
                 }
@@ -608,18 +1039,27 @@ pub fn model(data: &[u8]) {
                 let mut ops = Vec::new();
                 for _ in 0..n {
                     let x = input.byte().unwrap_or(0);
-                    let k = mkey(x);
+                    let (u, k) = (in_unordered(x), mkey(x));
+                    let tk = tagged(u, &k);
                     if x & 0x80 != 0 {
-                        b.delete(&k);
-                        ops.push((k, None));
+                        if u {
+                            b.delete_in(&m.u, &k);
+                        } else {
+                            b.delete(&k);
+                        }
+                        ops.push((tk, None));
                     } else {
                         counter += 1;
-                        let v = mvalue(&k, counter, input.byte().unwrap_or(1));
-                        b.put(&k, &v);
-                        ops.push((k, Some(v)));
+                        let v = mvalue(&tk, counter, input.byte().unwrap_or(1));
+                        if u {
+                            b.put_in(&m.u, &k, &v);
+                        } else {
+                            b.put(&k, &v);
+                        }
+                        ops.push((tk, Some(v)));
                     }
                 }
-                match db.write(b, WriteOptions::default()) {
+                match m.db.write(b, WriteOptions::default()) {
                     Ok(()) => {
                         for (k, v) in &ops {
                             match v {
@@ -633,11 +1073,17 @@ pub fn model(data: &[u8]) {
                 }
             }
             5 => {
-                let k = mkey(input.byte().unwrap_or(0));
-                match db.get(&k) {
+                let kb = input.byte().unwrap_or(0);
+                let (u, k) = (in_unordered(kb), mkey(kb));
+                match m.get(u, &k) {
                     Ok(v) => {
                         if !faulty {
-                            assert_eq!(v.map(|v| v.into_vec()), model.get(&k).cloned());
+                            assert_eq!(
+                                v.map(|v| v.into_vec()),
+                                model.get(&tagged(u, &k)).cloned(),
+                                "get {} (unordered: {u})",
+                                String::from_utf8_lossy(&k)
+                            );
                         }
                     }
                     Err(e) => assert!(faulty && tolerated(&e), "get: {e}"),
@@ -645,16 +1091,16 @@ pub fn model(data: &[u8]) {
             }
             6 => {
                 let reverse = input.byte().unwrap_or(0) & 1 == 1;
-                match scan_all(&db, reverse) {
-                    Ok(m) => {
+                match m.read_all(reverse) {
+                    Ok(got) => {
                         if !faulty {
-                            assert_eq!(m, model, "scan disagrees with the model");
+                            assert_eq!(got, model, "scan disagrees with the model");
                         }
                     }
                     Err(e) => assert!(faulty && tolerated(&e), "scan: {e}"),
                 }
             }
-            7 => match db.flush() {
+            7 => match m.db.flush() {
                 Ok(()) => {
                     if !faulty {
                         durable = model.clone();
@@ -664,16 +1110,16 @@ pub fn model(data: &[u8]) {
                 Err(e) => assert!(faulty, "flush failed without a fault: {e}"),
             },
             8 => {
-                if let Err(e) = db.compact() {
+                if let Err(e) = m.db.compact() {
                     assert!(faulty, "compact failed without a fault: {e}");
                 }
             }
             9 => {
-                if let Err(e) = db.gc(GcOptions::default().all_sealed(true)) {
+                if let Err(e) = m.db.gc(GcOptions::default().all_sealed(true)) {
                     assert!(faulty, "gc failed without a fault: {e}");
                 }
             }
-            10 => match db.sync() {
+            10 => match m.db.sync() {
                 Ok(()) => {
                     if !faulty {
                         durable = model.clone();
@@ -684,25 +1130,27 @@ pub fn model(data: &[u8]) {
             },
             11 => {
                 // Clean close and reopen.
+                let ModelDb { db, u } = m;
+                drop(u);
                 let r = db.close();
                 if !faulty {
                     assert!(r.is_ok(), "close: {r:?}");
                 }
-                match Db::open(dir, model_options(&fs)) {
-                    Ok(d) => db = d,
+                match ModelDb::open(&fs, dir) {
+                    Ok(d) => m = d,
                     Err(e) => {
                         assert!(faulty, "reopen failed without a fault: {e}");
                         fs.recover();
                         faulty = false;
-                        db = reopen_after_power_loss(&fs, dir, 0);
-                        model = relearn(&db);
+                        m = reopen_after_power_loss(&fs, dir, 0);
+                        model = relearn(&m);
                         durable = model.clone();
                         pending.clear();
                         continue;
                     }
                 }
                 if !faulty {
-                    assert_eq!(scan_all(&db, false).unwrap(), model, "after reopen");
+                    assert_eq!(m.read_all(false).unwrap(), model, "after reopen");
                     durable = model.clone();
                     pending.clear();
                 }
@@ -723,29 +1171,29 @@ pub fn model(data: &[u8]) {
                 fs.fail_after(n, mode, repeat);
                 faulty = true;
             }
-            _ => {
+            13 => {
                 // Power loss: nothing more reaches the disk, then reboot.
                 let seed = u64::from(input.byte().unwrap_or(0));
                 fs.crash();
-                drop(db);
+                drop(m);
                 fs.recover();
-                db = reopen_after_power_loss(&fs, dir, seed);
-                let got = relearn(&db);
+                m = reopen_after_power_loss(&fs, dir, seed);
+                let got = relearn(&m);
                 if !faulty {
                     // durable + a prefix of pending.
-                    let mut m = durable.clone();
-                    let mut ok = m == got;
+                    let mut s = durable.clone();
+                    let mut ok = s == got;
                     for ops in &pending {
                         if ok {
                             break;
                         }
                         for (k, v) in ops {
                             match v {
-                                Some(v) => m.insert(k.clone(), v.clone()),
-                                None => m.remove(k),
+                                Some(v) => s.insert(k.clone(), v.clone()),
+                                None => s.remove(k),
                             };
                         }
-                        ok = m == got;
+                        ok = s == got;
                     }
                     assert!(ok, "state after power loss is not a prefix of the writes");
                 }
@@ -754,23 +1202,55 @@ pub fn model(data: &[u8]) {
                 durable = model.clone();
                 pending.clear();
             }
+            14 => {
+                // multi_get of 1..=6 keys in one table (the first key byte's).
+                let n = 1 + usize::from(input.byte().unwrap_or(0) % 6);
+                let kbs: Vec<u8> = (0..n).map(|_| input.byte().unwrap_or(0)).collect();
+                let u = in_unordered(kbs[0]);
+                let keys: Vec<Vec<u8>> = kbs.iter().map(|&b| mkey(b)).collect();
+                let r = if u {
+                    m.u.multi_get(&keys)
+                } else {
+                    m.db.multi_get(&keys)
+                };
+                match r {
+                    Ok(vals) => {
+                        assert_eq!(vals.len(), keys.len(), "multi_get result count");
+                        if !faulty {
+                            for (v, k) in vals.into_iter().zip(&keys) {
+                                assert_eq!(
+                                    v.map(|v| v.into_vec()),
+                                    model.get(&tagged(u, k)).cloned(),
+                                    "multi_get {} (unordered: {u})",
+                                    String::from_utf8_lossy(k)
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => assert!(faulty && tolerated(&e), "multi_get: {e}"),
+                }
+            }
+            _ => {
+                let k = mkey(input.byte().unwrap_or(0));
+                check_unordered_refusals(&m, &k);
+            }
         }
     }
     fs.recover();
-    drop(db);
+    drop(m);
 }
 
-fn reopen_after_power_loss(fs: &FaultFs, dir: &Path, seed: u64) -> Db {
+fn reopen_after_power_loss(fs: &FaultFs, dir: &Path, seed: u64) -> ModelDb {
     fs.power_loss(seed);
-    match Db::open(dir, model_options(fs)) {
-        Ok(db) => db,
+    match ModelDb::open(fs, dir) {
+        Ok(m) => m,
         Err(e) => panic!("open after power loss: {e}"),
     }
 }
 
-fn relearn(db: &Db) -> Model {
-    match scan_all(db, false) {
-        Ok(m) => m,
+fn relearn(m: &ModelDb) -> Model {
+    match m.read_all(false) {
+        Ok(got) => got,
         Err(e) => panic!("scan after power loss: {e}"),
     }
 }
@@ -788,6 +1268,7 @@ pub const TARGETS: &[&str] = &[
     "footer",
     "manifest_edit",
     "manifest_file",
+    "hint_file",
     "model",
 ];
 
@@ -803,6 +1284,7 @@ pub fn run(target: &str, data: &[u8]) -> Result<()> {
         "footer" => footer_bytes(data),
         "manifest_edit" => manifest_edit(data),
         "manifest_file" => manifest_file(data),
+        "hint_file" => hint_file(data),
         "model" => {
             model(data);
             Ok(())
@@ -892,6 +1374,26 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             out.push(framed);
             out
         }
+        "hint_file" => {
+            let sample = sample_db();
+            let mut out: Vec<Vec<u8>> = file(".hint").iter().map(|h| with_mode(0, h)).collect();
+            out.push(with_mode(0, &hint::encode(5, 0, &[])));
+            if let Some(h) = file(".hint").first() {
+                out.push(with_mode(1, &h[..h.len() - 4]));
+            }
+            // Installed in the sample database: each segment's own hint, and
+            // for the segments without one (the open heads) the hint a scan
+            // would give, which must be as good as the scan.
+            for (i, (n, name, entries)) in sample.segments.iter().enumerate() {
+                let len = files.iter().find(|(f, _)| f == name).unwrap().1.len();
+                let h = hint::encode(*n, len as u64, entries);
+                out.push(with_mode(2 | ((i as u8) << 2), &h));
+                // The same with the checksum left to the entry point, so
+                // that mutations of the entries stay well checksummed.
+                out.push(with_mode(3 | ((i as u8) << 2), &h[..h.len() - 4]));
+            }
+            out
+        }
         "model" => vec![
             // put x3, get, scan, flush, put, reopen, scan
             vec![0, 1, 3, 1, 2, 3, 2, 5, 5, 1, 6, 0, 7, 0, 9, 3, 11, 6, 1],
@@ -901,6 +1403,30 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             (0..40u8)
                 .flat_map(|i| [0, i, 3])
                 .chain([8, 9, 12, 3, 0, 0, 1, 3, 0, 2, 3, 13, 7, 6, 0])
+                .collect(),
+            // The unordered table (key bytes with bit 6): puts, delete, a
+            // batch across both tables, get, multi_get, refusals, scan,
+            // flush, gc, reopen, scan
+            vec![
+                0, 0x40, 1, 0, 0x41, 3, 1, 0x42, 2, 3, 0x41, 4, 3, 0x43, 2, 0x03, 1, 0xc0, 0x44, 3,
+                5, 0x40, 14, 3, 0x40, 0x41, 0x42, 0x43, 15, 0x40, 6, 0, 7, 9, 11, 6, 1,
+            ],
+            // Large overwrites in the unordered table over several segments,
+            // gc, reopen (keydir from hints), sync, power loss, gc, reopen
+            (0..60u8)
+                .flat_map(|i| [0, 0x40 | (i % 24), 3])
+                .chain([
+                    9, 11, 6, 0, 3, 0x45, 10, 0, 0x46, 3, 13, 7, 6, 0, 9, 11, 6, 0,
+                ])
+                .collect(),
+            // Both tables, then a persistent failure, writes, reads, power
+            // loss, gc, reopen
+            (0..30u8)
+                .flat_map(|i| [1, 0x40 | i, 3, 0, i, 2])
+                .chain([
+                    12, 5, 0x80, 0, 0x40, 3, 4, 1, 0x41, 2, 0x02, 1, 5, 0x40, 14, 1, 0x40,
+                ])
+                .chain([13, 9, 6, 0, 11, 6, 1, 15, 0x47])
                 .collect(),
         ],
         other => panic!("unknown fuzz target {other}"),
