@@ -1,41 +1,60 @@
 //! I/O error sweep, SQLite style: a fixed workload (puts of inline and
-//! vLog-separated values, deletes, batches across two tables, sync writes,
-//! `sync`, `flush`, `compact`, reopens) is first run clean to count its
-//! data-path operations N; then, for each i in 0..N (with a stride that keeps
-//! the runtime down) and each failure mode, it runs again with
+//! vLog-separated values, deletes, batches across three tables — the default
+//! table, the ordered table "t" and the unordered (keydir) table "u" —, sync
+//! writes, `sync`, `flush`, `compact`, GC passes, reopens) is first run clean
+//! to count its data-path operations N; then, for each i in 0..N (with a
+//! stride that keeps the runtime down) and each failure mode, it runs again with
 //! `fail_after(i, mode)` on a fresh [`FaultFs`] and checks:
 //! - every failure reaches the caller as `Err` (`Io` or `Poisoned`), never a
 //!   panic, and a short write (which `write_all_at` resubmits) is no error;
-//! - after a failed fsync the database refuses writes with `Poisoned`, even
-//!   once the device works again (invariant 8);
+//! - after a failed fsync, or a failed write to the user vLog head, the
+//!   database refuses writes with `Poisoned`, even once the device works
+//!   again (invariant 8);
+//! - a failed hint-file operation (create, write, fsync, rename, remove of
+//!   `NNNNNN.hint` or its `.tmp`) is never an error: hints are optional, the
+//!   engine only logs it; every error the caller sees comes with a failed
+//!   operation on another file, and after a single failed hint operation the
+//!   workload runs to its end and a synced write still succeeds;
 //! - after the database is dropped, the failures cleared (and, for half of
 //!   the cases, the power lost), the reopened database holds every
 //!   acknowledged write (every sync-acknowledged one after a power loss,
-//!   with losses only a suffix), can be scanned in full and takes writes.
+//!   with losses only a suffix), can be scanned in full (the unordered
+//!   table: point reads and `multi_get` agree) and takes writes.
+//!
+//! Small segments make the vLog roll often, so failures hit the writes of
+//! hint files when segments are sealed, and GC passes (after a flush, so
+//! that they have sealed segments to take) relocate unordered records and
+//! drop their tombstones; the clean run checks that the workload does both.
 //!
 //! `WISCKEY_IO_ERROR_STRIDE` fixes the stride (default: about 400 points
-//! per mode).
+//! per mode); `WISCKEY_IO_ERROR_SEED` picks another workload (to explore);
+//! `WISCKEY_IO_ERROR_CASE=i,mode,power_loss` replays one case.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use wisckey::io::fault::OpKind;
-use wisckey::io::{FailMode, FaultFs, Repeat};
-use wisckey::{Db, Error, GcOptions, Options, Table, TableOptions, WriteBatch, WriteOptions};
+use wisckey::io::fault::{OpKind, OpRecord};
+use wisckey::io::{FailMode, FaultFs, Fs, Repeat};
+use wisckey::{
+    Db, Error, GcOptions, GcPolicy, Options, Table, TableOptions, WriteBatch, WriteOptions,
+};
 
 const DIR: &str = "/db";
 const NUM_KEYS: u32 = 40;
-const TABLES: u8 = 2;
+/// Table 0 is the default table, table 1 the ordered table "t", table 2 the
+/// unordered table "u".
+const TABLES: u8 = 3;
+const UNORDERED: u8 = 2;
 const WORKLOAD_OPS: usize = 300;
 
 fn opts(fs: &FaultFs) -> Options {
     Options::default()
         .memtable_size(16 << 10)
-        .segment_size(64 << 10)
+        .segment_size(32 << 10)
         .l0_compaction_trigger(2)
         .target_file_size(8 << 10)
         .base_level_size(16 << 10)
@@ -82,14 +101,17 @@ enum Op {
     Write(Batch, bool),
     Flush,
     Compact,
-    Gc,
+    Gc(GcPolicy),
     Sync,
     Reopen,
 }
 
-/// The fixed workload.
-fn ops() -> Vec<Op> {
-    let mut rng = StdRng::seed_from_u64(0x10e5);
+/// The seed of the fixed workload.
+const WORKLOAD_SEED: u64 = 0x10e5;
+
+/// The fixed workload (another one with `WISCKEY_IO_ERROR_SEED`).
+fn ops(seed: u64) -> Vec<Op> {
+    let mut rng = StdRng::seed_from_u64(seed);
     let mut gen = 0u64;
     let mut ops = Vec::new();
     for _ in 0..WORKLOAD_OPS {
@@ -98,7 +120,18 @@ fn ops() -> Vec<Op> {
             3 => Op::Compact,
             4..=5 => Op::Sync,
             6 => Op::Reopen,
-            7..=8 => Op::Gc,
+            7..=9 => {
+                // Half the time a flush first, so that every sealed segment
+                // is behind the replay point and GC has something to take.
+                if rng.gen_bool(0.5) {
+                    ops.push(Op::Flush);
+                }
+                Op::Gc(match rng.gen_range(0..3) {
+                    0 => GcPolicy::Tail,
+                    1 => GcPolicy::Greedy,
+                    _ => GcPolicy::CostBenefit,
+                })
+            }
             _ => {
                 let n = if rng.gen_bool(0.6) {
                     1
@@ -109,7 +142,10 @@ fn ops() -> Vec<Op> {
                     .map(|_| {
                         let t = rng.gen_range(0..TABLES);
                         let k = rng.gen_range(0..NUM_KEYS);
-                        let w = if rng.gen_bool(0.15) {
+                        // Tombstones are what GC of an unordered table must
+                        // get right: delete more there.
+                        let p_delete = if t == UNORDERED { 0.3 } else { 0.15 };
+                        let w = if rng.gen_bool(p_delete) {
                             None
                         } else {
                             gen += 1;
@@ -131,49 +167,171 @@ fn ops() -> Vec<Op> {
     ops
 }
 
-fn write(db: &Db, t: &Table, batch: &Batch, sync: bool) -> wisckey::Result<()> {
+/// The named tables the workload writes to.
+struct Tables {
+    t: Table,
+    u: Table,
+}
+
+impl Tables {
+    /// The named table of index `tbl`; `None` for the default table.
+    fn get(&self, tbl: u8) -> Option<&Table> {
+        match tbl {
+            0 => None,
+            1 => Some(&self.t),
+            _ => Some(&self.u),
+        }
+    }
+}
+
+fn write(db: &Db, tabs: &Tables, batch: &Batch, sync: bool) -> wisckey::Result<()> {
     if batch.len() == 1 && !sync {
         let (tbl, k, w) = batch[0];
-        return match (tbl, w) {
-            (0, Some((g, s))) => db.put(key(k), value(g, s)),
-            (0, None) => db.delete(key(k)),
-            (_, Some((g, s))) => t.put(key(k), value(g, s)),
-            (_, None) => t.delete(key(k)),
+        return match (tabs.get(tbl), w) {
+            (None, Some((g, s))) => db.put(key(k), value(g, s)),
+            (None, None) => db.delete(key(k)),
+            (Some(t), Some((g, s))) => t.put(key(k), value(g, s)),
+            (Some(t), None) => t.delete(key(k)),
         };
     }
     let mut b = WriteBatch::new();
     for &(tbl, k, w) in batch {
-        match (tbl, w) {
-            (0, Some((g, s))) => b.put(key(k), value(g, s)),
-            (0, None) => b.delete(key(k)),
-            (_, Some((g, s))) => b.put_in(t, key(k), value(g, s)),
-            (_, None) => b.delete_in(t, key(k)),
+        match (tabs.get(tbl), w) {
+            (None, Some((g, s))) => b.put(key(k), value(g, s)),
+            (None, None) => b.delete(key(k)),
+            (Some(t), Some((g, s))) => b.put_in(t, key(k), value(g, s)),
+            (Some(t), None) => b.delete_in(t, key(k)),
         };
     }
     db.write(b, WriteOptions::default().sync(sync))
 }
 
-fn open(fs: &FaultFs) -> wisckey::Result<(Db, Table)> {
+fn open(fs: &FaultFs) -> wisckey::Result<(Db, Tables)> {
     let db = Db::open(Path::new(DIR), opts(fs))?;
     let t = db.table("t", TableOptions::ordered())?;
-    Ok((db, t))
+    let u = db.table("u", TableOptions::unordered())?;
+    Ok((db, Tables { t, u }))
 }
 
-/// Point reads and full scans of both tables, checked against each other.
-fn read_state(db: &Db, t: &Table, ctx: &str) -> State {
+/// Whether `path` is a hint file or a hint file being written.
+fn is_hint(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    name.ends_with(".hint") || name.ends_with(".hint.tmp")
+}
+
+/// The unordered puts and tombstones listed by each good hint file in the
+/// database directory, by segment number. Decodes the entry flags of the
+/// format in `src/vlog/hint.rs` (docs/format.md).
+fn hint_counts(fs: &FaultFs) -> HashMap<u64, (u64, u64)> {
+    let dir = Path::new(DIR);
+    let parse = |b: &[u8]| -> Option<(u64, u64)> {
+        if b.len() < 32 || &b[..8] != b"WKHINT\0\x01" {
+            return None;
+        }
+        let end = b.len() - 4;
+        if crc32fast::hash(&b[..end]) != u32::from_le_bytes(b[end..].try_into().unwrap()) {
+            return None;
+        }
+        let b = &b[..end];
+        let varint = |pos: &mut usize| -> Option<u64> {
+            let mut v = 0u64;
+            for shift in (0..70).step_by(7) {
+                let byte = *b.get(*pos)?;
+                *pos += 1;
+                v |= u64::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
+                    return Some(v);
+                }
+            }
+            None
+        };
+        let (mut puts, mut tombstones) = (0, 0);
+        let mut pos = 28;
+        for _ in 0..u32::from_le_bytes(b[24..28].try_into().unwrap()) {
+            let flags = *b.get(pos)?;
+            pos += 1 + 4 + 8;
+            varint(&mut pos)?;
+            varint(&mut pos)?;
+            pos += usize::try_from(varint(&mut pos)?).ok()?;
+            if flags & 1 == 1 {
+                puts += 1;
+            } else {
+                tombstones += 1;
+            }
+        }
+        (pos == end).then_some((puts, tombstones))
+    };
+    let Ok(names) = fs.list(dir) else {
+        return HashMap::new();
+    };
+    names
+        .iter()
+        .filter_map(|n| {
+            let seg: u64 = n.strip_suffix(".hint")?.parse().ok()?;
+            Some((seg, parse(&fs.contents(&dir.join(n))?)?))
+        })
+        .collect()
+}
+
+/// Point reads and full scans of the ordered tables, checked against each
+/// other; point reads and `multi_get` of the unordered table (which has no
+/// scan), checked against each other.
+fn read_state(db: &Db, tabs: &Tables, ctx: &str) -> State {
     let mut state = State::new();
     let mut by_scan = BTreeMap::new();
+    let decode = |tbl: u8, k: u32, v: &[u8]| -> (u64, usize) {
+        let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
+        let g: u64 = text
+            .split(':')
+            .next()
+            .and_then(|g| g.parse().ok())
+            .unwrap_or_else(|| panic!("{ctx}: table {tbl} key {k}: unknown value"));
+        assert!(
+            v == value(g, v.len()),
+            "{ctx}: table {tbl} key {k}: damaged"
+        );
+        (g, v.len())
+    };
     for tbl in 0..TABLES {
-        let iter = if tbl == 0 { db.iter() } else { t.iter() };
+        if tbl == UNORDERED {
+            let keys: Vec<Vec<u8>> = (0..NUM_KEYS).map(key).collect();
+            let multi = tabs
+                .u
+                .multi_get(&keys)
+                .unwrap_or_else(|e| panic!("{ctx}: multi_get of table {tbl}: {e}"));
+            assert_eq!(
+                multi.len(),
+                keys.len(),
+                "{ctx}: multi_get answers every key"
+            );
+            for (k, m) in (0..NUM_KEYS).zip(multi) {
+                let got = tabs
+                    .u
+                    .get(key(k))
+                    .unwrap_or_else(|e| panic!("{ctx}: get of table {tbl} key {k}: {e}"))
+                    .map(|v| v.into_vec());
+                assert!(
+                    got == m.map(|v| v.into_vec()),
+                    "{ctx}: table {tbl} key {k}: get and multi_get disagree"
+                );
+                if let Some(v) = got {
+                    state.insert((tbl, k), decode(tbl, k, &v));
+                }
+            }
+            continue;
+        }
+        let iter = match tabs.get(tbl) {
+            None => db.iter(),
+            Some(t) => t.iter(),
+        };
         for kv in iter {
             let (k, v) = kv.unwrap_or_else(|e| panic!("{ctx}: scan of table {tbl}: {e}"));
             by_scan.insert((tbl, k), v.into_vec());
         }
         for k in 0..NUM_KEYS {
-            let got = if tbl == 0 {
-                db.get(key(k))
-            } else {
-                t.get(key(k))
+            let got = match tabs.get(tbl) {
+                None => db.get(key(k)),
+                Some(t) => t.get(key(k)),
             }
             .unwrap_or_else(|e| panic!("{ctx}: get of table {tbl} key {k}: {e}"))
             .map(|v| v.into_vec());
@@ -183,17 +341,7 @@ fn read_state(db: &Db, t: &Table, ctx: &str) -> State {
                 "{ctx}: table {tbl} key {k}: get and scan disagree"
             );
             if let Some(v) = got {
-                let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
-                let g: u64 = text
-                    .split(':')
-                    .next()
-                    .and_then(|g| g.parse().ok())
-                    .unwrap_or_else(|| panic!("{ctx}: table {tbl} key {k}: unknown value"));
-                assert!(
-                    v == value(g, v.len()),
-                    "{ctx}: table {tbl} key {k}: damaged"
-                );
-                state.insert((tbl, k), (g, v.len()));
+                state.insert((tbl, k), decode(tbl, k, &v));
             }
         }
     }
@@ -244,103 +392,234 @@ struct Totals {
     errors_returned: u64,
     poison_checks: u64,
     power_losses: u64,
+    /// Runs whose first injected failure hit a hint file, and of those the
+    /// ones with a single failure (which must not be an error at all).
+    hint_failures: u64,
+    hint_failures_once: u64,
+    /// Runs whose first injected failure hit a GC segment.
+    gc_segment_failures: u64,
+    /// Runs that went on after an error (a single failure that did not
+    /// poison the database).
+    continued: u64,
 }
 
-/// Runs the workload with a failure armed (or none); returns the number of
-/// data-path operations performed.
+/// What a run did, for the clean run's coverage checks.
+#[derive(Default, Debug)]
+struct RunInfo {
+    /// Data-path operations performed.
+    data_ops: u64,
+    /// Hint files written (renamed into place).
+    hints_written: u64,
+    /// GC passes whose victims' hints listed unordered records, and the
+    /// puts and tombstones they listed.
+    gc_unordered_passes: u64,
+    victim_puts: u64,
+    victim_tombstones: u64,
+}
+
+/// The operations of `recorded` that failed by injection, for a failure
+/// armed with `fail` on a fresh file system (a short write is no failure of
+/// its operation).
+fn injected_ops(recorded: &[OpRecord], fail: Option<(u64, FailMode, Repeat)>) -> Vec<&OpRecord> {
+    match fail {
+        Some((i, FailMode::Eio | FailMode::Enospc, repeat)) => {
+            let from_i = recorded
+                .iter()
+                .filter(|o| o.kind.is_data_path())
+                .skip(i as usize);
+            match repeat {
+                Repeat::Once => from_i.take(1).filter(|o| o.failed).collect(),
+                Repeat::Persistent => from_i.filter(|o| o.failed).collect(),
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Runs the workload with a failure armed (or none). After the first error
+/// the failure is cleared and a synced probe write is tried; when the
+/// failure was a single one and the probe went through (the database is not
+/// poisoned), the workload goes on to its end, and no further error may
+/// come.
 fn run(
     ops: &[Op],
     fail: Option<(u64, FailMode, Repeat)>,
     power_loss: bool,
     totals: &mut Totals,
-) -> u64 {
+) -> RunInfo {
     let ctx = format!("case {fail:?}, power loss {power_loss}");
     let fs = FaultFs::new();
     if let Some((i, mode, repeat)) = fail {
         fs.fail_after(i, mode, repeat);
     }
+    let once = matches!(fail, Some((_, _, Repeat::Once)));
+    let mut info = RunInfo::default();
     // Entries: (batch, certain). An uncertain batch got an error.
     let mut hist: Vec<(Batch, bool)> = Vec::new();
     let mut durable = 0usize;
     let mut first_error: Option<Error> = None;
+    // A probe write that failed or that ended the run: it goes last.
+    let mut probe: Option<(Batch, bool)> = None;
     let mut probe_gen = 1_000_000u64;
-    let mut db = match open(&fs) {
-        Ok(x) => Some(x),
-        Err(e) => {
-            first_error = Some(e);
-            None
-        }
-    };
+    let mut db = None;
     let mut op_idx = 0;
-    while first_error.is_none() && op_idx < ops.len() {
-        if matches!(ops[op_idx], Op::Reopen) {
-            op_idx += 1;
-            drop(db.take());
-            match open(&fs) {
-                Ok(x) => db = Some(x),
-                Err(e) => first_error = Some(e),
+    let mut first_on_hint = false;
+    // The first step opens the database; `None` ends the run.
+    let mut next: Option<&Op> = Some(&Op::Reopen);
+    loop {
+        let r = match next {
+            Some(Op::Reopen) => {
+                drop(db.take());
+                open(&fs).map(|x| {
+                    db = Some(x);
+                    false
+                })
             }
-            continue;
-        }
-        let (d, t) = db.as_ref().expect("open");
-        let r = match &ops[op_idx] {
-            Op::Write(b, sync) => {
-                let r = write(d, t, b, *sync);
-                hist.push((b.clone(), r.is_ok()));
-                r.map(|_| *sync)
+            Some(op) => {
+                let (d, t) = db.as_ref().expect("open");
+                match op {
+                    Op::Write(b, sync) => {
+                        let r = write(d, t, b, *sync);
+                        hist.push((b.clone(), r.is_ok()));
+                        r.map(|_| *sync)
+                    }
+                    Op::Flush => d.flush().map(|_| true),
+                    Op::Compact => d.compact().map(|_| true),
+                    Op::Gc(policy) => {
+                        let hints = hint_counts(&fs);
+                        d.gc(GcOptions::default()
+                            .policy(*policy)
+                            .max_segments(2)
+                            .min_garbage_ratio(0.0))
+                            .map(|rep| {
+                                let (p, t) = rep
+                                    .victims
+                                    .iter()
+                                    .filter_map(|v| hints.get(v))
+                                    .fold((0, 0), |a, h| (a.0 + h.0, a.1 + h.1));
+                                info.gc_unordered_passes += u64::from(p + t > 0);
+                                info.victim_puts += p;
+                                info.victim_tombstones += t;
+                                false
+                            })
+                    }
+                    Op::Sync => d.sync().map(|_| true),
+                    Op::Reopen => unreachable!(),
+                }
             }
-            Op::Flush => d.flush().map(|_| true),
-            Op::Compact => d.compact().map(|_| true),
-            Op::Gc => d
-                .gc(GcOptions::default().max_segments(2).min_garbage_ratio(0.0))
-                .map(|_| false),
-            Op::Sync => d.sync().map(|_| true),
-            Op::Reopen => unreachable!(),
+            None => break,
         };
-        op_idx += 1;
         match r {
             Ok(true) => durable = hist.len(),
             Ok(false) => {}
-            Err(e) => first_error = Some(e),
-        }
-    }
-    let data_ops = fs.data_op_count();
-
-    let mut probe: Option<(Batch, bool)> = None;
-    if let Some(e) = &first_error {
-        totals.errors_returned += 1;
-        assert!(
-            matches!(e, Error::Io { .. } | Error::Poisoned(_)),
-            "{ctx}: unexpected error kind {e:?}"
-        );
-        if matches!(fail, Some((_, FailMode::ShortWrite, _))) {
-            panic!("{ctx}: a short write reached the caller as {e:?}");
-        }
-        let sync_failed = fs
-            .ops()
-            .iter()
-            .any(|o| o.failed && matches!(o.kind, OpKind::SyncData | OpKind::SyncAll));
-        fs.recover();
-        if let Some((d, t)) = &db {
-            probe_gen += 1;
-            let b: Batch = vec![(0, 0, Some((probe_gen, 10)))];
-            let r = write(d, t, &b, true);
-            if sync_failed {
-                totals.poison_checks += 1;
-                assert!(
-                    matches!(r, Err(Error::Poisoned(_))),
-                    "{ctx}: after a failed fsync ({e}) a write gave {r:?}, not Poisoned"
-                );
-            }
-            if let Err(e) = &r {
+            Err(e) => {
+                if let Some(first) = &first_error {
+                    panic!(
+                        "{ctx}: {e} after the single failure was spent and a probe write \
+                         went through (first error: {first})"
+                    );
+                }
                 totals.errors_returned += 1;
                 assert!(
                     matches!(e, Error::Io { .. } | Error::Poisoned(_)),
-                    "{ctx}: unexpected error kind on the probe {e:?}"
+                    "{ctx}: unexpected error kind {e:?}"
                 );
+                if matches!(fail, Some((_, FailMode::ShortWrite, _))) {
+                    panic!("{ctx}: a short write reached the caller as {e:?}");
+                }
+                let recorded = fs.ops();
+                let injected = injected_ops(&recorded, fail);
+                first_on_hint = injected.first().is_some_and(|o| is_hint(&o.path));
+                assert!(
+                    injected.iter().any(|o| !is_hint(&o.path)),
+                    "{ctx}: {e} reached the caller, but only hint-file operations failed: \
+                     {injected:?}"
+                );
+                // An fsync that failed, or a write to the user vLog head that
+                // failed, poisons the database (hints are exempt: they are
+                // optional).
+                let sync_failed = injected.iter().any(|o| {
+                    matches!(o.kind, OpKind::SyncData | OpKind::SyncAll) && !is_hint(&o.path)
+                });
+                let vlog_write_failed = injected.iter().any(|o| {
+                    let p = o.path.to_string_lossy();
+                    o.kind == OpKind::Write && p.ends_with(".vlog") && !p.ends_with(".gc.vlog")
+                });
+                fs.recover();
+                let Some((d, t)) = &db else {
+                    first_error = Some(e);
+                    break;
+                };
+                probe_gen += 1;
+                // The probe writes to an ordered and the unordered table.
+                let b: Batch = vec![
+                    (0, 0, Some((probe_gen, 10))),
+                    (UNORDERED, 0, Some((probe_gen, 10))),
+                ];
+                let r = write(d, t, &b, true);
+                if sync_failed || vlog_write_failed {
+                    totals.poison_checks += 1;
+                    assert!(
+                        matches!(r, Err(Error::Poisoned(_))),
+                        "{ctx}: after a failed {} ({e}) a write gave {r:?}, not Poisoned",
+                        if sync_failed { "fsync" } else { "vLog write" }
+                    );
+                }
+                if let Err(e) = &r {
+                    totals.errors_returned += 1;
+                    assert!(
+                        matches!(e, Error::Io { .. } | Error::Poisoned(_)),
+                        "{ctx}: unexpected error kind on the probe {e:?}"
+                    );
+                }
+                first_error = Some(e);
+                if once && r.is_ok() {
+                    totals.continued += 1;
+                    hist.push((b, true));
+                    durable = hist.len();
+                } else {
+                    probe = Some((b, r.is_ok()));
+                    break;
+                }
             }
-            probe = Some((b, r.is_ok()));
         }
+        next = ops.get(op_idx);
+        op_idx += 1;
+    }
+    info.data_ops = fs.data_op_count();
+    let recorded = fs.ops();
+    info.hints_written = recorded
+        .iter()
+        .filter(|o| o.kind == OpKind::Rename && !o.failed)
+        .filter(|o| o.to.as_ref().is_some_and(|p| is_hint(p)))
+        .count() as u64;
+    let injected = injected_ops(&recorded, fail);
+    if first_error.is_none() {
+        first_on_hint = injected.first().is_some_and(|o| is_hint(&o.path));
+    }
+    if first_on_hint {
+        totals.hint_failures += 1;
+    }
+    if injected
+        .first()
+        .is_some_and(|o| o.path.to_string_lossy().ends_with(".gc.vlog"))
+    {
+        totals.gc_segment_failures += 1;
+    }
+    if first_error.is_none() && first_on_hint && once {
+        // The workload ran to its end past a failed hint operation; the
+        // database still takes synced writes.
+        totals.hint_failures_once += 1;
+        let (d, t) = db.as_ref().expect("no error, so the database is open");
+        probe_gen += 1;
+        let b: Batch = vec![(UNORDERED, 1, Some((probe_gen, 10)))];
+        let r = write(d, t, &b, true);
+        assert!(
+            r.is_ok(),
+            "{ctx}: after a failed hint-file operation ({:?}) a synced write gave {r:?}",
+            injected[0]
+        );
+        probe = Some((b, true));
     }
     totals.injected += fs.injected();
     drop(db.take());
@@ -354,7 +633,7 @@ fn run(
     fs.recover();
     if power_loss {
         totals.power_losses += 1;
-        fs.power_loss(data_ops ^ 0x9e37);
+        fs.power_loss(info.data_ops ^ 0x9e37);
     }
     let (d, t) = match open(&fs) {
         Ok(x) => x,
@@ -363,7 +642,8 @@ fn run(
     let found = read_state(&d, &t, &ctx);
 
     // The histories the database may be in: each uncertain batch applied or
-    // not (at most two are uncertain: the failed one and the probe).
+    // not (at most two are uncertain: the failed one and a failed probe,
+    // which is last).
     let uncertain: Vec<usize> = hist
         .iter()
         .enumerate()
@@ -413,10 +693,12 @@ fn run(
     );
     d.put(b"after", b"x")
         .unwrap_or_else(|e| panic!("{ctx}: write after reopen: {e}"));
+    t.u.put(b"after", b"x")
+        .unwrap_or_else(|e| panic!("{ctx}: unordered write after reopen: {e}"));
     d.sync()
         .unwrap_or_else(|e| panic!("{ctx}: sync after reopen: {e}"));
     totals.runs += 1;
-    data_ops
+    info
 }
 
 /// Panics anywhere in the process (background threads included), counted by
@@ -436,9 +718,28 @@ fn count_panics() {
 fn io_error_sweep() {
     count_panics();
     let start = Instant::now();
-    let ops = ops();
+    let seed: u64 = std::env::var("WISCKEY_IO_ERROR_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(WORKLOAD_SEED);
+    let ops = ops(seed);
     let mut totals = Totals::default();
-    let n = run(&ops, None, false, &mut totals);
+    let clean = run(&ops, None, false, &mut totals);
+    // The workload seals segments (so failures hit hint writes) and its GC
+    // passes take segments holding unordered puts and tombstones (checked
+    // for the fixed workload; another seed is for exploring).
+    eprintln!("io_errors: workload seed {seed}; clean run: {clean:?}");
+    if seed == WORKLOAD_SEED {
+        assert!(
+            clean.hints_written >= 5,
+            "the workload writes few hint files: {clean:?}"
+        );
+        assert!(
+            clean.gc_unordered_passes >= 2 && clean.victim_puts > 0 && clean.victim_tombstones > 0,
+            "the workload's GC passes take no unordered records: {clean:?}"
+        );
+    }
+    let n = clean.data_ops;
     let stride: u64 = std::env::var("WISCKEY_IO_ERROR_STRIDE")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -1,6 +1,8 @@
 //! Model test: random operation sequences against a `BTreeMap` per table
-//! (the default table and one named table), with snapshots, flushes,
-//! compactions and reopens (clean and unclean) in between.
+//! (the default table, one named ordered table and one unordered table),
+//! with snapshots, flushes, compactions, GC passes and reopens (clean and
+//! unclean, and with the unordered table's hint files removed or damaged,
+//! so that its keydir is rebuilt from hints or from scans) in between.
 //!
 //! `WISCKEY_MODEL_CASES` sets the number of proptest cases (default 256).
 
@@ -8,7 +10,8 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use wisckey::{
-    Db, GcOptions, GcPolicy, Options, Snapshot, Table, TableOptions, WriteBatch, WriteOptions,
+    Db, Error, GcOptions, GcPolicy, Options, Snapshot, Table, TableOptions, WriteBatch,
+    WriteOptions,
 };
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -36,6 +39,13 @@ fn all_keys() -> Vec<Vec<u8>> {
 }
 
 const NUM_KEYS: usize = 40;
+
+/// Table indexes: the default table, the named ordered table `named`, the
+/// unordered table `blobs`.
+const DEFAULT: usize = 0;
+const NAMED: usize = 1;
+const UNORDERED: usize = 2;
+const NUM_TABLES: usize = 3;
 
 /// A value of `size` bytes derived from `seed` (distinct seeds, distinct values).
 fn value(size: usize, seed: u16) -> Vec<u8> {
@@ -87,26 +97,38 @@ enum ScanMode {
     Mixed(u64),
 }
 
+/// What happens to the hint files across a reopen.
+#[derive(Debug, Clone, Copy)]
+enum Hints {
+    /// Every hint file is deleted: the keydir is rebuilt by scanning.
+    Remove,
+    /// A byte in the middle of every hint file is flipped.
+    Damage,
+    /// Every hint file loses its second half.
+    Truncate,
+}
+
+/// Tables are indexes: [`DEFAULT`], [`NAMED`], [`UNORDERED`].
 #[derive(Debug, Clone)]
 enum Op {
-    Put(bool, usize, Val),
-    Delete(bool, usize),
-    Batch(Vec<(bool, usize, Option<Val>)>, bool),
-    Get(bool, usize),
-    MultiGet(Vec<usize>),
+    Put(usize, usize, Val),
+    Delete(usize, usize),
+    Batch(Vec<(usize, usize, Option<Val>)>, bool),
+    Get(usize, usize),
+    MultiGet(usize, Vec<usize>),
     Range {
-        table: bool,
+        table: usize,
         lo: Bound<usize>,
         hi: Bound<usize>,
         mode: ScanMode,
     },
-    Prefix(bool, usize, ScanMode),
+    Prefix(usize, usize, ScanMode),
     TakeSnapshot,
     DropSnapshot(usize),
-    SnapGet(usize, bool, usize),
+    SnapGet(usize, usize, usize),
     SnapRange {
         snap: usize,
-        table: bool,
+        table: usize,
         lo: Bound<usize>,
         hi: Bound<usize>,
         mode: ScanMode,
@@ -118,6 +140,8 @@ enum Op {
     Gc(bool, u8),
     DropReopen,
     CloseReopen,
+    /// Close, do this to the hint files, reopen.
+    ReopenHints(Hints),
 }
 
 fn bound() -> impl Strategy<Value = Bound<usize>> {
@@ -140,27 +164,31 @@ fn key() -> impl Strategy<Value = usize> {
     0..NUM_KEYS
 }
 
+fn table() -> impl Strategy<Value = usize> {
+    0..NUM_TABLES
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        30 => (any::<bool>(), key(), val()).prop_map(|(t, k, v)| Op::Put(t, k, v)),
-        8 => (any::<bool>(), key()).prop_map(|(t, k)| Op::Delete(t, k)),
+        30 => (table(), key(), val()).prop_map(|(t, k, v)| Op::Put(t, k, v)),
+        8 => (table(), key()).prop_map(|(t, k)| Op::Delete(t, k)),
         8 => (
             prop::collection::vec(
-                (any::<bool>(), key(), prop::option::weighted(0.75, val())),
+                (table(), key(), prop::option::weighted(0.75, val())),
                 1..8
             ),
             any::<bool>()
         )
             .prop_map(|(ops, sync)| Op::Batch(ops, sync)),
-        10 => (any::<bool>(), key()).prop_map(|(t, k)| Op::Get(t, k)),
-        3 => prop::collection::vec(key(), 0..6).prop_map(Op::MultiGet),
-        6 => (any::<bool>(), bound(), bound(), scan_mode())
+        10 => (table(), key()).prop_map(|(t, k)| Op::Get(t, k)),
+        3 => (table(), prop::collection::vec(key(), 0..6)).prop_map(|(t, k)| Op::MultiGet(t, k)),
+        6 => (table(), bound(), bound(), scan_mode())
             .prop_map(|(table, lo, hi, mode)| Op::Range { table, lo, hi, mode }),
-        3 => (any::<bool>(), 0usize..13, scan_mode()).prop_map(|(t, p, m)| Op::Prefix(t, p, m)),
+        3 => (table(), 0usize..13, scan_mode()).prop_map(|(t, p, m)| Op::Prefix(t, p, m)),
         3 => Just(Op::TakeSnapshot),
         1 => any::<usize>().prop_map(Op::DropSnapshot),
-        4 => (any::<usize>(), any::<bool>(), key()).prop_map(|(s, t, k)| Op::SnapGet(s, t, k)),
-        3 => (any::<usize>(), any::<bool>(), bound(), bound(), scan_mode()).prop_map(
+        4 => (any::<usize>(), table(), key()).prop_map(|(s, t, k)| Op::SnapGet(s, t, k)),
+        3 => (any::<usize>(), table(), bound(), bound(), scan_mode()).prop_map(
             |(snap, table, lo, hi, mode)| Op::SnapRange { snap, table, lo, hi, mode }
         ),
         1 => (any::<usize>(), 0usize..13, scan_mode()).prop_map(|(s, p, m)| Op::SnapPrefix(s, p, m)),
@@ -169,6 +197,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<bool>(), 0u8..3).prop_map(|(all, p)| Op::Gc(all, p)),
         1 => Just(Op::DropReopen),
         1 => Just(Op::CloseReopen),
+        1 => prop_oneof![Just(Hints::Remove), Just(Hints::Damage), Just(Hints::Truncate)]
+            .prop_map(Op::ReopenHints),
     ]
 }
 
@@ -186,9 +216,10 @@ fn opts() -> Options {
 struct Harness {
     dir: tempfile::TempDir,
     db: Option<Db>,
-    table: Option<Table>,
-    models: [Model; 2],
-    snaps: Vec<(Snapshot, [Model; 2])>,
+    /// The named ordered table and the unordered table.
+    tables: Option<[Table; 2]>,
+    models: [Model; NUM_TABLES],
+    snaps: Vec<(Snapshot, [Model; NUM_TABLES])>,
 }
 
 fn show(k: &[u8]) -> String {
@@ -289,6 +320,34 @@ fn check_scan(
     Ok(())
 }
 
+/// An iterator over an unordered table: one `Err(Unsupported)`, whichever
+/// end is asked first, and then nothing from either end.
+fn check_unsupported(
+    mut it: wisckey::Iter,
+    mode: ScanMode,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    let back = match mode {
+        ScanMode::Forward => false,
+        ScanMode::Reverse => true,
+        ScanMode::Mixed(bits) => bits & 1 == 1,
+    };
+    let first = if back { it.next_back() } else { it.next() };
+    prop_assert!(
+        matches!(first, Some(Err(Error::Unsupported(_)))),
+        "{}: expected Unsupported, got {:?}",
+        what,
+        first.map(|r| r.map(|(k, _)| show(&k)))
+    );
+    prop_assert!(it.next().is_none(), "{}: next after Unsupported", what);
+    prop_assert!(
+        it.next_back().is_none(),
+        "{}: next_back after Unsupported",
+        what
+    );
+    Ok(())
+}
+
 fn prefix_of(i: usize) -> Vec<u8> {
     // 0: empty; 1..=3: one byte; 4..=12: two bytes.
     let alphabet = [0x00u8, b'a', 0xff];
@@ -317,8 +376,8 @@ impl Harness {
         let mut h = Harness {
             dir,
             db: None,
-            table: None,
-            models: [Model::new(), Model::new()],
+            tables: None,
+            models: Default::default(),
             snaps: Vec::new(),
         };
         h.open().unwrap();
@@ -327,9 +386,10 @@ impl Harness {
 
     fn open(&mut self) -> Result<(), TestCaseError> {
         let db = ok(Db::open(self.dir.path(), opts()), "open")?;
-        let t = ok(db.table("named", TableOptions::ordered()), "table")?;
+        let named = ok(db.table("named", TableOptions::ordered()), "table")?;
+        let blobs = ok(db.table("blobs", TableOptions::unordered()), "table")?;
         self.db = Some(db);
-        self.table = Some(t);
+        self.tables = Some([named, blobs]);
         Ok(())
     }
 
@@ -337,117 +397,190 @@ impl Harness {
         self.db.as_ref().unwrap()
     }
 
-    fn tab(&self) -> &Table {
-        self.table.as_ref().unwrap()
+    /// The handle of a named table ([`NAMED`] or [`UNORDERED`]).
+    fn tab(&self, t: usize) -> &Table {
+        &self.tables.as_ref().unwrap()[t - 1]
     }
 
-    fn get(&self, named: bool, k: &[u8]) -> wisckey::Result<Option<wisckey::Value>> {
-        if named {
-            self.tab().get(k)
-        } else {
+    fn get(&self, t: usize, k: &[u8]) -> wisckey::Result<Option<wisckey::Value>> {
+        if t == DEFAULT {
             self.db().get(k)
-        }
-    }
-
-    fn range(&self, named: bool, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> wisckey::Iter {
-        if named {
-            self.tab().range((lo, hi))
         } else {
-            self.db().range((lo, hi))
+            self.tab(t).get(k)
         }
     }
 
-    /// Every key of both tables, by point reads and by a full scan.
+    fn multi_get(&self, t: usize, ks: &[&[u8]]) -> wisckey::Result<Vec<Option<wisckey::Value>>> {
+        if t == DEFAULT {
+            self.db().multi_get(ks)
+        } else {
+            self.tab(t).multi_get(ks)
+        }
+    }
+
+    fn range(&self, t: usize, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> wisckey::Iter {
+        if t == DEFAULT {
+            self.db().range((lo, hi))
+        } else {
+            self.tab(t).range((lo, hi))
+        }
+    }
+
+    /// Every key of every table: by point reads, by one multi_get, and by a
+    /// full scan (the unordered table: its key list, and its refusal to scan).
     fn check_all(&self, keys: &[Vec<u8>], what: &str) -> Result<(), TestCaseError> {
-        for named in [false, true] {
-            let m = &self.models[named as usize];
+        for t in 0..NUM_TABLES {
+            let m = &self.models[t];
             for k in keys {
-                let got = ok(self.get(named, k), what)?;
+                let got = ok(self.get(t, k), what)?;
                 prop_assert_eq!(
                     got.as_deref(),
                     m.get(k).map(|v| v.as_slice()),
                     "{}: get {} in table {}",
                     what,
                     show(k),
-                    named
+                    t
                 );
             }
-            let it = self.range(named, Bound::Unbounded, Bound::Unbounded);
-            check_scan(
-                it,
-                expected_range(m, &Bound::Unbounded, &Bound::Unbounded),
-                ScanMode::Forward,
-                what,
-            )?;
+            let all: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+            let got = ok(self.multi_get(t, &all), what)?;
+            prop_assert_eq!(got.len(), all.len());
+            for (g, k) in got.iter().zip(&all) {
+                prop_assert_eq!(
+                    g.as_deref(),
+                    m.get(*k).map(|v| v.as_slice()),
+                    "{}: multi_get {} in table {}",
+                    what,
+                    show(k),
+                    t
+                );
+            }
+            let it = self.range(t, Bound::Unbounded, Bound::Unbounded);
+            if t == UNORDERED {
+                check_unsupported(it, ScanMode::Forward, what)?;
+                let mut listed = ok(self.tab(t).keys(), what)?;
+                listed.sort();
+                let want: Vec<Vec<u8>> = m.keys().cloned().collect();
+                prop_assert_eq!(listed, want, "{}: keys of the unordered table", what);
+            } else {
+                check_scan(
+                    it,
+                    expected_range(m, &Bound::Unbounded, &Bound::Unbounded),
+                    ScanMode::Forward,
+                    what,
+                )?;
+            }
         }
         Ok(())
     }
 
+    /// Closes (or drops) the database, does `hints` to the hint files,
+    /// reopens it and checks every table.
+    fn reopen(
+        &mut self,
+        close: bool,
+        hints: Option<Hints>,
+        keys: &[Vec<u8>],
+    ) -> Result<(), TestCaseError> {
+        // Snapshots and table handles hold the database open.
+        self.snaps.clear();
+        self.tables = None;
+        let db = self.db.take().unwrap();
+        if close {
+            ok(db.close(), "close")?;
+        } else {
+            drop(db);
+        }
+        if let Some(hints) = hints {
+            for e in std::fs::read_dir(self.dir.path()).unwrap() {
+                let p = e.unwrap().path();
+                if !p.to_string_lossy().ends_with(".hint") {
+                    continue;
+                }
+                match hints {
+                    Hints::Remove => std::fs::remove_file(&p).unwrap(),
+                    Hints::Damage => {
+                        let mut b = std::fs::read(&p).unwrap();
+                        let n = b.len();
+                        b[n / 2] ^= 0x10;
+                        std::fs::write(&p, b).unwrap();
+                    }
+                    Hints::Truncate => {
+                        let b = std::fs::read(&p).unwrap();
+                        std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+                    }
+                }
+            }
+        }
+        self.open()?;
+        self.check_all(keys, "after reopen")
+    }
+
     fn apply(&mut self, op: &Op, keys: &[Vec<u8>]) -> Result<(), TestCaseError> {
         match op {
-            Op::Put(named, k, v) => {
+            Op::Put(t, k, v) => {
                 let key = &keys[*k];
                 let v = v.bytes();
-                if *named {
-                    ok(self.tab().put(key, &v), "put")?;
-                } else {
+                if *t == DEFAULT {
                     ok(self.db().put(key, &v), "put")?;
-                }
-                self.models[*named as usize].insert(key.clone(), v);
-            }
-            Op::Delete(named, k) => {
-                let key = &keys[*k];
-                if *named {
-                    ok(self.tab().delete(key), "delete")?;
                 } else {
-                    ok(self.db().delete(key), "delete")?;
+                    ok(self.tab(*t).put(key, &v), "put")?;
                 }
-                self.models[*named as usize].remove(key);
+                self.models[*t].insert(key.clone(), v);
+            }
+            Op::Delete(t, k) => {
+                let key = &keys[*k];
+                if *t == DEFAULT {
+                    ok(self.db().delete(key), "delete")?;
+                } else {
+                    ok(self.tab(*t).delete(key), "delete")?;
+                }
+                self.models[*t].remove(key);
             }
             Op::Batch(ops, sync) => {
                 let mut b = WriteBatch::new();
-                for (named, k, v) in ops {
+                for (t, k, v) in ops {
                     let key = &keys[*k];
-                    match (v, named) {
-                        (Some(v), false) => b.put(key, v.bytes()),
-                        (Some(v), true) => b.put_in(self.tab(), key, v.bytes()),
-                        (None, false) => b.delete(key),
-                        (None, true) => b.delete_in(self.tab(), key),
+                    match (v, *t == DEFAULT) {
+                        (Some(v), true) => b.put(key, v.bytes()),
+                        (Some(v), false) => b.put_in(self.tab(*t), key, v.bytes()),
+                        (None, true) => b.delete(key),
+                        (None, false) => b.delete_in(self.tab(*t), key),
                     };
                 }
                 ok(
                     self.db().write(b, WriteOptions::default().sync(*sync)),
                     "batch",
                 )?;
-                for (named, k, v) in ops {
-                    let m = &mut self.models[*named as usize];
+                for (t, k, v) in ops {
+                    let m = &mut self.models[*t];
                     match v {
                         Some(v) => m.insert(keys[*k].clone(), v.bytes()),
                         None => m.remove(&keys[*k]),
                     };
                 }
             }
-            Op::Get(named, k) => {
-                let got = ok(self.get(*named, &keys[*k]), "get")?;
+            Op::Get(t, k) => {
+                let got = ok(self.get(*t, &keys[*k]), "get")?;
                 prop_assert_eq!(
                     got.as_deref(),
-                    self.models[*named as usize]
-                        .get(&keys[*k])
-                        .map(|v| v.as_slice()),
-                    "get {}",
-                    show(&keys[*k])
+                    self.models[*t].get(&keys[*k]).map(|v| v.as_slice()),
+                    "get {} in table {}",
+                    show(&keys[*k]),
+                    t
                 );
             }
-            Op::MultiGet(ks) => {
+            Op::MultiGet(t, ks) => {
                 let want: Vec<&[u8]> = ks.iter().map(|&i| keys[i].as_slice()).collect();
-                let got = ok(self.db().multi_get(&want), "multi_get")?;
+                let got = ok(self.multi_get(*t, &want), "multi_get")?;
                 prop_assert_eq!(got.len(), want.len());
                 for (g, k) in got.iter().zip(&want) {
                     prop_assert_eq!(
                         g.as_deref(),
-                        self.models[0].get(*k).map(|v| v.as_slice()),
-                        "multi_get {}",
-                        show(k)
+                        self.models[*t].get(*k).map(|v| v.as_slice()),
+                        "multi_get {} in table {}",
+                        show(k),
+                        t
                     );
                 }
             }
@@ -458,19 +591,28 @@ impl Harness {
                 mode,
             } => {
                 let (lo, hi) = (to_bounds(keys, *lo), to_bounds(keys, *hi));
-                let expected = expected_range(&self.models[*table as usize], &lo, &hi);
+                let what = format!("range {lo:02x?}..{hi:02x?} in table {table}");
                 let it = self.range(*table, lo.clone(), hi.clone());
-                check_scan(it, expected, *mode, &format!("range {lo:02x?}..{hi:02x?}"))?;
-            }
-            Op::Prefix(named, p, mode) => {
-                let p = prefix_of(*p);
-                let expected = expected_prefix(&self.models[*named as usize], &p);
-                let it = if *named {
-                    self.tab().prefix(&p)
+                if *table == UNORDERED {
+                    check_unsupported(it, *mode, &what)?;
                 } else {
+                    let expected = expected_range(&self.models[*table], &lo, &hi);
+                    check_scan(it, expected, *mode, &what)?;
+                }
+            }
+            Op::Prefix(t, p, mode) => {
+                let p = prefix_of(*p);
+                let what = format!("prefix {} in table {t}", show(&p));
+                let it = if *t == DEFAULT {
                     self.db().prefix(&p)
+                } else {
+                    self.tab(*t).prefix(&p)
                 };
-                check_scan(it, expected, *mode, &format!("prefix {}", show(&p)))?;
+                if *t == UNORDERED {
+                    check_unsupported(it, *mode, &what)?;
+                } else {
+                    check_scan(it, expected_prefix(&self.models[*t], &p), *mode, &what)?;
+                }
             }
             Op::TakeSnapshot => {
                 let s = self.db().snapshot();
@@ -482,24 +624,33 @@ impl Harness {
                     self.snaps.remove(i % n);
                 }
             }
-            Op::SnapGet(i, named, k) => {
+            Op::SnapGet(i, t, k) => {
                 if self.snaps.is_empty() {
                     return Ok(());
                 }
                 let (s, m) = &self.snaps[i % self.snaps.len()];
                 let key = &keys[*k];
-                let got = if *named {
-                    ok(s.get_in(self.tab(), key), "snapshot get_in")?
-                } else {
+                if *t == UNORDERED {
+                    let r = s.get_in(self.tab(*t), key);
+                    prop_assert!(
+                        matches!(r, Err(Error::Unsupported(_))),
+                        "snapshot get_in an unordered table: {:?}",
+                        r.map(|v| v.map(|v| v.len()))
+                    );
+                    return Ok(());
+                }
+                let got = if *t == DEFAULT {
                     ok(s.get(key), "snapshot get")?
+                } else {
+                    ok(s.get_in(self.tab(*t), key), "snapshot get_in")?
                 };
                 prop_assert_eq!(
                     got.as_deref(),
-                    m[*named as usize].get(key).map(|v| v.as_slice()),
+                    m[*t].get(key).map(|v| v.as_slice()),
                     "snapshot get {}",
                     show(key)
                 );
-                if !*named {
+                if *t == DEFAULT {
                     let got = ok(s.multi_get(&[key.as_slice()]), "snapshot multi_get")?;
                     prop_assert_eq!(got[0].as_deref(), m[0].get(key).map(|v| v.as_slice()));
                 }
@@ -516,18 +667,18 @@ impl Harness {
                 }
                 let (s, m) = &self.snaps[snap % self.snaps.len()];
                 let (lo, hi) = (to_bounds(keys, *lo), to_bounds(keys, *hi));
-                let expected = expected_range(&m[*table as usize], &lo, &hi);
-                let it = if *table {
-                    s.range_in(self.tab(), (lo.clone(), hi.clone()))
-                } else {
+                let what = format!("snapshot range {lo:02x?}..{hi:02x?} in table {table}");
+                let it = if *table == DEFAULT {
                     s.range((lo.clone(), hi.clone()))
+                } else {
+                    s.range_in(self.tab(*table), (lo.clone(), hi.clone()))
                 };
-                check_scan(
-                    it,
-                    expected,
-                    *mode,
-                    &format!("snapshot range {lo:02x?}..{hi:02x?}"),
-                )?;
+                if *table == UNORDERED {
+                    check_unsupported(it, *mode, &what)?;
+                } else {
+                    let expected = expected_range(&m[*table], &lo, &hi);
+                    check_scan(it, expected, *mode, &what)?;
+                }
             }
             Op::SnapPrefix(snap, p, mode) => {
                 if self.snaps.is_empty() {
@@ -554,19 +705,9 @@ impl Harness {
                     .min_garbage_ratio(0.0);
                 ok(self.db().gc(opts).map(|_| ()), "gc")?
             }
-            Op::DropReopen | Op::CloseReopen => {
-                // Snapshots and table handles hold the database open.
-                self.snaps.clear();
-                self.table = None;
-                let db = self.db.take().unwrap();
-                if matches!(op, Op::CloseReopen) {
-                    ok(db.close(), "close")?;
-                } else {
-                    drop(db);
-                }
-                self.open()?;
-                self.check_all(keys, "after reopen")?;
-            }
+            Op::DropReopen => self.reopen(false, None, keys)?,
+            Op::CloseReopen => self.reopen(true, None, keys)?,
+            Op::ReopenHints(hints) => self.reopen(true, Some(*hints), keys)?,
         }
         Ok(())
     }
@@ -611,7 +752,7 @@ fn model_fixed_sequence() {
     for i in 0..NUM_KEYS {
         let size = [0, 7, 1023, 1024, 1025, 5000, 40_000][i % 7];
         seq.push(Op::Put(
-            i % 2 == 0,
+            i % NUM_TABLES,
             i,
             Val {
                 size,
@@ -621,45 +762,85 @@ fn model_fixed_sequence() {
     }
     seq.push(Op::TakeSnapshot);
     for i in (0..NUM_KEYS).step_by(3) {
-        seq.push(Op::Delete(i % 2 == 0, i));
+        seq.push(Op::Delete((i + 1) % NUM_TABLES, i));
     }
-    seq.push(Op::Put(
-        false,
-        5,
-        Val {
-            size: 1 << 20,
-            seed: 9,
-        },
+    for t in [DEFAULT, UNORDERED] {
+        seq.push(Op::Put(
+            t,
+            5,
+            Val {
+                size: 1 << 20,
+                seed: 9,
+            },
+        ));
+    }
+    // One batch over all three tables, deletes included.
+    seq.push(Op::Batch(
+        (0..12)
+            .map(|i| {
+                let v = (i % 4 != 3).then_some(Val {
+                    size: [3, 2000, 70_000][i % 3],
+                    seed: 100 + i as u16,
+                });
+                (i % NUM_TABLES, i * 3, v)
+            })
+            .collect(),
+        true,
     ));
+    seq.push(Op::MultiGet(UNORDERED, vec![0, 3, 5, 6, 9, 39, 5]));
     seq.push(Op::Flush);
     seq.push(Op::SnapRange {
         snap: 0,
-        table: false,
+        table: DEFAULT,
         lo: Bound::Unbounded,
         hi: Bound::Unbounded,
         mode: ScanMode::Mixed(0xa5a5),
     });
     seq.push(Op::SnapRange {
         snap: 0,
-        table: true,
+        table: NAMED,
         lo: Bound::Included(3),
         hi: Bound::Excluded(30),
         mode: ScanMode::Reverse,
     });
+    seq.push(Op::SnapRange {
+        snap: 0,
+        table: UNORDERED,
+        lo: Bound::Unbounded,
+        hi: Bound::Excluded(30),
+        mode: ScanMode::Reverse,
+    });
+    seq.push(Op::SnapGet(0, UNORDERED, 5));
     seq.push(Op::Compact);
     seq.push(Op::Gc(true, 0));
     seq.push(Op::SnapPrefix(0, 2, ScanMode::Forward));
     seq.push(Op::Range {
-        table: false,
+        table: DEFAULT,
         lo: Bound::Excluded(2),
         hi: Bound::Included(39),
         mode: ScanMode::Mixed(0x5a5a),
     });
     seq.push(Op::DropReopen);
     for p in 0..13 {
-        seq.push(Op::Prefix(p % 2 == 0, p, ScanMode::Reverse));
+        seq.push(Op::Prefix(p % NUM_TABLES, p, ScanMode::Reverse));
     }
     seq.push(Op::CloseReopen);
+    for i in 0..NUM_KEYS {
+        seq.push(Op::Put(
+            UNORDERED,
+            i,
+            Val {
+                size: 5000 + i,
+                seed: 200 + i as u16,
+            },
+        ));
+    }
+    seq.push(Op::Gc(true, 1));
+    seq.push(Op::ReopenHints(Hints::Damage));
+    seq.push(Op::ReopenHints(Hints::Truncate));
+    seq.push(Op::Delete(UNORDERED, 7));
+    seq.push(Op::Gc(false, 2));
+    seq.push(Op::ReopenHints(Hints::Remove));
     for op in &seq {
         h.apply(op, &keys).unwrap_or_else(|e| panic!("{op:?}: {e}"));
     }

@@ -1,6 +1,8 @@
 //! Power-loss simulation on [`FaultFs`]: seeded random workloads (puts of
-//! inline and vLog-separated values, deletes, batches across two tables,
-//! sync writes, `sync`, `flush`, `compact`) are stopped at a random moment,
+//! inline and vLog-separated values, deletes, batches across three tables —
+//! the default table, the ordered table "t" and the unordered (keydir) table
+//! "u" —, sync writes, `sync`, `flush`, `compact`, GC passes, creating
+//! ordered and unordered tables) are stopped at a random moment,
 //! either between operations (`crash`) or at a random I/O operation
 //! (persistent EIO, then `crash`), possibly in the middle of a flush or
 //! compaction. Then the power goes (`power_loss`, with torn sectors), the
@@ -10,7 +12,15 @@
 //!   (plus possibly the batch in flight), and that prefix includes every
 //!   batch acknowledged with sync, `sync()` or `flush()` and all before it:
 //!   losses are a suffix, never a hole, and batches are atomic;
-//! - point reads and a full scan agree.
+//! - point reads and a full scan agree (for the unordered table, which has
+//!   no scan: point reads and `multi_get` agree, and a scan is refused);
+//! - the tables created keep their kinds.
+//!
+//! Small segments make the vLog roll every few dozen writes, so sealed
+//! segments get hint files that the reopen reads, and GC passes (explicit and
+//! background) take segments that hold unordered records: they relocate live
+//! ones and drop tombstones. The run prints how many GC passes took victims
+//! whose hint files listed unordered records.
 //!
 //! In a quarter of the cycles the power goes again during recovery.
 //! Each seed runs two crash cycles on one file system.
@@ -19,23 +29,28 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use wisckey::io::{FailMode, FaultFs, Repeat};
-use wisckey::{Db, Error, GcOptions, Options, Table, TableOptions, WriteBatch, WriteOptions};
+use wisckey::io::{FailMode, FaultFs, Fs, Repeat};
+use wisckey::{
+    Db, Error, GcOptions, GcPolicy, GcReport, Options, Table, TableKind, TableOptions, WriteBatch,
+    WriteOptions,
+};
 
 const DIR: &str = "/db";
 const NUM_KEYS: u32 = 40;
-/// Table 0 is the default table, table 1 the named table "t".
-const TABLES: u8 = 2;
+/// Table 0 is the default table, table 1 the ordered table "t", table 2 the
+/// unordered table "u".
+const TABLES: u8 = 3;
+const UNORDERED: u8 = 2;
 
 fn opts(fs: &FaultFs) -> Options {
     Options::default()
         .memtable_size(16 << 10)
-        .segment_size(64 << 10)
+        .segment_size(32 << 10)
         .l0_compaction_trigger(2)
         .target_file_size(8 << 10)
         .base_level_size(16 << 10)
@@ -62,6 +77,22 @@ fn value(gen: u64, size: usize) -> Vec<u8> {
     v
 }
 
+/// The generation and size of a value read back from table `tbl`, checking
+/// that it is exactly a value this test writes.
+fn decode(tbl: u8, k: u32, v: &[u8]) -> (u64, usize) {
+    let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
+    let g: u64 = text
+        .split(':')
+        .next()
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| panic!("table {tbl} key {k}: unknown value {text:?}"));
+    assert!(
+        v == value(g, v.len()),
+        "table {tbl} key {k}: value of gen {g} damaged"
+    );
+    (g, v.len())
+}
+
 /// One write: table, key, and the value's (generation, size) or a delete.
 type Item = (u8, u32, Option<(u64, usize)>);
 type Batch = Vec<Item>;
@@ -78,6 +109,122 @@ fn apply(state: &mut State, batch: &[Item]) {
             }
         }
     }
+}
+
+/// The named tables the workload writes to.
+struct Tables {
+    t: Table,
+    u: Table,
+}
+
+impl Tables {
+    /// Opens (or, on a fresh database, creates) "t" and "u".
+    fn open(db: &Db) -> wisckey::Result<Tables> {
+        Ok(Tables {
+            t: db.table("t", TableOptions::ordered())?,
+            u: db.table("u", TableOptions::unordered())?,
+        })
+    }
+
+    /// The named table of index `tbl`; `None` for the default table.
+    fn get(&self, tbl: u8) -> Option<&Table> {
+        match tbl {
+            0 => None,
+            1 => Some(&self.t),
+            _ => Some(&self.u),
+        }
+    }
+}
+
+/// Writes `batch`: a single unsynced write through the table's own
+/// `put`/`delete`, anything else as one `WriteBatch`.
+fn write(db: &Db, tabs: &Tables, batch: &Batch, sync: bool) -> wisckey::Result<()> {
+    if batch.len() == 1 && !sync {
+        let (tbl, k, w) = batch[0];
+        return match (tabs.get(tbl), w) {
+            (None, Some((g, s))) => db.put(key(k), value(g, s)),
+            (None, None) => db.delete(key(k)),
+            (Some(t), Some((g, s))) => t.put(key(k), value(g, s)),
+            (Some(t), None) => t.delete(key(k)),
+        };
+    }
+    let mut b = WriteBatch::new();
+    for &(tbl, k, w) in batch {
+        match (tabs.get(tbl), w) {
+            (None, Some((g, s))) => b.put(key(k), value(g, s)),
+            (None, None) => b.delete(key(k)),
+            (Some(t), Some((g, s))) => b.put_in(t, key(k), value(g, s)),
+            (Some(t), None) => b.delete_in(t, key(k)),
+        };
+    }
+    db.write(b, WriteOptions::default().sync(sync))
+}
+
+/// What the hint file of one sealed segment lists: its unordered puts and
+/// tombstones.
+#[derive(Clone, Copy, Default)]
+struct HintCount {
+    puts: u64,
+    tombstones: u64,
+}
+
+/// Decodes the entry flags of a hint file (format in `src/vlog/hint.rs` and
+/// docs/format.md); `None` for a hint that is torn or not one.
+fn parse_hint(b: &[u8]) -> Option<HintCount> {
+    if b.len() < 32 || &b[..8] != b"WKHINT\0\x01" {
+        return None;
+    }
+    let end = b.len() - 4;
+    if crc32fast::hash(&b[..end]) != u32::from_le_bytes(b[end..].try_into().unwrap()) {
+        return None;
+    }
+    let count = u32::from_le_bytes(b[24..28].try_into().unwrap());
+    let mut pos = 28;
+    let varint = |pos: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = *b[..end].get(*pos)?;
+            *pos += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    };
+    let mut c = HintCount::default();
+    for _ in 0..count {
+        let flags = *b[..end].get(pos)?;
+        pos += 1 + 4 + 8;
+        varint(&mut pos)?;
+        varint(&mut pos)?;
+        pos += usize::try_from(varint(&mut pos)?).ok()?;
+        if pos > end {
+            return None;
+        }
+        if flags & 1 == 1 {
+            c.puts += 1;
+        } else {
+            c.tombstones += 1;
+        }
+    }
+    (pos == end).then_some(c)
+}
+
+/// The hint files in the database directory, by segment number. Hints that
+/// are torn or being written are left out.
+fn hint_counts(fs: &FaultFs) -> HashMap<u64, HintCount> {
+    let dir = Path::new(DIR);
+    let Ok(names) = fs.list(dir) else {
+        return HashMap::new();
+    };
+    names
+        .iter()
+        .filter_map(|n| {
+            let seg: u64 = n.strip_suffix(".hint")?.parse().ok()?;
+            Some((seg, parse_hint(&fs.contents(&dir.join(n))?)?))
+        })
+        .collect()
 }
 
 /// Prints the seed when the check of a seed panics.
@@ -101,8 +248,8 @@ struct Oracle {
     /// Number of leading acknowledged batches known durable.
     durable: usize,
     inflight: Option<Batch>,
-    /// Tables whose creation was acknowledged.
-    tables: Vec<String>,
+    /// Tables whose creation was acknowledged, with their kinds.
+    tables: Vec<(String, TableKind)>,
 }
 
 struct Outcome {
@@ -110,14 +257,19 @@ struct Outcome {
     errors: usize,
 }
 
-/// Runs random operations until `n_ops` are done or one fails.
+/// Runs random operations until `n_ops` are done or one fails. `model` is
+/// the state the database starts from; it follows the acknowledged writes.
+#[allow(clippy::too_many_arguments)]
 fn workload(
     rng: &mut StdRng,
+    fs: &FaultFs,
     db: &Db,
-    t: &Table,
+    tabs: &Tables,
     gen: &mut u64,
     n_ops: usize,
     oracle: &mut Oracle,
+    model: &mut State,
+    totals: &mut Totals,
 ) -> Outcome {
     let mut out = Outcome { ops: 0, errors: 0 };
     for _ in 0..n_ops {
@@ -128,20 +280,45 @@ fn workload(
             4..=5 => db.sync().map(|_| true),
             6 => {
                 // Table creation is durable when it returns.
-                let name = format!("x{}", rng.gen_range(0..1000));
-                db.table(&name, TableOptions::ordered()).map(|_| {
-                    oracle.tables.push(name);
+                let (name, kind, topts) = if rng.gen_bool(0.5) {
+                    let name = format!("x{}", rng.gen_range(0..1000));
+                    (name, TableKind::Ordered, TableOptions::ordered())
+                } else {
+                    let name = format!("y{}", rng.gen_range(0..1000));
+                    (name, TableKind::Unordered, TableOptions::unordered())
+                };
+                db.table(&name, topts).map(|_| {
+                    oracle.tables.push((name, kind));
                     false
                 })
             }
-            7..=9 => {
+            7..=10 => {
                 // A GC pass syncs what it moves, not the user head: no
                 // durability point for user writes.
+                let policy = match rng.gen_range(0..3) {
+                    0 => GcPolicy::Tail,
+                    1 => GcPolicy::Greedy,
+                    _ => GcPolicy::CostBenefit,
+                };
                 let opts = GcOptions::default()
+                    .policy(policy)
                     .max_segments(2)
                     .min_garbage_ratio(0.0)
                     .all_sealed(rng.gen_bool(0.2));
-                db.gc(opts).map(|_| false)
+                // Half the time flush first: that moves the replay point past
+                // every sealed segment, so the pass has segments to take.
+                let flushed = if rng.gen_bool(0.5) {
+                    db.flush().map(|_| oracle.durable = oracle.acked.len())
+                } else {
+                    Ok(())
+                };
+                flushed.and_then(|_| {
+                    let hints = hint_counts(fs);
+                    db.gc(opts).map(|rep| {
+                        totals.gc.note(&rep, &hints);
+                        false
+                    })
+                })
             }
             _ => {
                 let n = if rng.gen_bool(0.6) {
@@ -153,7 +330,13 @@ fn workload(
                 for _ in 0..n {
                     let tbl = rng.gen_range(0..TABLES);
                     let k = rng.gen_range(0..NUM_KEYS);
-                    let w = if rng.gen_bool(0.15) {
+                    // Tombstones are what GC of unordered tables must get
+                    // right: delete more there.
+                    let p_delete = if tbl == UNORDERED { 0.3 } else { 0.15 };
+                    let w = if rng.gen_bool(p_delete) {
+                        if tbl == UNORDERED && !model.contains_key(&(tbl, k)) {
+                            totals.absent_deletes += 1;
+                        }
                         None
                     } else {
                         *gen += 1;
@@ -168,28 +351,10 @@ fn workload(
                 }
                 let sync = rng.gen_bool(0.15);
                 oracle.inflight = Some(batch.clone());
-                let r = if n == 1 && !sync {
-                    let (tbl, k, w) = batch[0];
-                    match (tbl, w) {
-                        (0, Some((g, s))) => db.put(key(k), value(g, s)),
-                        (0, None) => db.delete(key(k)),
-                        (_, Some((g, s))) => t.put(key(k), value(g, s)),
-                        (_, None) => t.delete(key(k)),
-                    }
-                } else {
-                    let mut b = WriteBatch::new();
-                    for &(tbl, k, w) in &batch {
-                        match (tbl, w) {
-                            (0, Some((g, s))) => b.put(key(k), value(g, s)),
-                            (0, None) => b.delete(key(k)),
-                            (_, Some((g, s))) => b.put_in(t, key(k), value(g, s)),
-                            (_, None) => b.delete_in(t, key(k)),
-                        };
-                    }
-                    db.write(b, WriteOptions::default().sync(sync))
-                };
+                let r = write(db, tabs, &batch, sync);
                 if r.is_ok() {
                     oracle.inflight = None;
+                    apply(model, &batch);
                     oracle.acked.push(batch);
                 }
                 r.map(|_| sync)
@@ -208,22 +373,53 @@ fn workload(
     out
 }
 
-/// Reads every key of both tables, by point reads and by scans, and checks
-/// that they agree.
-fn read_state(db: &Db, t: &Table) -> State {
+/// Reads every key of the three tables and checks that the ways of reading
+/// agree: point reads and a full scan for the ordered tables; point reads
+/// and `multi_get` for the unordered one, whose scans are refused.
+fn read_state(db: &Db, tabs: &Tables) -> State {
     let mut state = State::new();
     let mut by_scan = BTreeMap::new();
     for tbl in 0..TABLES {
-        let iter = if tbl == 0 { db.iter() } else { t.iter() };
+        if tbl == UNORDERED {
+            let mut it = tabs.u.iter();
+            assert!(
+                matches!(it.next(), Some(Err(Error::Unsupported(_)))),
+                "a scan of the unordered table is refused"
+            );
+            assert!(it.next().is_none(), "a refused scan ends");
+            drop(it);
+            let keys: Vec<Vec<u8>> = (0..NUM_KEYS).map(key).collect();
+            let multi = tabs
+                .u
+                .multi_get(&keys)
+                .unwrap_or_else(|e| panic!("multi_get of table {tbl}: {e}"));
+            assert_eq!(multi.len(), keys.len(), "multi_get answers every key");
+            for (k, m) in (0..NUM_KEYS).zip(multi) {
+                let got = tabs
+                    .u
+                    .get(key(k))
+                    .unwrap_or_else(|e| panic!("get of table {tbl} key {k}: {e}"))
+                    .map(|v| v.into_vec());
+                let m = m.map(|v| v.into_vec());
+                assert!(got == m, "table {tbl} key {k}: get and multi_get disagree");
+                if let Some(v) = got {
+                    state.insert((tbl, k), decode(tbl, k, &v));
+                }
+            }
+            continue;
+        }
+        let iter = match tabs.get(tbl) {
+            None => db.iter(),
+            Some(t) => t.iter(),
+        };
         for kv in iter {
             let (k, v) = kv.unwrap_or_else(|e| panic!("scan of table {tbl}: {e}"));
             by_scan.insert((tbl, k), v.into_vec());
         }
         for k in 0..NUM_KEYS {
-            let got = if tbl == 0 {
-                db.get(key(k))
-            } else {
-                t.get(key(k))
+            let got = match tabs.get(tbl) {
+                None => db.get(key(k)),
+                Some(t) => t.get(key(k)),
             }
             .unwrap_or_else(|e| panic!("get of table {tbl} key {k}: {e}"))
             .map(|v| v.into_vec());
@@ -235,17 +431,7 @@ fn read_state(db: &Db, t: &Table) -> State {
             );
             assert!(got == scanned, "table {tbl} key {k}: get and scan disagree");
             if let Some(v) = got {
-                let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
-                let g: u64 = text
-                    .split(':')
-                    .next()
-                    .and_then(|g| g.parse().ok())
-                    .unwrap_or_else(|| panic!("table {tbl} key {k}: unknown value {text:?}"));
-                assert!(
-                    v == value(g, v.len()),
-                    "table {tbl} key {k}: value of gen {g} damaged"
-                );
-                state.insert((tbl, k), (g, v.len()));
+                state.insert((tbl, k), decode(tbl, k, &v));
             }
         }
     }
@@ -306,6 +492,41 @@ fn match_prefix(base: &State, oracle: &Oracle, found: &State) -> Result<usize, S
     })
 }
 
+/// Explicit GC passes, and what their victims held by their hint files.
+#[derive(Default)]
+struct GcCounts {
+    passes: u64,
+    /// Passes that took at least one segment.
+    with_victims: u64,
+    /// Passes whose victims' hints listed unordered records, and of those
+    /// the ones that moved records.
+    unordered_passes: u64,
+    unordered_passes_moving: u64,
+    /// Unordered puts and tombstones listed by the victims' hints.
+    victim_puts: u64,
+    victim_tombstones: u64,
+    records_moved: u64,
+}
+
+impl GcCounts {
+    fn note(&mut self, rep: &GcReport, hints: &HashMap<u64, HintCount>) {
+        self.passes += 1;
+        self.with_victims += u64::from(!rep.victims.is_empty());
+        self.records_moved += rep.records_moved;
+        let mut c = HintCount::default();
+        for h in rep.victims.iter().filter_map(|v| hints.get(v)) {
+            c.puts += h.puts;
+            c.tombstones += h.tombstones;
+        }
+        if c.puts + c.tombstones > 0 {
+            self.unordered_passes += 1;
+            self.unordered_passes_moving += u64::from(rep.records_moved > 0);
+            self.victim_puts += c.puts;
+            self.victim_tombstones += c.tombstones;
+        }
+    }
+}
+
 #[derive(Default)]
 struct Totals {
     cycles: u64,
@@ -314,6 +535,16 @@ struct Totals {
     lost: u64,
     io_stops: u64,
     errors: u64,
+    /// Cycles that acknowledged writes to the unordered table.
+    unordered_cycles: u64,
+    /// Cycles whose recovered unordered table was not empty.
+    unordered_nonempty: u64,
+    /// Deletes in the unordered table of keys absent at the time.
+    absent_deletes: u64,
+    /// Reopens that found hint files, and how many.
+    reopens_with_hints: u64,
+    hints_at_reopen: u64,
+    gc: GcCounts,
 }
 
 fn run_seed(seed: u64, totals: &mut Totals) {
@@ -326,10 +557,10 @@ fn run_seed(seed: u64, totals: &mut Totals) {
     for cycle in 0..2 {
         let db = Db::open(dir, opts(&fs))
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: open: {e}"));
-        let t = db
-            .table("t", TableOptions::ordered())
-            .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: table: {e}"));
+        let tabs =
+            Tables::open(&db).unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: tables: {e}"));
         let mut oracle = Oracle::default();
+        let mut model = base.clone();
         let n_ops = rng.gen_range(5..60);
         let by_io = rng.gen_bool(0.5);
         if by_io {
@@ -339,7 +570,17 @@ fn run_seed(seed: u64, totals: &mut Totals) {
                 Repeat::Persistent,
             );
         }
-        let out = workload(&mut rng, &db, &t, &mut gen, n_ops, &mut oracle);
+        let out = workload(
+            &mut rng,
+            &fs,
+            &db,
+            &tabs,
+            &mut gen,
+            n_ops,
+            &mut oracle,
+            &mut model,
+            totals,
+        );
         totals.errors += out.errors as u64;
         if by_io && out.errors > 0 {
             totals.io_stops += 1;
@@ -349,13 +590,14 @@ fn run_seed(seed: u64, totals: &mut Totals) {
             let _ = db.flush();
         }
         fs.crash();
-        drop(t);
+        drop(tabs);
         drop(db);
         fs.power_loss(seed.wrapping_mul(31).wrapping_add(cycle));
         fs.recover();
         if rng.gen_bool(0.25) {
             // The power goes again while recovery runs (truncating a torn
-            // tail, writing a fresh manifest, removing leftovers).
+            // tail, writing a fresh manifest and missing hints, removing
+            // leftovers).
             totals.recovery_crashes += 1;
             fs.fail_after(rng.gen_range(0..12), FailMode::Eio, Repeat::Persistent);
             if let Ok(db) = Db::open(dir, opts(&fs)) {
@@ -367,32 +609,52 @@ fn run_seed(seed: u64, totals: &mut Totals) {
             fs.recover();
         }
 
+        let hints = hint_counts(&fs).len() as u64;
+        totals.reopens_with_hints += u64::from(hints > 0);
+        totals.hints_at_reopen += hints;
         let db = Db::open(dir, opts(&fs)).unwrap_or_else(|e| {
             panic!("seed {seed} cycle {cycle}: reopen after power loss failed: {e}")
         });
-        let t = db
-            .table("t", TableOptions::ordered())
-            .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: table after reopen: {e}"));
-        let names = db.table_names();
-        for name in &oracle.tables {
+        // Table creation is durable: "t" and "u" (created before the first
+        // workload) and every table created since keep their kinds.
+        let kinds = db.table_kinds();
+        let expected = [
+            ("t".to_string(), TableKind::Ordered),
+            ("u".to_string(), TableKind::Unordered),
+        ];
+        for tk in expected.iter().chain(&oracle.tables) {
             assert!(
-                names.contains(name),
-                "seed {seed} cycle {cycle}: table {name} was created but is gone"
+                kinds.contains(tk),
+                "seed {seed} cycle {cycle}: table {tk:?} was created but is gone or changed \
+                 ({kinds:?})"
             );
         }
-        let found = read_state(&db, &t);
+        let tabs = Tables::open(&db)
+            .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: tables after reopen: {e}"));
+        let found = read_state(&db, &tabs);
         let k = match_prefix(&base, &oracle, &found)
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle} ({} ops): {e}", out.ops));
         totals.cycles += 1;
         totals.batches += oracle.acked.len() as u64;
         totals.lost += oracle.acked.len().saturating_sub(k) as u64;
+        totals.unordered_cycles += u64::from(
+            oracle
+                .acked
+                .iter()
+                .any(|b| b.iter().any(|&(t, _, _)| t == UNORDERED)),
+        );
+        totals.unordered_nonempty += u64::from(found.keys().any(|&(t, _)| t == UNORDERED));
         base = found;
-        // The recovered database takes writes.
+        // The recovered database takes writes, in every table.
         db.put(b"after", b"x")
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: write after reopen: {e}"));
         db.delete(b"after").unwrap();
+        tabs.u
+            .put(b"after", b"x")
+            .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: unordered write: {e}"));
+        tabs.u.delete(b"after").unwrap();
         db.sync().unwrap();
-        drop(t);
+        drop(tabs);
         drop(db);
     }
 }
@@ -428,9 +690,11 @@ fn power_loss_random_workloads() {
     for &seed in &seeds {
         run_seed(seed, &mut totals);
     }
+    let g = &totals.gc;
     eprintln!(
-        "power_loss: {} seeds, {} crash cycles ({} with a second power loss during recovery), {} batches acknowledged, {} unsynced ones lost, \
-         {} workloads stopped by I/O errors, {} errors seen, {:.1?}",
+        "power_loss: {} seeds, {} crash cycles ({} with a second power loss during \
+         recovery), {} batches acknowledged, {} unsynced ones lost, {} workloads stopped by \
+         I/O errors, {} errors seen, {:.1?}",
         seeds.len(),
         totals.cycles,
         totals.recovery_crashes,
@@ -440,5 +704,35 @@ fn power_loss_random_workloads() {
         totals.errors,
         start.elapsed()
     );
+    eprintln!(
+        "power_loss: unordered table written in {} cycles, non-empty after {} reopens, {} \
+         deletes of absent keys; {} reopens found hint files ({} in all); explicit GC: {} \
+         passes, {} took segments, {} took segments whose hints listed unordered records ({} \
+         puts, {} tombstones; {} of these passes moved records), {} records moved",
+        totals.unordered_cycles,
+        totals.unordered_nonempty,
+        totals.absent_deletes,
+        totals.reopens_with_hints,
+        totals.hints_at_reopen,
+        g.passes,
+        g.with_victims,
+        g.unordered_passes,
+        g.victim_puts,
+        g.victim_tombstones,
+        g.unordered_passes_moving,
+        g.records_moved,
+    );
+    if seeds.len() >= 1000 {
+        // What the unordered table is here for: hints read on reopen, GC
+        // passes relocating its records and dropping its tombstones.
+        assert!(
+            totals.reopens_with_hints * 4 >= totals.cycles,
+            "few reopens find hint files"
+        );
+        assert!(
+            g.unordered_passes * 20 >= totals.cycles && g.victim_tombstones > 0,
+            "few GC passes take segments holding unordered records"
+        );
+    }
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a thread panicked");
 }
