@@ -15,6 +15,12 @@
 //!    second scan.
 //!
 //! With `--cold` the page cache is dropped before each read phase.
+//!
+//! Every phase goes through a [`Table`]: the default table (ordered) unless
+//! `--table-kind unordered`, which runs the same workload against a named
+//! unordered (Bitcask-style) table; the phases that need key order (the
+//! scans, and `--gc-all-before-scan`, which exists to compare two scans)
+//! are then skipped and listed as such in the report.
 
 use crate::procio::ProcIo;
 use crate::zipf::ScrambledZipf;
@@ -27,7 +33,8 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wisckey::{
-    Db, GcOptions, GcPolicy, GcReport, IoBackend, Options, Stats, WriteBatch, WriteOptions,
+    Db, GcOptions, GcPolicy, GcReport, IoBackend, Options, Stats, Table, TableOptions, WriteBatch,
+    WriteOptions,
 };
 
 pub const LONG_ABOUT: &str = "\
@@ -71,7 +78,16 @@ unless --cold drops it (sync; echo 3 > /proc/sys/vm/drop_caches, needs root)
 before each read phase; a failed drop is reported and the phase marked warm.
   multi-get with --multi-get B: the random-get keys again, B per multi_get
   scan 2    with --gc-all-before-scan: db.gc(all_sealed) after the first scan
-            (rewrites the log in key order), then the scan again";
+            (rewrites the log in key order), then the scan again
+
+Table kind (--table-kind):
+  ordered   (default) the default table: keys in the LSM-tree, values of at
+            least --value-threshold bytes in the vLog
+  unordered every write and read goes to a table named `bench` created with
+            TableOptions::unordered(): an in-memory hash index (keydir), every
+            value in the vLog, a get is one keydir lookup and one vLog read.
+            It has no key order, so the full scan and --gc-all-before-scan
+            are skipped (listed under `skipped` in --json, noted in the table)";
 
 /// The order in which keys are loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -197,7 +213,36 @@ pub struct BenchArgs {
     /// Options::io_backend.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     io_backend: BackendArg,
+
+    /// The table the workload runs against: `ordered` (the default table) or
+    /// `unordered` (a table named `bench` created with
+    /// TableOptions::unordered(); the scans and --gc-all-before-scan are
+    /// skipped, it has no key order).
+    #[arg(long, value_enum, default_value_t = TableKindArg::Ordered)]
+    table_kind: TableKindArg,
 }
+
+/// Which kind of table the workload runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKindArg {
+    /// The default table (ordered: an LSM-tree index, range scans).
+    Ordered,
+    /// A named unordered table (`bench`): a keydir, no range scans.
+    Unordered,
+}
+
+impl TableKindArg {
+    fn name(self) -> &'static str {
+        match self {
+            TableKindArg::Ordered => "ordered",
+            TableKindArg::Unordered => "unordered",
+        }
+    }
+}
+
+/// The name of the table `--table-kind unordered` writes to.
+const UNORDERED_TABLE: &str = "bench";
 
 /// The key distribution of the update phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -371,6 +416,10 @@ struct Config {
     multi_get: usize,
     gc_all_before_scan: bool,
     io_backend: BackendArg,
+    /// The kind of the table the workload ran against.
+    table_kind: TableKindArg,
+    /// Its name (`default` for the ordered default table).
+    table: String,
     db_dir: PathBuf,
     kept: bool,
 }
@@ -538,6 +587,13 @@ struct ScanAfterGc {
     scan: ScanReport,
 }
 
+/// A phase that was not run, and why.
+#[derive(Debug, Serialize)]
+struct SkippedPhase {
+    phase: String,
+    reason: String,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     config: Config,
@@ -549,8 +605,11 @@ struct Report {
     update: Option<UpdateReport>,
     read: ReadReport,
     multi_get: Option<ReadReport>,
-    scan: ScanReport,
+    /// `None` when skipped (an unordered table has no key order).
+    scan: Option<ScanReport>,
     scan_after_gc: Option<ScanAfterGc>,
+    /// Phases asked for (or run by default) that this table kind cannot run.
+    skipped: Vec<SkippedPhase>,
     /// Phases that asked for a cold cache but ran warm (the drop failed).
     cold_failures: Vec<String>,
     /// The engine's Stats at the end of the run.
@@ -749,6 +808,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "I/O backend: {io_backend} (asked for {})",
         args.io_backend.name()
     ));
+    // Every phase reads and writes through this handle.
+    let table = match args.table_kind {
+        TableKindArg::Ordered => db.default_table(),
+        TableKindArg::Unordered => db
+            .table(UNORDERED_TABLE, TableOptions::unordered())
+            .with_context(|| format!("creating the unordered table {UNORDERED_TABLE}"))?,
+    };
     let user_bytes = args.keys * (KEY_LEN + args.value_size) as u64;
     let mut cold_failures = Vec::new();
 
@@ -763,13 +829,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         if args.sync { ", sync" } else { "" },
         db_dir.display()
     ));
+    if args.table_kind == TableKindArg::Unordered {
+        progress(&format!(
+            "table: {UNORDERED_TABLE} (unordered: keydir index, every value in the vLog)"
+        ));
+    }
     let io_before = ProcIo::read();
     let start = Instant::now();
     let load_parts: Vec<&[u64]> = split(order.len(), args.threads as usize)
         .into_iter()
         .map(|r| &order[r])
         .collect();
-    write_parts(&db, &load_parts, |&i| (i, 0), &values, args)?;
+    write_parts(&table, &load_parts, |&i| (i, 0), &values, args)?;
     let put_secs = start.elapsed().as_secs_f64();
     let flush_start = Instant::now();
     db.flush().context("flush after the load")?;
@@ -817,7 +888,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // 3. Updates.
     let update = if args.updates > 0 {
         Some(update_phase(
-            &db,
+            &table,
             &db_dir,
             &update_parts,
             distinct_updated,
@@ -838,7 +909,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     ));
     let start = Instant::now();
     let read_bytes = read_phase(
-        &db,
+        &table,
         &read_keys,
         &values,
         &versions,
@@ -866,7 +937,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ));
         let start = Instant::now();
         let bytes = read_phase(
-            &db,
+            &table,
             &read_keys,
             &values,
             &versions,
@@ -887,11 +958,45 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         None
     };
 
-    // 5. Full scan.
-    let scan = timed_scan(&db, &values, args, "full scan", &mut cold_failures)?;
+    // 5. Full scan (an unordered table has no key order: skipped, and the
+    // keydir's key count checked instead).
+    let mut skipped = Vec::new();
+    let no_order = |phase: &str| {
+        SkippedPhase {
+        phase: phase.to_string(),
+        reason: format!(
+            "the unordered table {UNORDERED_TABLE} has no key order (a range scan yields Error::Unsupported)"
+        ),
+    }
+    };
+    let scan = if table.kind() == wisckey::TableKind::Ordered {
+        Some(timed_scan(
+            &table,
+            &values,
+            args,
+            "full scan",
+            &mut cold_failures,
+        )?)
+    } else {
+        let keys = db.stats().unordered_keys;
+        ensure!(
+            keys == args.keys,
+            "the keydir of {UNORDERED_TABLE} holds {keys} keys, expected {}",
+            args.keys
+        );
+        progress(&format!(
+            "full scan skipped (unordered table; its keydir holds {keys} keys, as expected)"
+        ));
+        skipped.push(no_order("full scan"));
+        None
+    };
 
     // 5b. GC everything, scan again.
-    let scan_after_gc = if args.gc_all_before_scan {
+    if args.gc_all_before_scan && scan.is_none() {
+        progress("--gc-all-before-scan skipped (it compares two scans; unordered table)");
+        skipped.push(no_order("gc-all-before-scan"));
+    }
+    let scan_after_gc = if args.gc_all_before_scan && scan.is_some() {
         let vlog_bytes_before = db.stats().vlog_bytes;
         progress("GC of every sealed segment (key-ordered relocation)");
         let start = Instant::now();
@@ -904,7 +1009,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .context("waiting for compactions after the GC pass")?;
         let settle_secs = start.elapsed().as_secs_f64();
         let vlog_bytes_after = db.stats().vlog_bytes;
-        let scan = timed_scan(&db, &values, args, "full scan after GC", &mut cold_failures)?;
+        let scan = timed_scan(
+            &table,
+            &values,
+            args,
+            "full scan after GC",
+            &mut cold_failures,
+        )?;
         Some(ScanAfterGc {
             gc,
             gc_secs,
@@ -918,6 +1029,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     };
 
     let stats = db.stats();
+    let table_name = table.name().to_string();
+    drop(table);
     db.close().context("closing the database")?;
     let io_run = ProcIo::read()
         .zip(io_before)
@@ -954,6 +1067,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             multi_get: args.multi_get,
             gc_all_before_scan: args.gc_all_before_scan,
             io_backend: args.io_backend,
+            table_kind: args.table_kind,
+            table: table_name,
             db_dir,
             kept,
         },
@@ -966,6 +1081,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         multi_get,
         scan,
         scan_after_gc,
+        skipped,
         cold_failures,
         stats,
     };
@@ -978,7 +1094,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn update_phase(
-    db: &Db,
+    table: &Table,
     db_dir: &Path,
     parts: &[Vec<(u64, u32)>],
     distinct_keys: u64,
@@ -997,11 +1113,12 @@ fn update_phase(
         args.gc_target,
         if args.no_gc { ", automatic GC off" } else { "" }
     ));
+    let db = table.db();
     let stats_before = db.stats();
     let io_before = ProcIo::read();
     let start = Instant::now();
     let slices: Vec<&[(u64, u32)]> = parts.iter().map(|p| p.as_slice()).collect();
-    write_parts(db, &slices, |&(i, v)| (i, v), values, args)?;
+    write_parts(table, &slices, |&(i, v)| (i, v), values, args)?;
     let put_secs = start.elapsed().as_secs_f64();
     let flush_start = Instant::now();
     db.flush().context("flush after the updates")?;
@@ -1064,7 +1181,9 @@ fn update_phase(
         vlog_garbage_bytes: stats_after.vlog_garbage_bytes,
         live_vlog_bytes,
         vlog_over_live: ratio(stats_after.vlog_bytes, live_vlog_bytes),
-        values_separated: args.value_size >= threshold,
+        // An unordered table keeps every value in the vLog.
+        values_separated: args.value_size >= threshold
+            || table.kind() == wisckey::TableKind::Unordered,
         engine_vlog_space_amplification: stats_after.vlog_space_amplification,
         files,
         db_bytes,
@@ -1097,7 +1216,7 @@ fn update_phase(
 
 /// Writes every part from its own thread: `item` gives (key index, version).
 fn write_parts<T: Sync>(
-    db: &Db,
+    table: &Table,
     parts: &[&[T]],
     item: impl Fn(&T) -> (u64, u32) + Sync,
     values: &Values,
@@ -1118,7 +1237,7 @@ fn write_parts<T: Sync>(
                             let (i, v) = item(t);
                             key_of(i, &mut key);
                             values.fill_version(i, v, &mut value);
-                            db.put(&key, &value)?;
+                            table.put(&key, &value)?;
                         }
                         return Ok(());
                     }
@@ -1128,9 +1247,9 @@ fn write_parts<T: Sync>(
                             let (i, v) = item(t);
                             key_of(i, &mut key);
                             values.fill_version(i, v, &mut value);
-                            wb.put(&key, &value);
+                            wb.put_in(table, &key, &value);
                         }
-                        db.write(wb, wopts)?;
+                        table.db().write(wb, wopts)?;
                     }
                     Ok(())
                 })
@@ -1149,7 +1268,7 @@ fn write_parts<T: Sync>(
 /// Reads `keys` from `threads` threads, `batch` keys per call (1: `get`,
 /// more: `multi_get`), checking every value; returns the bytes read.
 fn read_phase(
-    db: &Db,
+    table: &Table,
     keys: &[u64],
     values: &Values,
     versions: &[u32],
@@ -1171,7 +1290,7 @@ fn read_phase(
                     if batch <= 1 {
                         for &i in part {
                             key_of(i, &mut key);
-                            let Some(v) = db.get(&key)? else {
+                            let Some(v) = table.get(&key)? else {
                                 bail!("key {i} is missing");
                             };
                             values.fill_version(i, version(i), &mut expected);
@@ -1187,7 +1306,7 @@ fn read_phase(
                             key_of(i, &mut key);
                             batch_keys.push(key.clone());
                         }
-                        let got = db.multi_get(&batch_keys)?;
+                        let got = table.multi_get(&batch_keys)?;
                         ensure!(
                             got.len() == chunk.len(),
                             "multi_get returned {} values for {} keys",
@@ -1224,7 +1343,7 @@ fn read_phase(
 
 /// One full scan, after dropping the cache when `--cold`.
 fn timed_scan(
-    db: &Db,
+    table: &Table,
     values: &Values,
     args: &BenchArgs,
     phase: &str,
@@ -1233,7 +1352,7 @@ fn timed_scan(
     let cold = prepare_cache(args, phase, cold_failures);
     progress(&format!("{phase}{}", if cold { " (cold)" } else { "" }));
     let start = Instant::now();
-    let (entries, bytes) = scan_phase(db, values)?;
+    let (entries, bytes) = scan_phase(table, values)?;
     let secs = start.elapsed().as_secs_f64();
     ensure!(
         entries == args.keys,
@@ -1250,11 +1369,11 @@ fn timed_scan(
     })
 }
 
-fn scan_phase(db: &Db, values: &Values) -> Result<(u64, u64)> {
+fn scan_phase(table: &Table, values: &Values) -> Result<(u64, u64)> {
     let mut entries = 0u64;
     let mut bytes = 0u64;
     let mut prev: Option<Vec<u8>> = None;
-    for kv in db.iter() {
+    for kv in table.iter() {
         let (k, v) = kv?;
         let i: u64 = std::str::from_utf8(&k)
             .ok()
@@ -1336,6 +1455,15 @@ fn print_table(r: &Report) {
         }
     );
     println!(
+        "  table      {} ({}{})",
+        c.table,
+        c.table_kind.name(),
+        match c.table_kind {
+            TableKindArg::Ordered => ": LSM-tree index",
+            TableKindArg::Unordered => ": keydir index, every value in the vLog",
+        }
+    );
+    println!(
         "  db dir     {}{}",
         c.db_dir.display(),
         if c.kept { " (kept)" } else { " (removed)" }
@@ -1381,13 +1509,18 @@ fn print_table(r: &Report) {
             m.mb_per_sec
         );
     }
-    println!(
-        "full scan{:<5}      {:>10.3} {:>11.0} {:>11.1}",
-        cold_mark(r.scan.cold),
-        r.scan.secs,
-        r.scan.entries_per_sec,
-        r.scan.mb_per_sec
-    );
+    if let Some(scan) = &r.scan {
+        println!(
+            "full scan{:<5}      {:>10.3} {:>11.0} {:>11.1}",
+            cold_mark(scan.cold),
+            scan.secs,
+            scan.entries_per_sec,
+            scan.mb_per_sec
+        );
+    }
+    for sk in &r.skipped {
+        println!("{:<20}   skipped: {}", sk.phase, sk.reason);
+    }
     if let Some(g) = &r.scan_after_gc {
         println!(
             "scan after GC{:<5}  {:>10.3} {:>11.0} {:>11.1}",
@@ -1435,10 +1568,16 @@ fn print_table(r: &Report) {
         "space amp                 {:.3}  ({} files, {} bytes, {} allocated)",
         s.space_amplification, s.files, s.db_bytes, s.db_allocated_bytes
     );
-    println!(
-        "scan                      {} entries, {} bytes",
-        r.scan.entries, r.scan.bytes
-    );
+    match &r.scan {
+        Some(scan) => println!(
+            "scan                      {} entries, {} bytes",
+            scan.entries, scan.bytes
+        ),
+        None => println!(
+            "scan                      skipped (unordered table); keydir keys {}",
+            r.stats.unordered_keys
+        ),
+    }
     if let Some(u) = &r.update {
         println!();
         println!(
@@ -1520,21 +1659,21 @@ fn print_table(r: &Report) {
             m.gets, m.batch, m.bytes
         );
     }
-    if let Some(g) = &r.scan_after_gc {
+    if let (Some(g), Some(first)) = (&r.scan_after_gc, &r.scan) {
         println!();
         println!("scan before/after a GC of every sealed segment:");
         println!("                          before        after");
         println!(
             "  secs                {:>12.3} {:>12.3}",
-            r.scan.secs, g.scan.secs
+            first.secs, g.scan.secs
         );
         println!(
             "  MB/s                {:>12.1} {:>12.1}",
-            r.scan.mb_per_sec, g.scan.mb_per_sec
+            first.mb_per_sec, g.scan.mb_per_sec
         );
         println!(
             "  cache               {:>12} {:>12}",
-            if r.scan.cold { "cold" } else { "warm" },
+            if first.cold { "cold" } else { "warm" },
             if g.scan.cold { "cold" } else { "warm" }
         );
         println!(

@@ -98,3 +98,42 @@ fn verify_reports_a_damaged_unordered_value() {
         "the error names the segment: {err}"
     );
 }
+
+/// `bench --table-kind unordered` runs against a named unordered table: the
+/// report names it, the gets run, and the scan is listed as skipped (an
+/// unordered table has no key order); the ordered run scans.
+#[test]
+fn bench_runs_on_both_table_kinds() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().to_str().unwrap();
+    let run = |kind: &str| -> serde_json::Value {
+        let (ok, out, err) = tool(&[
+            "bench",
+            "--keys",
+            "2000",
+            "--value-size",
+            "2000",
+            "--reads",
+            "500",
+            "--table-kind",
+            kind,
+            "--dir",
+            dir,
+            "--json",
+        ]);
+        assert!(ok, "bench --table-kind {kind} failed: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("bench --json output: {e}: {out}"))
+    };
+    let u = run("unordered");
+    assert_eq!(u["config"]["table_kind"], "unordered");
+    assert_eq!(u["config"]["table"], "bench");
+    assert!(u["scan"].is_null(), "an unordered table was scanned");
+    assert_eq!(u["skipped"][0]["phase"], "full scan");
+    assert_eq!(u["stats"]["unordered_keys"], 2000);
+    let o = run("ordered");
+    assert_eq!(o["config"]["table_kind"], "ordered");
+    assert!(o["scan"].is_object(), "the ordered run did not scan");
+    assert_eq!(o["skipped"].as_array().map(Vec::len), Some(0));
+    // Both runs removed their databases.
+    assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
+}
