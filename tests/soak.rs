@@ -84,7 +84,7 @@ fn soak_mixed_load_with_gc() {
                 let i = x % KEYS;
                 version += 1;
                 // A third of the writes go to the unordered table.
-                let t = if x % 3 == 0 {
+                let t = if x.is_multiple_of(3) {
                     &blobs
                 } else {
                     &db.default_table()
@@ -114,7 +114,7 @@ fn soak_mixed_load_with_gc() {
                             check(k, &v);
                         }
                     }
-                } else if x % 3 == 0 {
+                } else if x.is_multiple_of(3) {
                     let k = key(x % KEYS);
                     if let Some(v) = blobs.get(&k).unwrap() {
                         check(&k, &v);
