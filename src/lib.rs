@@ -43,6 +43,7 @@ mod recovery;
 mod snapshot;
 mod stats;
 mod value;
+mod verify;
 mod vlog;
 mod write_queue;
 
@@ -55,6 +56,7 @@ pub use options::{Compression, IoBackend, Options, TableKind, TableOptions, Writ
 pub use snapshot::Snapshot;
 pub use stats::{LevelStats, SegmentStats, Stats};
 pub use value::Value;
+pub use verify::{TableVerify, VerifyReport};
 
 /// The README's example compiles and runs as a doc test.
 #[cfg(doctest)]

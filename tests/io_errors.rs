@@ -19,7 +19,8 @@
 //!   the cases, the power lost), the reopened database holds every
 //!   acknowledged write (every sync-acknowledged one after a power loss,
 //!   with losses only a suffix), can be scanned in full (the unordered
-//!   table: point reads and `multi_get` agree) and takes writes.
+//!   table: point reads and `multi_get` agree), passes `Db::verify` (what
+//!   `vlog-tools verify` runs) and takes writes.
 //!
 //! Small segments make the vLog roll often, so failures hit the writes of
 //! hint files when segments are sealed, and GC passes (after a flush, so
@@ -401,6 +402,8 @@ struct Totals {
     /// Runs that went on after an error (a single failure that did not
     /// poison the database).
     continued: u64,
+    /// Reopened databases that passed `Db::verify`.
+    verified: u64,
 }
 
 /// What a run did, for the clean run's coverage checks.
@@ -640,6 +643,17 @@ fn run(
         Err(e) => panic!("{ctx}: reopen after the failure: {e}"),
     };
     let found = read_state(&d, &t, &ctx);
+    // What `vlog-tools verify` runs: every live entry of every table read
+    // back and checked.
+    let report = d
+        .verify()
+        .unwrap_or_else(|e| panic!("{ctx}: verify after reopen: {e}"));
+    assert_eq!(
+        report.entries,
+        found.len() as u64,
+        "{ctx}: verify counted other entries than the reads found"
+    );
+    totals.verified += 1;
 
     // The histories the database may be in: each uncertain batch applied or
     // not (at most two are uncertain: the failed one and a failed probe,

@@ -14,7 +14,8 @@
 //!   losses are a suffix, never a hole, and batches are atomic;
 //! - point reads and a full scan agree (for the unordered table, which has
 //!   no scan: point reads and `multi_get` agree, and a scan is refused);
-//! - the tables created keep their kinds.
+//! - the tables created keep their kinds, and `Db::verify` (what
+//!   `vlog-tools verify` runs) passes.
 //!
 //! Small segments make the vLog roll every few dozen writes, so sealed
 //! segments get hint files that the reopen reads, and GC passes (explicit and
@@ -632,6 +633,14 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         let tabs = Tables::open(&db)
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: tables after reopen: {e}"));
         let found = read_state(&db, &tabs);
+        let report = db
+            .verify()
+            .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: verify after reopen: {e}"));
+        assert_eq!(
+            report.entries,
+            found.len() as u64,
+            "seed {seed} cycle {cycle}: verify counted other entries than the reads found"
+        );
         let k = match_prefix(&base, &oracle, &found)
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle} ({} ops): {e}", out.ops));
         totals.cycles += 1;

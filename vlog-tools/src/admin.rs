@@ -9,9 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use wisckey::{
-    Db, GcOptions, GcReport, LevelStats, Options, SegmentStats, TableKind, TableOptions,
-};
+use wisckey::{Db, GcOptions, GcReport, LevelStats, Options, SegmentStats, TableKind};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -247,13 +245,15 @@ fn kind_name(k: TableKind) -> &'static str {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
+/// One table of the report: `Db::verify`'s counts.
+#[derive(Debug, Serialize)]
 struct TableCount {
     table: String,
     kind: String,
     entries: u64,
     key_bytes: u64,
     value_bytes: u64,
+    /// Point reads checked (one per entry).
     gets: u64,
 }
 
@@ -267,150 +267,52 @@ struct VerifyReport {
     error: Option<String>,
 }
 
-/// Scans `table` (every value read from the vLog is checksummed by the
-/// engine), checks the order, and gets every key back.
-fn verify_table(t: &wisckey::Table, count: &mut TableCount) -> Result<()> {
-    let mut prev: Option<Vec<u8>> = None;
-    for kv in t.iter() {
-        let (k, v) = kv.with_context(|| {
-            format!(
-                "table {}: scan failed after {} entries{}",
-                count.table,
-                count.entries,
-                prev.as_ref()
-                    .map(|p| format!(" (last good key {})", show(p)))
-                    .unwrap_or_default()
-            )
-        })?;
-        if let Some(p) = &prev {
-            ensure!(
-                p.as_slice() < k.as_slice(),
-                "table {}: keys out of order: {} then {}",
-                count.table,
-                show(p),
-                show(&k)
-            );
-        }
-        let got = t
-            .get(&k)
-            .with_context(|| format!("table {}: get of key {}", count.table, show(&k)))?;
-        match got {
-            None => bail!(
-                "table {}: key {} was scanned but get finds nothing",
-                count.table,
-                show(&k)
-            ),
-            Some(g) => ensure!(
-                *g == *v,
-                "table {}: key {}: get returned {} bytes that differ from the {} scanned",
-                count.table,
-                show(&k),
-                g.len(),
-                v.len()
-            ),
-        }
-        count.gets += 1;
-        count.entries += 1;
-        count.key_bytes += k.len() as u64;
-        count.value_bytes += v.len() as u64;
-        prev = Some(k);
-    }
-    Ok(())
-}
-
-/// Gets every key of an unordered table (each value read from the vLog is
-/// checksummed, and checked to be the record of that key, by the engine).
-fn verify_unordered(t: &wisckey::Table, count: &mut TableCount) -> Result<()> {
-    let keys = t
-        .keys()
-        .with_context(|| format!("table {}: listing keys", count.table))?;
-    for chunk in keys.chunks(256) {
-        let got = t
-            .multi_get(chunk)
-            .with_context(|| format!("table {}: reading values", count.table))?;
-        for (k, v) in chunk.iter().zip(got) {
-            let Some(v) = v else {
-                bail!(
-                    "table {}: key {} is listed but get finds nothing",
-                    count.table,
-                    show(k)
-                );
-            };
-            count.gets += 1;
-            count.entries += 1;
-            count.key_bytes += k.len() as u64;
-            count.value_bytes += v.len() as u64;
-        }
-    }
-    Ok(())
-}
-
-/// A key for messages: text when printable, hex otherwise.
-fn show(k: &[u8]) -> String {
-    match std::str::from_utf8(k) {
-        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{s:?}"),
-        _ => k.iter().map(|b| format!("{b:02x}")).collect(),
-    }
-}
-
+/// `Db::verify` on the directory: every live entry of every table read back
+/// (ordered tables scanned and each key read again at one snapshot,
+/// unordered tables listed from the keydir and read with `multi_get`).
 pub fn verify(args: &VerifyArgs) -> Result<()> {
     let db = open_existing(&args.dir)?;
     let start = Instant::now();
-    let mut tables = Vec::new();
-    let mut result = Ok(());
-    let mut handles = vec![db.default_table()];
-    for (name, kind) in db.table_kinds() {
-        let opts = if kind == TableKind::Unordered {
-            TableOptions::unordered()
-        } else {
-            TableOptions::ordered()
-        };
-        match db.table(&name, opts) {
-            Ok(t) => handles.push(t),
-            Err(e) => {
-                result = Err(anyhow::Error::new(e).context(format!("opening table {name}")));
-                break;
-            }
-        }
-    }
-    if result.is_ok() {
-        for t in &handles {
-            let mut count = TableCount {
-                table: t.name().to_string(),
-                kind: kind_name(t.kind()).to_string(),
-                ..Default::default()
-            };
-            eprintln!("[verify] table {} ({})", count.table, count.kind);
-            let r = if t.kind() == TableKind::Unordered {
-                verify_unordered(t, &mut count)
-            } else {
-                verify_table(t, &mut count)
-            };
-            tables.push(count);
-            if let Err(e) = r {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    drop(handles);
+    eprintln!("[verify] {} table(s)", db.table_kinds().len() + 1);
+    let mut result = db.verify().context("verifying");
     let secs = start.elapsed().as_secs_f64();
     let close = db.close().context("closing the database");
-    if result.is_ok() {
-        result = close;
+    if let (Ok(_), Err(e)) = (&result, close) {
+        result = Err(e);
     }
-    let entries = tables.iter().map(|t| t.entries).sum();
-    let error = result.as_ref().err().map(|e| {
-        let corrupt = e
-            .chain()
-            .any(|c| matches!(c.downcast_ref::<wisckey::Error>(), Some(w) if w.is_corruption()));
-        format!("{}{e:#}", if corrupt { "CORRUPTION: " } else { "" })
-    });
+    let (tables, error) = match result {
+        Ok(r) => (
+            r.tables
+                .into_iter()
+                .map(|t| TableCount {
+                    kind: kind_name(t.kind).to_string(),
+                    table: t.name,
+                    entries: t.entries,
+                    key_bytes: t.key_bytes,
+                    value_bytes: t.value_bytes,
+                    gets: t.entries,
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => {
+            let corrupt = e.chain().any(
+                |c| matches!(c.downcast_ref::<wisckey::Error>(), Some(w) if w.is_corruption()),
+            );
+            (
+                Vec::new(),
+                Some(format!(
+                    "{}{e:#}",
+                    if corrupt { "CORRUPTION: " } else { "" }
+                )),
+            )
+        }
+    };
     let report = VerifyReport {
         dir: args.dir.clone(),
-        ok: result.is_ok(),
+        ok: error.is_none(),
+        entries: tables.iter().map(|t| t.entries).sum(),
         tables,
-        entries,
         secs,
         error,
     };
