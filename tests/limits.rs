@@ -84,6 +84,52 @@ fn lock_across_processes() {
     assert_eq!(db.get(b"k").unwrap().unwrap(), b"v");
 }
 
+/// Run by `lock_frees_after_kill_9` in a child process: opens the
+/// directory, writes a key, says so on stdout and waits to be killed.
+#[test]
+#[ignore = "child process of lock_frees_after_kill_9"]
+fn child_hold_open() {
+    let Ok(dir) = std::env::var(DIR_ENV) else {
+        return;
+    };
+    let db = Db::open(&dir, Options::default()).unwrap();
+    db.put(b"held", b"by the child").unwrap();
+    db.sync().unwrap();
+    println!("OPEN");
+    std::io::Write::flush(&mut std::io::stdout()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(120));
+    drop(db);
+}
+
+/// A process killed with SIGKILL while it holds the directory leaves no
+/// lock behind: another process is refused while it lives, and opens once
+/// it is gone, with the killed process's synced write.
+#[test]
+fn lock_frees_after_kill_9() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_hold_open", "--ignored", "--nocapture"])
+        .env(DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(holder.stdout.take().unwrap()).lines();
+    let opened = lines.any(|l| l.is_ok_and(|l| l.contains("OPEN")));
+    assert!(opened, "the holder never opened the database");
+    assert_eq!(child_open(dir.path()), EXIT_LOCKED);
+    assert!(matches!(
+        Db::open(dir.path(), Options::default()),
+        Err(Error::Locked(_))
+    ));
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+    let db = Db::open(dir.path(), Options::default()).expect("open after the holder was killed");
+    assert_eq!(db.get(b"held").unwrap().unwrap(), b"by the child");
+    drop(db);
+    assert_eq!(child_open(dir.path()), EXIT_OPENED);
+}
+
 /// Dropping the last handle while the background worker is busy (a merge
 /// of level 0 started by a flush) must release the directory by the time
 /// `drop` returns.
