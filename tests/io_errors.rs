@@ -2,9 +2,10 @@
 //! vLog-separated values, deletes, batches across three tables — the default
 //! table, the ordered table "t" and the unordered (keydir) table "u" —, sync
 //! writes, `sync`, `flush`, `compact`, GC passes, reopens) is first run clean
-//! to count its data-path operations N; then, for each i in 0..N (with a
-//! stride that keeps the runtime down) and each failure mode, it runs again with
-//! `fail_after(i, mode)` on a fresh [`FaultFs`] and checks:
+//! to count its data-path operations N; then, for each i in 0..N and each
+//! failure mode (EIO, ENOSPC and a short write, each once and persistent),
+//! it runs again with `fail_after(i, mode)` on a fresh [`FaultFs`] and
+//! checks:
 //! - every failure reaches the caller as `Err` (`Io` or `Poisoned`), never a
 //!   panic, and a short write (which `write_all_at` resubmits) is no error;
 //! - after a failed fsync, or a failed write to the user vLog head, the
@@ -27,8 +28,8 @@
 //! that they have sealed segments to take) relocate unordered records and
 //! drop their tombstones; the clean run checks that the workload does both.
 //!
-//! `WISCKEY_IO_ERROR_STRIDE` fixes the stride (default: about 400 points
-//! per mode); `WISCKEY_IO_ERROR_SEED` picks another workload (to explore);
+//! `WISCKEY_IO_ERROR_STRIDE=k` tries every k-th operation only (default 1:
+//! every one); `WISCKEY_IO_ERROR_SEED` picks another workload (to explore);
 //! `WISCKEY_IO_ERROR_CASE=i,mode,power_loss` replays one case.
 
 use rand::rngs::StdRng;
@@ -389,7 +390,10 @@ fn fits(h: &History, found: &State, power_lost: bool) -> bool {
 #[derive(Default, Debug)]
 struct Totals {
     runs: u64,
+    /// EIO and ENOSPC failures injected.
     injected: u64,
+    /// Short writes injected (each resubmitted by `write_all_at`).
+    short_writes: u64,
     errors_returned: u64,
     poison_checks: u64,
     power_losses: u64,
@@ -624,7 +628,11 @@ fn run(
         );
         probe = Some((b, true));
     }
-    totals.injected += fs.injected();
+    if matches!(fail, Some((_, FailMode::ShortWrite, _))) {
+        totals.short_writes += fs.injected();
+    } else {
+        totals.injected += fs.injected();
+    }
     drop(db.take());
     if std::env::var("WISCKEY_IO_ERROR_TRACE").is_ok() {
         for o in fs.ops() {
@@ -757,15 +765,17 @@ fn io_error_sweep() {
     let stride: u64 = std::env::var("WISCKEY_IO_ERROR_STRIDE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or((n / 400).max(1));
+        .unwrap_or(1);
     let modes = [
         (FailMode::Eio, Repeat::Once),
         (FailMode::Eio, Repeat::Persistent),
+        (FailMode::Enospc, Repeat::Once),
         (FailMode::Enospc, Repeat::Persistent),
         (FailMode::ShortWrite, Repeat::Once),
+        (FailMode::ShortWrite, Repeat::Persistent),
     ];
     if let Ok(case) = std::env::var("WISCKEY_IO_ERROR_CASE") {
-        // "i,mode,power_loss": mode 0..4 as in `modes`.
+        // "i,mode,power_loss": mode 0..6 as in `modes`.
         let f: Vec<u64> = case.split(',').map(|x| x.parse().unwrap()).collect();
         let (mode, repeat) = modes[f[1] as usize];
         run(&ops, Some((f[0], mode, repeat)), f[2] == 1, &mut totals);
