@@ -25,7 +25,8 @@
 //!
 //! In a quarter of the cycles the power goes again during recovery.
 //! Each seed runs two crash cycles on one file system.
-//! `WISCKEY_POWER_SEEDS` sets the number of seeds (default 2000);
+//! `WISCKEY_POWER_SEEDS` sets the number of seeds (default 2000) and
+//! `WISCKEY_POWER_FIRST_SEED` the first one (default 0);
 //! `WISCKEY_POWER_SEED=<n>` replays one seed. A failing seed prints itself.
 
 use rand::rngs::StdRng;
@@ -693,7 +694,10 @@ fn power_loss_random_workloads() {
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(2000);
-            (0..n).collect()
+            let first: u64 = std::env::var("WISCKEY_POWER_FIRST_SEED")
+                .map(|s| s.parse().expect("WISCKEY_POWER_FIRST_SEED is a number"))
+                .unwrap_or(0);
+            (first..first + n).collect()
         }
     };
     for &seed in &seeds {
@@ -701,10 +705,12 @@ fn power_loss_random_workloads() {
     }
     let g = &totals.gc;
     eprintln!(
-        "power_loss: {} seeds, {} crash cycles ({} with a second power loss during \
+        "power_loss: {} seeds ({}..={}), {} crash cycles ({} with a second power loss during \
          recovery), {} batches acknowledged, {} unsynced ones lost, {} workloads stopped by \
          I/O errors, {} errors seen, {:.1?}",
         seeds.len(),
+        seeds.first().copied().unwrap_or(0),
+        seeds.last().copied().unwrap_or(0),
         totals.cycles,
         totals.recovery_crashes,
         totals.batches,
