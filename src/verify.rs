@@ -230,6 +230,58 @@ mod tests {
         assert_eq!(r.entries, 500);
     }
 
+    /// Writers overwrite and delete keys of both table kinds while verify
+    /// runs again and again: it never reports a disagreement.
+    #[test]
+    fn no_false_corruption_under_concurrent_writes() {
+        let fs = FaultFs::new();
+        let db = open(&fs);
+        let t = db.table("t", TableOptions::ordered()).unwrap();
+        let u = db.table("u", TableOptions::unordered()).unwrap();
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let written = std::sync::Arc::new(AtomicU32::new(0));
+        let writer = {
+            let (db, t, u) = (db.clone(), t.clone(), u.clone());
+            let (stop, written) = (stop.clone(), written.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = format!("k{:03}", n % 300);
+                    let v = vec![(n % 251) as u8; 100 + (n as usize * 37) % 3000];
+                    if n.is_multiple_of(5) {
+                        let mut b = WriteBatch::new();
+                        b.delete(&k).delete_in(&t, &k).delete_in(&u, &k);
+                        db.write(b, Default::default()).unwrap();
+                    } else {
+                        db.put(&k, &v).unwrap();
+                        t.put(&k, &v).unwrap();
+                        u.put(&k, &v).unwrap();
+                    }
+                    if n.is_multiple_of(500) {
+                        db.flush().unwrap();
+                    }
+                    n += 1;
+                    written.store(n, Ordering::Relaxed);
+                }
+            })
+        };
+        // At least 30 passes, and on until the writer has gone round the
+        // key space ten times.
+        let mut passes = 0;
+        while passes < 30 || written.load(Ordering::Relaxed) < 3000 {
+            let r = db.verify().unwrap();
+            assert_eq!(r.tables.len(), 3);
+            assert!(r.tables.iter().all(|t| t.entries <= 300), "{r:?}");
+            passes += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        let r = db.verify().unwrap();
+        assert_eq!(r.tables[0].entries, r.tables[1].entries);
+        assert_eq!(r.tables[1].entries, r.tables[2].entries);
+    }
+
     #[test]
     fn a_damaged_value_is_corruption_naming_its_segment() {
         let fs = FaultFs::new();

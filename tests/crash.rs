@@ -70,9 +70,12 @@ fn key(k: u32) -> Vec<u8> {
     format!("key{k:05}").into_bytes()
 }
 
-/// The value written for `k` by the write of generation `gen`, `size` bytes.
+/// The value written for `k` by the write of generation `gen`: `size`
+/// bytes, or more where `size` is shorter than the `k:gen:` prefix (which
+/// is never cut, so that two generations never give the same value).
 fn value(k: u32, gen: u64, size: usize) -> Vec<u8> {
     let mut v = format!("{k}:{gen}:").into_bytes();
+    let size = size.max(v.len());
     let mut x = gen.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(k);
     while v.len() < size {
         x ^= x << 13;
@@ -132,13 +135,23 @@ fn child_writer() {
     if gc_cycle(cycle) {
         let db = db.clone();
         std::thread::spawn(move || {
+            // A failed pass ends the child at once (a panic would end only
+            // this thread), so that the parent sees it exit by itself.
+            let fail = |what: &str, e: wisckey::Error| -> ! {
+                eprintln!("forced {what} failed: {e}");
+                std::process::abort()
+            };
             for round in 0u64.. {
-                db.compact().unwrap();
+                if let Err(e) = db.compact() {
+                    fail("compaction", e);
+                }
                 let opts = GcOptions::default()
                     .max_segments(3)
                     .min_garbage_ratio(0.0)
                     .all_sealed(round % 4 == 0);
-                db.gc(opts).unwrap();
+                if let Err(e) = db.gc(opts) {
+                    fail("GC pass", e);
+                }
             }
         });
     }
@@ -447,6 +460,14 @@ fn kill_and_recover() {
     if cycles >= 30 {
         assert!(kills_with_gc_segments > 0, "GC never ran in the children");
         assert!(kills_with_hints > 0, "no hint file was ever written");
+        assert!(
+            kills_with_gc_hints > 0,
+            "no kill found a hint file of a GC segment"
+        );
+        assert!(
+            cycles_with_inflight > cycles / 2,
+            "few kills landed with a write in flight: {cycles_with_inflight} of {cycles}"
+        );
         assert!(
             acked_items[1] > acked_items[0] / 10,
             "too few writes to the unordered table"

@@ -799,6 +799,17 @@ fn io_error_sweep() {
         start.elapsed()
     );
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a thread panicked");
+    if stride == 1 {
+        // Every property above was exercised, not only stated.
+        let t = &totals;
+        assert!(t.injected > n, "few failures injected: {t:?}");
+        assert!(t.short_writes > n, "few short writes injected: {t:?}");
+        assert!(t.poison_checks > 0, "no failed fsync was checked: {t:?}");
+        assert!(t.hint_failures_once > 0, "no single hint failure: {t:?}");
+        assert!(t.continued > 0, "no workload went on after an error: {t:?}");
+        assert!(t.gc_segment_failures > 0, "no failure hit GC: {t:?}");
+        assert!(t.power_losses > 0, "no power loss: {t:?}");
+    }
 }
 
 /// Opens a database on `fs` (automatic compaction off), writes 20 small

@@ -1,8 +1,9 @@
 //! Model test: random operation sequences against a `BTreeMap` per table
 //! (the default table, one named ordered table and one unordered table),
-//! with snapshots, flushes, compactions, GC passes and reopens (clean and
-//! unclean, and with the unordered table's hint files removed or damaged,
-//! so that its keydir is rebuilt from hints or from scans) in between.
+//! with snapshots, flushes, compactions, GC passes and reopens (after
+//! `close`, after a plain drop, and with the unordered table's hint files
+//! removed or damaged, so that its keydir is rebuilt from hints or from
+//! scans) in between. Unclean stops are the crash and power-loss tests'.
 //!
 //! `WISCKEY_MODEL_CASES` sets the number of proptest cases (default 256).
 

@@ -203,6 +203,17 @@ impl ManifestState {
                     t.name, t.kind
                 ));
             }
+            // What `Db::table` would refuse to create.
+            if t.id == crate::db::DEFAULT_TABLE
+                || t.name.is_empty()
+                || t.name.len() > 255
+                || t.name == "default"
+            {
+                return Err(format!(
+                    "creates table {:?} (id {}): the id or name is reserved or invalid",
+                    t.name, t.id
+                ));
+            }
             let earlier = &edit.tables_created[..i];
             if self
                 .tables
@@ -1215,6 +1226,21 @@ mod tests {
                 ..Default::default()
             },
         ];
+        // Table definitions `Db::table` would never write: the default
+        // table's id, the reserved name, an empty or over-long name.
+        let reserved = [
+            (0, "w".to_string()),
+            (7, "default".to_string()),
+            (7, String::new()),
+            (7, "x".repeat(256)),
+        ];
+        let bad: Vec<VersionEdit> = bad
+            .into_iter()
+            .chain(reserved.into_iter().map(|(id, name)| VersionEdit {
+                tables_created: vec![TableDef { id, name, kind: 1 }],
+                ..Default::default()
+            }))
+            .collect();
         for (i, e) in bad.iter().enumerate() {
             assert!(s.apply(e).is_err(), "edit {i} should be refused");
             assert_eq!(s, before, "edit {i} changed the state");
