@@ -32,25 +32,20 @@
 //! every one); `WISCKEY_IO_ERROR_SEED` picks another workload (to explore);
 //! `WISCKEY_IO_ERROR_CASE=i,mode,power_loss` replays one case.
 
+mod common;
+
+use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use wisckey::io::fault::{OpKind, OpRecord};
-use wisckey::io::{FailMode, FaultFs, Fs, Repeat};
-use wisckey::{
-    Db, Error, GcOptions, GcPolicy, Options, Table, TableOptions, WriteBatch, WriteOptions,
-};
+use wisckey::io::{FailMode, FaultFs, Repeat};
+use wisckey::{Db, Error, GcOptions, GcPolicy, Options, TableOptions};
 
-const DIR: &str = "/db";
-const NUM_KEYS: u32 = 40;
-/// Table 0 is the default table, table 1 the ordered table "t", table 2 the
-/// unordered table "u".
-const TABLES: u8 = 3;
-const UNORDERED: u8 = 2;
 const WORKLOAD_OPS: usize = 300;
 
 fn opts(fs: &FaultFs) -> Options {
@@ -62,40 +57,6 @@ fn opts(fs: &FaultFs) -> Options {
         .base_level_size(16 << 10)
         .block_size(256)
         .fs(Arc::new(fs.clone()))
-}
-
-fn key(k: u32) -> Vec<u8> {
-    format!("key{k:03}").into_bytes()
-}
-
-fn value(gen: u64, size: usize) -> Vec<u8> {
-    let mut v = format!("{gen}:").into_bytes();
-    let mut x = gen.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    while v.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.push(x as u8);
-    }
-    v.truncate(size);
-    v
-}
-
-type Item = (u8, u32, Option<(u64, usize)>);
-type Batch = Vec<Item>;
-type State = BTreeMap<(u8, u32), (u64, usize)>;
-
-fn apply(state: &mut State, batch: &[Item]) {
-    for &(t, k, w) in batch {
-        match w {
-            Some(v) => {
-                state.insert((t, k), v);
-            }
-            None => {
-                state.remove(&(t, k));
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -169,45 +130,6 @@ fn ops(seed: u64) -> Vec<Op> {
     ops
 }
 
-/// The named tables the workload writes to.
-struct Tables {
-    t: Table,
-    u: Table,
-}
-
-impl Tables {
-    /// The named table of index `tbl`; `None` for the default table.
-    fn get(&self, tbl: u8) -> Option<&Table> {
-        match tbl {
-            0 => None,
-            1 => Some(&self.t),
-            _ => Some(&self.u),
-        }
-    }
-}
-
-fn write(db: &Db, tabs: &Tables, batch: &Batch, sync: bool) -> wisckey::Result<()> {
-    if batch.len() == 1 && !sync {
-        let (tbl, k, w) = batch[0];
-        return match (tabs.get(tbl), w) {
-            (None, Some((g, s))) => db.put(key(k), value(g, s)),
-            (None, None) => db.delete(key(k)),
-            (Some(t), Some((g, s))) => t.put(key(k), value(g, s)),
-            (Some(t), None) => t.delete(key(k)),
-        };
-    }
-    let mut b = WriteBatch::new();
-    for &(tbl, k, w) in batch {
-        match (tabs.get(tbl), w) {
-            (None, Some((g, s))) => b.put(key(k), value(g, s)),
-            (None, None) => b.delete(key(k)),
-            (Some(t), Some((g, s))) => b.put_in(t, key(k), value(g, s)),
-            (Some(t), None) => b.delete_in(t, key(k)),
-        };
-    }
-    db.write(b, WriteOptions::default().sync(sync))
-}
-
 fn open(fs: &FaultFs) -> wisckey::Result<(Db, Tables)> {
     let db = Db::open(Path::new(DIR), opts(fs))?;
     let t = db.table("t", TableOptions::ordered())?;
@@ -219,60 +141,6 @@ fn open(fs: &FaultFs) -> wisckey::Result<(Db, Tables)> {
 fn is_hint(path: &Path) -> bool {
     let name = path.to_string_lossy();
     name.ends_with(".hint") || name.ends_with(".hint.tmp")
-}
-
-/// The unordered puts and tombstones listed by each good hint file in the
-/// database directory, by segment number. Decodes the entry flags of the
-/// format in `src/vlog/hint.rs` (docs/format.md).
-fn hint_counts(fs: &FaultFs) -> HashMap<u64, (u64, u64)> {
-    let dir = Path::new(DIR);
-    let parse = |b: &[u8]| -> Option<(u64, u64)> {
-        if b.len() < 32 || &b[..8] != b"WKHINT\0\x01" {
-            return None;
-        }
-        let end = b.len() - 4;
-        if crc32fast::hash(&b[..end]) != u32::from_le_bytes(b[end..].try_into().unwrap()) {
-            return None;
-        }
-        let b = &b[..end];
-        let varint = |pos: &mut usize| -> Option<u64> {
-            let mut v = 0u64;
-            for shift in (0..70).step_by(7) {
-                let byte = *b.get(*pos)?;
-                *pos += 1;
-                v |= u64::from(byte & 0x7f) << shift;
-                if byte < 0x80 {
-                    return Some(v);
-                }
-            }
-            None
-        };
-        let (mut puts, mut tombstones) = (0, 0);
-        let mut pos = 28;
-        for _ in 0..u32::from_le_bytes(b[24..28].try_into().unwrap()) {
-            let flags = *b.get(pos)?;
-            pos += 1 + 4 + 8;
-            varint(&mut pos)?;
-            varint(&mut pos)?;
-            pos += usize::try_from(varint(&mut pos)?).ok()?;
-            if flags & 1 == 1 {
-                puts += 1;
-            } else {
-                tombstones += 1;
-            }
-        }
-        (pos == end).then_some((puts, tombstones))
-    };
-    let Ok(names) = fs.list(dir) else {
-        return HashMap::new();
-    };
-    names
-        .iter()
-        .filter_map(|n| {
-            let seg: u64 = n.strip_suffix(".hint")?.parse().ok()?;
-            Some((seg, parse(&fs.contents(&dir.join(n))?)?))
-        })
-        .collect()
 }
 
 /// Point reads and full scans of the ordered tables, checked against each
@@ -503,7 +371,7 @@ fn run(
                                     .victims
                                     .iter()
                                     .filter_map(|v| hints.get(v))
-                                    .fold((0, 0), |a, h| (a.0 + h.0, a.1 + h.1));
+                                    .fold((0, 0), |a, h| (a.0 + h.puts, a.1 + h.tombstones));
                                 info.gc_unordered_passes += u64::from(p + t > 0);
                                 info.victim_puts += p;
                                 info.victim_tombstones += t;
@@ -721,19 +589,6 @@ fn run(
         .unwrap_or_else(|e| panic!("{ctx}: sync after reopen: {e}"));
     totals.runs += 1;
     info
-}
-
-/// Panics anywhere in the process (background threads included), counted by
-/// a hook installed with [`count_panics`]: a failure must reach the caller as
-/// an error, never as a panic on a worker thread.
-static PANICS: AtomicU64 = AtomicU64::new(0);
-
-fn count_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        PANICS.fetch_add(1, Ordering::SeqCst);
-        default(info);
-    }));
 }
 
 #[test]

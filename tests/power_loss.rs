@@ -29,25 +29,18 @@
 //! `WISCKEY_POWER_FIRST_SEED` the first one (default 0);
 //! `WISCKEY_POWER_SEED=<n>` replays one seed. A failing seed prints itself.
 
+mod common;
+
+use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use wisckey::io::{FailMode, FaultFs, Fs, Repeat};
-use wisckey::{
-    Db, Error, GcOptions, GcPolicy, GcReport, Options, Table, TableKind, TableOptions, WriteBatch,
-    WriteOptions,
-};
-
-const DIR: &str = "/db";
-const NUM_KEYS: u32 = 40;
-/// Table 0 is the default table, table 1 the ordered table "t", table 2 the
-/// unordered table "u".
-const TABLES: u8 = 3;
-const UNORDERED: u8 = 2;
+use wisckey::io::{FailMode, FaultFs, Repeat};
+use wisckey::{Db, Error, GcOptions, GcPolicy, GcReport, Options, TableKind, TableOptions};
 
 fn opts(fs: &FaultFs) -> Options {
     Options::default()
@@ -59,174 +52,6 @@ fn opts(fs: &FaultFs) -> Options {
         .block_size(256)
         .gc_interval(std::time::Duration::from_millis(3))
         .fs(Arc::new(fs.clone()))
-}
-
-fn key(k: u32) -> Vec<u8> {
-    format!("key{k:03}").into_bytes()
-}
-
-/// A value of `size` bytes that names its generation.
-fn value(gen: u64, size: usize) -> Vec<u8> {
-    let mut v = format!("{gen}:").into_bytes();
-    let mut x = gen.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    while v.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.push(x as u8);
-    }
-    v.truncate(size);
-    v
-}
-
-/// The generation and size of a value read back from table `tbl`, checking
-/// that it is exactly a value this test writes.
-fn decode(tbl: u8, k: u32, v: &[u8]) -> (u64, usize) {
-    let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
-    let g: u64 = text
-        .split(':')
-        .next()
-        .and_then(|g| g.parse().ok())
-        .unwrap_or_else(|| panic!("table {tbl} key {k}: unknown value {text:?}"));
-    assert!(
-        v == value(g, v.len()),
-        "table {tbl} key {k}: value of gen {g} damaged"
-    );
-    (g, v.len())
-}
-
-/// One write: table, key, and the value's (generation, size) or a delete.
-type Item = (u8, u32, Option<(u64, usize)>);
-type Batch = Vec<Item>;
-type State = BTreeMap<(u8, u32), (u64, usize)>;
-
-fn apply(state: &mut State, batch: &[Item]) {
-    for &(t, k, w) in batch {
-        match w {
-            Some(v) => {
-                state.insert((t, k), v);
-            }
-            None => {
-                state.remove(&(t, k));
-            }
-        }
-    }
-}
-
-/// The named tables the workload writes to.
-struct Tables {
-    t: Table,
-    u: Table,
-}
-
-impl Tables {
-    /// Opens (or, on a fresh database, creates) "t" and "u".
-    fn open(db: &Db) -> wisckey::Result<Tables> {
-        Ok(Tables {
-            t: db.table("t", TableOptions::ordered())?,
-            u: db.table("u", TableOptions::unordered())?,
-        })
-    }
-
-    /// The named table of index `tbl`; `None` for the default table.
-    fn get(&self, tbl: u8) -> Option<&Table> {
-        match tbl {
-            0 => None,
-            1 => Some(&self.t),
-            _ => Some(&self.u),
-        }
-    }
-}
-
-/// Writes `batch`: a single unsynced write through the table's own
-/// `put`/`delete`, anything else as one `WriteBatch`.
-fn write(db: &Db, tabs: &Tables, batch: &Batch, sync: bool) -> wisckey::Result<()> {
-    if batch.len() == 1 && !sync {
-        let (tbl, k, w) = batch[0];
-        return match (tabs.get(tbl), w) {
-            (None, Some((g, s))) => db.put(key(k), value(g, s)),
-            (None, None) => db.delete(key(k)),
-            (Some(t), Some((g, s))) => t.put(key(k), value(g, s)),
-            (Some(t), None) => t.delete(key(k)),
-        };
-    }
-    let mut b = WriteBatch::new();
-    for &(tbl, k, w) in batch {
-        match (tabs.get(tbl), w) {
-            (None, Some((g, s))) => b.put(key(k), value(g, s)),
-            (None, None) => b.delete(key(k)),
-            (Some(t), Some((g, s))) => b.put_in(t, key(k), value(g, s)),
-            (Some(t), None) => b.delete_in(t, key(k)),
-        };
-    }
-    db.write(b, WriteOptions::default().sync(sync))
-}
-
-/// What the hint file of one sealed segment lists: its unordered puts and
-/// tombstones.
-#[derive(Clone, Copy, Default)]
-struct HintCount {
-    puts: u64,
-    tombstones: u64,
-}
-
-/// Decodes the entry flags of a hint file (format in `src/vlog/hint.rs` and
-/// docs/format.md); `None` for a hint that is torn or not one.
-fn parse_hint(b: &[u8]) -> Option<HintCount> {
-    if b.len() < 32 || &b[..8] != b"WKHINT\0\x01" {
-        return None;
-    }
-    let end = b.len() - 4;
-    if crc32fast::hash(&b[..end]) != u32::from_le_bytes(b[end..].try_into().unwrap()) {
-        return None;
-    }
-    let count = u32::from_le_bytes(b[24..28].try_into().unwrap());
-    let mut pos = 28;
-    let varint = |pos: &mut usize| -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..70).step_by(7) {
-            let byte = *b[..end].get(*pos)?;
-            *pos += 1;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                return Some(v);
-            }
-        }
-        None
-    };
-    let mut c = HintCount::default();
-    for _ in 0..count {
-        let flags = *b[..end].get(pos)?;
-        pos += 1 + 4 + 8;
-        varint(&mut pos)?;
-        varint(&mut pos)?;
-        pos += usize::try_from(varint(&mut pos)?).ok()?;
-        if pos > end {
-            return None;
-        }
-        if flags & 1 == 1 {
-            c.puts += 1;
-        } else {
-            c.tombstones += 1;
-        }
-    }
-    (pos == end).then_some(c)
-}
-
-/// The hint files in the database directory, by segment number. Hints that
-/// are torn or being written are left out.
-fn hint_counts(fs: &FaultFs) -> HashMap<u64, HintCount> {
-    let dir = Path::new(DIR);
-    let Ok(names) = fs.list(dir) else {
-        return HashMap::new();
-    };
-    names
-        .iter()
-        .filter_map(|n| {
-            let seg: u64 = n.strip_suffix(".hint")?.parse().ok()?;
-            Some((seg, parse_hint(&fs.contents(&dir.join(n))?)?))
-        })
-        .collect()
 }
 
 /// Prints the seed when the check of a seed panics.
@@ -667,19 +492,6 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         drop(tabs);
         drop(db);
     }
-}
-
-/// Panics anywhere in the process (background threads included), counted by
-/// a hook installed with [`count_panics`]: a failure must reach the caller as
-/// an error, never as a panic on a worker thread.
-static PANICS: AtomicU64 = AtomicU64::new(0);
-
-fn count_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        PANICS.fetch_add(1, Ordering::SeqCst);
-        default(info);
-    }));
 }
 
 #[test]
