@@ -417,6 +417,19 @@ fn rebuild_keydirs(fs: &Arc<dyn Fs>, dir: &Path, vlog: &VLog, keydirs: &Keydirs)
             .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
         let from_hint = match hint::read(fs, dir, n) {
             Ok(Some(h)) if h.segment_len == len => Some(h.entries),
+            // A hint is written after its segment was sealed and synced, so
+            // a sealed segment shorter than its hint lost durable records;
+            // a scan would end cleanly at a record boundary and drop them.
+            Ok(Some(h)) if !open && h.segment_len > len => {
+                return Err(Error::corruption(
+                    &seg.path,
+                    len,
+                    format!(
+                        "the segment ends at {len} bytes but was sealed at {} (its hint says so): records were cut off",
+                        h.segment_len
+                    ),
+                ));
+            }
             Ok(Some(h)) => {
                 log::info!(
                     "{}: hint describes {} bytes, the segment has {len}: scanning it",

@@ -754,9 +754,10 @@ fn damaged_manifest_tail_is_reported_as_manifest_corruption() {
     }
 }
 
-/// Engine bug (found by `mutations_of_every_file_kind` with
-/// `WISCKEY_CORRUPTION_CASES=5000`: `Gc: 000026.gc.vlog Truncate(..)`,
-/// "wrong value for key00258 in the Unordered table: got None").
+/// Regression test of an engine bug (found by `mutations_of_every_file_kind`
+/// with `WISCKEY_CORRUPTION_CASES=5000`: `Gc: 000026.gc.vlog Truncate(..)`,
+/// "wrong value for key00258 in the Unordered table: got None"); fixed by
+/// refusing, at open, a sealed segment shorter than its hint says.
 ///
 /// A sealed segment that holds records of an unordered table is cut at a
 /// record boundary (here: to nothing). Its hint, intact, says the segment
@@ -770,7 +771,6 @@ fn damaged_manifest_tail_is_reported_as_manifest_corruption() {
 /// (its pointers lie past the end). Invariant 7 asks for
 /// `Error::Corruption` naming the segment, never a wrong value.
 #[test]
-#[ignore = "engine bug: a sealed segment cut at a record boundary silently loses unordered records"]
 fn sealed_segment_cut_at_a_record_boundary_is_corruption_for_unordered_tables() {
     let fs = FaultFs::new();
     let dir = Path::new(DIR);
