@@ -708,24 +708,7 @@ fn scan_entries(name: &str, bytes: &[u8], number: u64, table: u32) -> Vec<hint::
         PathBuf::from("/db").join(name),
         Arc::new(MemFile(bytes.to_vec())),
     );
-    let mut out = Vec::new();
-    replay_segment(&seg, 0, false, 0, |batch| {
-        for r in batch.records {
-            if r.table == table {
-                out.push(hint::HintEntry {
-                    put: r.is_put,
-                    table: r.table,
-                    seq: r.seq,
-                    offset: r.pointer.offset,
-                    len: r.pointer.len,
-                    key: r.key,
-                });
-            }
-        }
-        Ok(())
-    })
-    .unwrap();
-    sorted_entries(out)
+    sorted_entries(hint::scan(&seg, |t| t == table).expect("scanning a sample segment"))
 }
 
 fn build_sample_db() -> SampleDb {

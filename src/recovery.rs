@@ -13,7 +13,7 @@ use crate::lsm::sstable::Table;
 use crate::lsm::version::{table_file_name, TableHandle, Version};
 use crate::options::Options;
 use crate::stats::Counters;
-use crate::vlog::hint::{self, HintEntry};
+use crate::vlog::hint;
 use crate::vlog::{
     gc_segment_file_name, replay_segment, segment_file_name, Segment, SegmentKind, VLog,
 };
@@ -454,22 +454,7 @@ fn rebuild_keydirs(fs: &Arc<dyn Fs>, dir: &Path, vlog: &VLog, keydirs: &Keydirs)
             }
             None => {
                 scanned += 1;
-                let mut entries = Vec::new();
-                replay_segment(seg, 0, false, 0, |batch| {
-                    for r in batch.records {
-                        if keydirs.is_unordered(r.table) {
-                            entries.push(HintEntry {
-                                put: r.is_put,
-                                table: r.table,
-                                seq: r.seq,
-                                offset: r.pointer.offset,
-                                len: r.pointer.len,
-                                key: r.key,
-                            });
-                        }
-                    }
-                    Ok(())
-                })?;
+                let entries = hint::scan(seg, |t| keydirs.is_unordered(t))?;
                 if !open {
                     if let Err(e) = hint::write(fs, dir, n, len, &entries) {
                         log::warn!("{}: {e}", seg.path.display());

@@ -37,7 +37,6 @@ mod common;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -141,86 +140,6 @@ fn open(fs: &FaultFs) -> wisckey::Result<(Db, Tables)> {
 fn is_hint(path: &Path) -> bool {
     let name = path.to_string_lossy();
     name.ends_with(".hint") || name.ends_with(".hint.tmp")
-}
-
-/// Point reads and full scans of the ordered tables, checked against each
-/// other; point reads and `multi_get` of the unordered table (which has no
-/// scan), checked against each other.
-fn read_state(db: &Db, tabs: &Tables, ctx: &str) -> State {
-    let mut state = State::new();
-    let mut by_scan = BTreeMap::new();
-    let decode = |tbl: u8, k: u32, v: &[u8]| -> (u64, usize) {
-        let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
-        let g: u64 = text
-            .split(':')
-            .next()
-            .and_then(|g| g.parse().ok())
-            .unwrap_or_else(|| panic!("{ctx}: table {tbl} key {k}: unknown value"));
-        assert!(
-            v == value(g, v.len()),
-            "{ctx}: table {tbl} key {k}: damaged"
-        );
-        (g, v.len())
-    };
-    for tbl in 0..TABLES {
-        if tbl == UNORDERED {
-            let keys: Vec<Vec<u8>> = (0..NUM_KEYS).map(key).collect();
-            let multi = tabs
-                .u
-                .multi_get(&keys)
-                .unwrap_or_else(|e| panic!("{ctx}: multi_get of table {tbl}: {e}"));
-            assert_eq!(
-                multi.len(),
-                keys.len(),
-                "{ctx}: multi_get answers every key"
-            );
-            for (k, m) in (0..NUM_KEYS).zip(multi) {
-                let got = tabs
-                    .u
-                    .get(key(k))
-                    .unwrap_or_else(|e| panic!("{ctx}: get of table {tbl} key {k}: {e}"))
-                    .map(|v| v.into_vec());
-                assert!(
-                    got == m.map(|v| v.into_vec()),
-                    "{ctx}: table {tbl} key {k}: get and multi_get disagree"
-                );
-                if let Some(v) = got {
-                    state.insert((tbl, k), decode(tbl, k, &v));
-                }
-            }
-            continue;
-        }
-        let iter = match tabs.get(tbl) {
-            None => db.iter(),
-            Some(t) => t.iter(),
-        };
-        for kv in iter {
-            let (k, v) = kv.unwrap_or_else(|e| panic!("{ctx}: scan of table {tbl}: {e}"));
-            by_scan.insert((tbl, k), v.into_vec());
-        }
-        for k in 0..NUM_KEYS {
-            let got = match tabs.get(tbl) {
-                None => db.get(key(k)),
-                Some(t) => t.get(key(k)),
-            }
-            .unwrap_or_else(|e| panic!("{ctx}: get of table {tbl} key {k}: {e}"))
-            .map(|v| v.into_vec());
-            let scanned = by_scan.remove(&(tbl, key(k)));
-            assert!(
-                got == scanned,
-                "{ctx}: table {tbl} key {k}: get and scan disagree"
-            );
-            if let Some(v) = got {
-                state.insert((tbl, k), decode(tbl, k, &v));
-            }
-        }
-    }
-    assert!(
-        by_scan.is_empty(),
-        "{ctx}: unknown keys {:?}",
-        by_scan.keys()
-    );
-    state
 }
 
 /// One history the database may have: the batches in write order, how many

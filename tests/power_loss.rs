@@ -34,7 +34,7 @@ mod common;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -198,76 +198,6 @@ fn workload(
         }
     }
     out
-}
-
-/// Reads every key of the three tables and checks that the ways of reading
-/// agree: point reads and a full scan for the ordered tables; point reads
-/// and `multi_get` for the unordered one, whose scans are refused.
-fn read_state(db: &Db, tabs: &Tables) -> State {
-    let mut state = State::new();
-    let mut by_scan = BTreeMap::new();
-    for tbl in 0..TABLES {
-        if tbl == UNORDERED {
-            let mut it = tabs.u.iter();
-            assert!(
-                matches!(it.next(), Some(Err(Error::Unsupported(_)))),
-                "a scan of the unordered table is refused"
-            );
-            assert!(it.next().is_none(), "a refused scan ends");
-            drop(it);
-            let keys: Vec<Vec<u8>> = (0..NUM_KEYS).map(key).collect();
-            let multi = tabs
-                .u
-                .multi_get(&keys)
-                .unwrap_or_else(|e| panic!("multi_get of table {tbl}: {e}"));
-            assert_eq!(multi.len(), keys.len(), "multi_get answers every key");
-            for (k, m) in (0..NUM_KEYS).zip(multi) {
-                let got = tabs
-                    .u
-                    .get(key(k))
-                    .unwrap_or_else(|e| panic!("get of table {tbl} key {k}: {e}"))
-                    .map(|v| v.into_vec());
-                let m = m.map(|v| v.into_vec());
-                assert!(got == m, "table {tbl} key {k}: get and multi_get disagree");
-                if let Some(v) = got {
-                    state.insert((tbl, k), decode(tbl, k, &v));
-                }
-            }
-            continue;
-        }
-        let iter = match tabs.get(tbl) {
-            None => db.iter(),
-            Some(t) => t.iter(),
-        };
-        for kv in iter {
-            let (k, v) = kv.unwrap_or_else(|e| panic!("scan of table {tbl}: {e}"));
-            by_scan.insert((tbl, k), v.into_vec());
-        }
-        for k in 0..NUM_KEYS {
-            let got = match tabs.get(tbl) {
-                None => db.get(key(k)),
-                Some(t) => t.get(key(k)),
-            }
-            .unwrap_or_else(|e| panic!("get of table {tbl} key {k}: {e}"))
-            .map(|v| v.into_vec());
-            let scanned = by_scan.remove(&(tbl, key(k)));
-            assert_eq!(
-                got.as_ref().map(|v| v.len()),
-                scanned.as_ref().map(|v| v.len()),
-                "table {tbl} key {k}: get and scan disagree"
-            );
-            assert!(got == scanned, "table {tbl} key {k}: get and scan disagree");
-            if let Some(v) = got {
-                state.insert((tbl, k), decode(tbl, k, &v));
-            }
-        }
-    }
-    assert!(
-        by_scan.is_empty(),
-        "scan found unknown keys: {:?}",
-        by_scan.keys()
-    );
-    state
 }
 
 /// The longest prefix `k >= durable` of the acknowledged batches (or all of
@@ -458,7 +388,7 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         }
         let tabs = Tables::open(&db)
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: tables after reopen: {e}"));
-        let found = read_state(&db, &tabs);
+        let found = read_state(&db, &tabs, &format!("seed {seed} cycle {cycle}"));
         let report = db
             .verify()
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: verify after reopen: {e}"));

@@ -180,6 +180,34 @@ pub(crate) fn write(
     Ok(path)
 }
 
+/// The hint entries of `seg` found by scanning it: every record whose table
+/// `keep` accepts, in file order. What a hint of `seg` lists, for a segment
+/// that has none (or a bad one).
+pub(crate) fn scan(
+    seg: &crate::vlog::Segment,
+    keep: impl Fn(u32) -> bool,
+) -> Result<Vec<HintEntry>> {
+    let mut entries = Vec::new();
+    crate::vlog::replay_segment(seg, 0, false, 0, |batch| {
+        entries.extend(
+            batch
+                .records
+                .into_iter()
+                .filter(|r| keep(r.table))
+                .map(|r| HintEntry {
+                    put: r.is_put,
+                    table: r.table,
+                    seq: r.seq,
+                    offset: r.pointer.offset,
+                    len: r.pointer.len,
+                    key: r.key,
+                }),
+        );
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
 /// Reads and decodes the hint of `segment` in `dir`: `Ok(None)` when there
 /// is none; `Error::Corruption` when it is damaged or names another segment.
 pub(crate) fn read(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) -> Result<Option<Hint>> {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wisckey::io::{FaultFs, Fs};
-use wisckey::{Db, Table, TableOptions, WriteBatch, WriteOptions};
+use wisckey::{Db, Error, Table, TableOptions, WriteBatch, WriteOptions};
 
 pub const DIR: &str = "/db";
 pub const NUM_KEYS: u32 = 40;
@@ -36,17 +36,18 @@ pub fn value(gen: u64, size: usize) -> Vec<u8> {
 }
 
 /// The generation and size of a value read back from table `tbl`, checking
-/// that it is exactly a value this test writes.
-pub fn decode(tbl: u8, k: u32, v: &[u8]) -> (u64, usize) {
+/// that it is exactly a value this test writes (`ctx` starts the panic
+/// message).
+pub fn decode(ctx: &str, tbl: u8, k: u32, v: &[u8]) -> (u64, usize) {
     let text = String::from_utf8_lossy(&v[..v.len().min(24)]).into_owned();
     let g: u64 = text
         .split(':')
         .next()
         .and_then(|g| g.parse().ok())
-        .unwrap_or_else(|| panic!("table {tbl} key {k}: unknown value {text:?}"));
+        .unwrap_or_else(|| panic!("{ctx}: table {tbl} key {k}: unknown value {text:?}"));
     assert!(
         v == value(g, v.len()),
-        "table {tbl} key {k}: value of gen {g} damaged"
+        "{ctx}: table {tbl} key {k}: value of gen {g} damaged"
     );
     (g, v.len())
 }
@@ -116,6 +117,86 @@ pub fn write(db: &Db, tabs: &Tables, batch: &Batch, sync: bool) -> wisckey::Resu
         };
     }
     db.write(b, WriteOptions::default().sync(sync))
+}
+
+/// Every key of the three tables, read back and checked: point reads of
+/// the ordered tables against a full scan (which must hold no other key),
+/// point reads of the unordered table against one `multi_get` (its scan
+/// must be refused). `ctx` starts every panic message.
+pub fn read_state(db: &Db, tabs: &Tables, ctx: &str) -> State {
+    let mut state = State::new();
+    let mut by_scan = BTreeMap::new();
+    for tbl in 0..TABLES {
+        if tbl == UNORDERED {
+            let mut it = tabs.u.iter();
+            assert!(
+                matches!(it.next(), Some(Err(Error::Unsupported(_)))),
+                "{ctx}: a scan of the unordered table is refused"
+            );
+            assert!(it.next().is_none(), "{ctx}: a refused scan ends");
+            drop(it);
+            let keys: Vec<Vec<u8>> = (0..NUM_KEYS).map(key).collect();
+            let multi = tabs
+                .u
+                .multi_get(&keys)
+                .unwrap_or_else(|e| panic!("{ctx}: multi_get of table {tbl}: {e}"));
+            assert_eq!(
+                multi.len(),
+                keys.len(),
+                "{ctx}: multi_get answers every key"
+            );
+            for (k, m) in (0..NUM_KEYS).zip(multi) {
+                let got = tabs
+                    .u
+                    .get(key(k))
+                    .unwrap_or_else(|e| panic!("{ctx}: get of table {tbl} key {k}: {e}"))
+                    .map(|v| v.into_vec());
+                assert!(
+                    got == m.map(|v| v.into_vec()),
+                    "{ctx}: table {tbl} key {k}: get and multi_get disagree"
+                );
+                if let Some(v) = got {
+                    state.insert((tbl, k), decode(ctx, tbl, k, &v));
+                }
+            }
+            continue;
+        }
+        let iter = match tabs.get(tbl) {
+            None => db.iter(),
+            Some(t) => t.iter(),
+        };
+        for kv in iter {
+            let (k, v) = kv.unwrap_or_else(|e| panic!("{ctx}: scan of table {tbl}: {e}"));
+            by_scan.insert((tbl, k), v.into_vec());
+        }
+        for k in 0..NUM_KEYS {
+            let got = match tabs.get(tbl) {
+                None => db.get(key(k)),
+                Some(t) => t.get(key(k)),
+            }
+            .unwrap_or_else(|e| panic!("{ctx}: get of table {tbl} key {k}: {e}"))
+            .map(|v| v.into_vec());
+            let scanned = by_scan.remove(&(tbl, key(k)));
+            assert_eq!(
+                got.as_ref().map(|v| v.len()),
+                scanned.as_ref().map(|v| v.len()),
+                "{ctx}: table {tbl} key {k}: get and scan disagree"
+            );
+            assert!(
+                got == scanned,
+                "{ctx}: table {tbl} key {k}: get and scan disagree"
+            );
+            if let Some(v) = got {
+                state.insert((tbl, k), decode(ctx, tbl, k, &v));
+            }
+        }
+    }
+    assert!(
+        by_scan.is_empty(),
+        "{ctx}: scan found unknown keys: {:?}",
+        by_scan.keys()
+    );
+    state
 }
 
 /// What the hint file of one sealed segment lists: its unordered puts and
