@@ -9,12 +9,14 @@ use crate::error::{Error, Result};
 use crate::lsm::compaction::{self, DropFilter, Plan, NUM_LEVELS};
 use crate::lsm::ikey;
 use crate::lsm::iter::InternalIterator;
-use crate::lsm::manifest::{ReplayPoint, TableFile, VersionEdit};
 use crate::lsm::merge::{Direction, MergeCursor};
 use crate::lsm::sstable::{Table, TableBuilder, TableBuilderOptions};
-use crate::lsm::version::{table_file_name, TableHandle, Version};
+use crate::lsm::version::SstMeta;
+use crate::lsm::version::{TableHandle, Version};
+use crate::manifest::VersionEdit;
 use crate::options::Compression as OptCompression;
 use crate::stats::Counters;
+use crate::vlog::Position;
 use crossbeam_channel::Receiver;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -177,7 +179,7 @@ fn finish_table(
         .open(&path, false)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let table = Table::open(file, path.clone(), summary.file_size)?;
-    let meta = TableFile {
+    let meta = SstMeta {
         level,
         number,
         size: summary.file_size,
@@ -216,7 +218,7 @@ pub(crate) fn write_tables(
             }
             if cur.is_none() {
                 let number = inner.new_file_number();
-                let path = inner.dir.join(table_file_name(number));
+                let path = inner.dir.join(crate::files::sst(number));
                 let file = inner
                     .fs
                     .create(&path)
@@ -250,7 +252,7 @@ pub(crate) fn write_tables(
             t.mark_obsolete();
         }
         if let Some((n, _, _)) = cur {
-            let _ = inner.fs.remove(&inner.dir.join(table_file_name(n)));
+            let _ = inner.fs.remove(&inner.dir.join(crate::files::sst(n)));
         }
         return Err(e);
     }
@@ -264,7 +266,7 @@ fn flush_one(inner: &DbInner) -> Result<bool> {
         return Ok(false);
     };
     // After this memtable, replay starts where the next one began.
-    let next_start: ReplayPoint = if sv.imms.len() >= 2 {
+    let next_start: Position = if sv.imms.len() >= 2 {
         sv.imms[sv.imms.len() - 2].start()
     } else {
         sv.mem.start()
@@ -412,7 +414,7 @@ fn move_file(inner: &DbInner, plan: &Plan) -> Result<()> {
         meta,
         t.table.clone(),
         inner.fs.clone(),
-        inner.dir.join(table_file_name(t.meta.number)),
+        inner.dir.join(crate::files::sst(t.meta.number)),
     ));
     let now = inner.current_version();
     let mut levels = remove_inputs(&now, plan);

@@ -4,14 +4,15 @@
 
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
-use crate::gc::{GcOptions, GcReport};
+use crate::gc::GcReport;
 use crate::io::{FileLock, Fs};
 use crate::iter::{Iter, KeyRange};
 use crate::keydir::{KeyEntry, Keydirs, NewRecord};
 use crate::lsm::ikey::{self, Kind};
-use crate::lsm::manifest::{Manifest, ManifestState, TableDef, VersionEdit};
 use crate::lsm::memtable::Memtable;
 use crate::lsm::version::{TableHandle, Version};
+use crate::manifest::{Manifest, ManifestState, TableDef, VersionEdit};
+use crate::options::GcOptions;
 use crate::options::{Options, TableKind, TableOptions, WriteOptions};
 use crate::snapshot::Snapshot;
 use crate::stats::{Counters, LevelStats, SegmentStats, Stats};
@@ -243,13 +244,9 @@ impl Db {
                 ))
             };
         }
-        let kind_byte = match opts.kind {
-            TableKind::Ordered => 0u8,
-            TableKind::Unordered => 1u8,
-        };
         let mut vs = self.inner.vs.lock();
         if let Some(def) = vs.state.tables.iter().find(|t| t.name == name) {
-            if def.kind != kind_byte {
+            if def.kind != opts.kind {
                 return Err(Error::InvalidArgument(format!(
                     "table {name} exists with another kind"
                 )));
@@ -267,7 +264,7 @@ impl Db {
             tables_created: vec![TableDef {
                 id,
                 name: name.to_string(),
-                kind: kind_byte,
+                kind: opts.kind,
             }],
             ..Default::default()
         };
@@ -292,14 +289,7 @@ impl Db {
             .state
             .tables
             .iter()
-            .map(|t| {
-                let kind = if t.kind == 1 {
-                    TableKind::Unordered
-                } else {
-                    TableKind::Ordered
-                };
-                (t.name.clone(), kind)
-            })
+            .map(|t| (t.name.clone(), t.kind))
             .collect()
     }
 

@@ -15,11 +15,12 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use crate::files::CURRENT as CURRENT_FILE;
 use crate::io::{FailMode, FaultFs, FileHandle, Fs, Repeat};
 use crate::lsm::ikey;
-use crate::lsm::manifest::{Manifest, ManifestState, VersionEdit, CURRENT_FILE};
 use crate::lsm::sstable::{Table, TableBuilder, TableBuilderOptions};
 use crate::lsm::sstable::{FORMAT_VERSION, TABLE_MAGIC};
+use crate::manifest::{Manifest, ManifestState, VersionEdit};
 use crate::vlog::hint;
 use crate::vlog::record::{self, HEADER_LEN, TRAILER_LEN};
 use crate::vlog::{replay_segment, Segment, SegmentKind, ValuePointer};
@@ -213,7 +214,7 @@ pub fn hint_in_db(sel: u8, bytes: &[u8]) -> Result<()> {
     let dir = Path::new("/db");
     let setup = |e| Error::io("fuzz setup", e);
     fs.create_dir_all(dir).map_err(setup)?;
-    let hint_name = hint::hint_file_name(*n);
+    let hint_name = crate::files::hint(*n);
     let mut seg_len = 0;
     for (name, content) in &sample.files {
         if *name == hint_name {
@@ -776,7 +777,7 @@ fn build_sample_db() -> SampleDb {
         };
         let scanned = scan_entries(name, bytes, n, table);
         // Where the segment has a hint, the hint lists what a scan finds.
-        let hint_name = hint::hint_file_name(n);
+        let hint_name = crate::files::hint(n);
         if let Some((_, h)) = files.iter().find(|(f, _)| *f == hint_name) {
             let h = hint::decode(Path::new(&hint_name), h).unwrap();
             assert_eq!(h.segment, n);

@@ -31,6 +31,7 @@ mod db;
 #[cfg(test)]
 mod db_tests;
 mod error;
+mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gc;
@@ -38,6 +39,7 @@ pub mod io;
 mod iter;
 mod keydir;
 mod lsm;
+mod manifest;
 mod options;
 mod recovery;
 mod snapshot;
@@ -50,9 +52,12 @@ mod write_queue;
 pub use batch::WriteBatch;
 pub use db::{Db, Table};
 pub use error::{Error, Result};
-pub use gc::{GcOptions, GcPolicy, GcReport};
+pub use gc::GcReport;
+pub use io::IoBackend;
 pub use iter::{Iter, KeyRange};
-pub use options::{Compression, IoBackend, Options, TableKind, TableOptions, WriteOptions};
+pub use options::{
+    Compression, GcOptions, GcPolicy, Options, TableKind, TableOptions, WriteOptions,
+};
 pub use snapshot::Snapshot;
 pub use stats::{LevelStats, SegmentStats, Stats};
 pub use value::Value;

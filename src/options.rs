@@ -1,30 +1,8 @@
 //! Options: builders for opening a database, creating tables and writing.
 
-use crate::gc::GcPolicy;
-use crate::io::Fs;
+use crate::io::{Fs, IoBackend};
 use std::fmt;
 use std::sync::Arc;
-
-/// Which I/O backend the engine uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[non_exhaustive]
-pub enum IoBackend {
-    /// io_uring when the kernel allows it (probed at open), else
-    /// [`IoBackend::Sync`], logging the reason at `info`. The environment
-    /// variable `WISCKEY_IO_BACKEND` overrides this choice (and only this
-    /// one): `sync` forces the plain backend, `io_uring` requires io_uring,
-    /// `auto` probes; any other value makes open fail with
-    /// `Error::Unsupported`.
-    #[default]
-    Auto,
-    /// io_uring for batched reads and write-then-sync; single reads and
-    /// writes stay plain `pread`/`pwrite`. Opening fails with
-    /// `Error::Unsupported`, naming the reason, when the kernel or a seccomp
-    /// filter refuses io_uring (or `WISCKEY_IO_URING_DISABLE=1` is set).
-    IoUring,
-    /// Plain `pread`/`pwrite`.
-    Sync,
-}
 
 /// Block compression of SSTables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -313,6 +291,68 @@ impl Options {
     #[must_use]
     pub fn fs(mut self, fs: Arc<dyn Fs>) -> Self {
         self.fs = Some(fs);
+        self
+    }
+}
+
+/// How GC picks the segments it collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub enum GcPolicy {
+    /// WiscKey's: always the oldest segment (the tail of the log).
+    Tail,
+    /// The segment with the largest fraction of garbage.
+    Greedy,
+    /// The log-structured file system's cost-benefit rule: the largest
+    /// (1 − u) · age / (1 + u), where u is the live fraction: old, mostly
+    /// dead segments first, leaving young ones time to die.
+    #[default]
+    CostBenefit,
+}
+
+/// How one GC pass ([`crate::Db::gc`]) runs.
+///
+/// ```
+/// use wisckey::{GcOptions, GcPolicy};
+/// let opts = GcOptions::default().policy(GcPolicy::Greedy).max_segments(4);
+/// # let _ = opts;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    pub(crate) policy: Option<GcPolicy>,
+    pub(crate) max_segments: Option<usize>,
+    pub(crate) all_sealed: bool,
+    pub(crate) min_garbage_ratio: Option<f64>,
+}
+
+impl GcOptions {
+    /// The policy that picks victims. Default: the database's
+    /// ([`crate::Options::gc_policy`]).
+    #[must_use]
+    pub fn policy(mut self, p: GcPolicy) -> Self {
+        self.policy = Some(p);
+        self
+    }
+    /// The most segments one pass takes. Default 1.
+    #[must_use]
+    pub fn max_segments(mut self, n: usize) -> Self {
+        self.max_segments = Some(n.max(1));
+        self
+    }
+    /// Takes every sealed user segment, whatever its garbage, and every GC
+    /// segment with garbage: rewrites the log in key order (for scans).
+    /// Default false.
+    #[must_use]
+    pub fn all_sealed(mut self, all: bool) -> Self {
+        self.all_sealed = all;
+        self
+    }
+    /// Segments with less garbage than this fraction are not worth a pass
+    /// (ignored by [`GcPolicy::Tail`] and `all_sealed`). Default: the
+    /// database's ([`crate::Options::gc_min_garbage_ratio`]).
+    #[must_use]
+    pub fn min_garbage_ratio(mut self, r: f64) -> Self {
+        self.min_garbage_ratio = Some(r.clamp(0.0, 1.0));
         self
     }
 }

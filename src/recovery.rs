@@ -7,16 +7,14 @@ use crate::error::{Error, Result};
 use crate::io::{select_fs, Fs, StdFs};
 use crate::keydir::Keydirs;
 use crate::lsm::ikey::{self, Kind};
-use crate::lsm::manifest::{parse_manifest_file_name, Manifest, ManifestState, ReplayPoint};
 use crate::lsm::memtable::Memtable;
 use crate::lsm::sstable::Table;
-use crate::lsm::version::{table_file_name, TableHandle, Version};
+use crate::lsm::version::{TableHandle, Version};
+use crate::manifest::{Manifest, ManifestState};
 use crate::options::Options;
 use crate::stats::Counters;
 use crate::vlog::hint;
-use crate::vlog::{
-    gc_segment_file_name, replay_segment, segment_file_name, Segment, SegmentKind, VLog,
-};
+use crate::vlog::{replay_segment, Position, Segment, SegmentKind, VLog};
 use crate::write_queue::WriteQueue;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashSet};
@@ -28,11 +26,21 @@ use std::sync::Arc;
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
 fn parse_numbered(name: &str, ext: &str) -> Option<u64> {
-    let stem = name.strip_suffix(ext)?;
-    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    use crate::files::FileName;
+    match (FileName::parse(name)?, ext) {
+        (FileName::Segment(n), ".vlog")
+        | (FileName::GcSegment(n), ".gc.vlog")
+        | (FileName::Sst(n), ".sst")
+        | (FileName::Hint(n), ".hint") => Some(n),
+        _ => None,
     }
-    stem.parse().ok()
+}
+
+fn parse_manifest_file_name(name: &str) -> Option<u64> {
+    match crate::files::FileName::parse(name)? {
+        crate::files::FileName::Manifest(n) => Some(n),
+        _ => None,
+    }
 }
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
@@ -92,7 +100,13 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
         Some((_, state)) => state,
         None => ManifestState::default(),
     };
-    let keydirs = Keydirs::new(state.tables.iter().filter(|t| t.kind == 1).map(|t| t.id));
+    let keydirs = Keydirs::new(
+        state
+            .tables
+            .iter()
+            .filter(|t| t.kind == crate::options::TableKind::Unordered)
+            .map(|t| t.id),
+    );
     let next_file = AtomicU64::new(state.next_file_number.max(max_number + 1).max(1));
     let alloc = || next_file.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
@@ -102,7 +116,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     for files in &state.levels {
         let mut level = Vec::new();
         for meta in files {
-            let path = dir.join(table_file_name(meta.number));
+            let path = dir.join(crate::files::sst(meta.number));
             let file = fs.open(&path, false).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     missing(&path, 0, "SSTable named by the manifest is missing")
@@ -136,14 +150,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     let rp = state.replay_point;
     if !is_new && !seg_numbers.contains(&rp.segment) {
         return Err(missing(
-            &dir.join(segment_file_name(rp.segment)),
+            &dir.join(crate::files::segment(rp.segment)),
             rp.offset,
             "the vLog segment holding the replay point is missing",
         ));
     }
     let mut segments = Vec::new();
     for (i, &n) in seg_numbers.iter().enumerate() {
-        let path = dir.join(segment_file_name(n));
+        let path = dir.join(crate::files::segment(n));
         let writable = i + 1 == seg_numbers.len();
         let file = fs
             .open(&path, writable)
@@ -174,7 +188,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     gc_numbers.sort_unstable();
     let mut gc_segments = Vec::new();
     for &n in &gc_numbers {
-        let path = dir.join(gc_segment_file_name(n));
+        let path = dir.join(crate::files::gc_segment(n));
         let is_head = n == gc_head.segment;
         let file = fs
             .open(&path, is_head)
@@ -211,7 +225,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
     }
     if gc_head.segment != 0 && !gc_numbers.contains(&gc_head.segment) {
         return Err(missing(
-            &dir.join(gc_segment_file_name(gc_head.segment)),
+            &dir.join(crate::files::gc_segment(gc_head.segment)),
             gc_head.offset,
             "the GC head segment named by the manifest is missing",
         ));
@@ -240,7 +254,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<DbInner>> {
             };
             if mem.approx_bytes() >= opts.memtable_size || mem.log_bytes() >= opts.max_replay_bytes
             {
-                let start = ReplayPoint {
+                let start = Position {
                     segment: first.pointer.segment,
                     offset: first.pointer.offset,
                 };

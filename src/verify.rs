@@ -218,7 +218,7 @@ mod tests {
             r.tables[0].value_bytes,
             (50..200u64)
                 .map(|i| if i % 2 == 0 { 10 } else { 2000 })
-                .sum()
+                .sum::<u64>()
         );
         assert_eq!((r.tables[1].name.as_str(), r.tables[1].entries), ("t", 200));
         assert_eq!(r.tables[1].key_bytes, 200 * 5);

@@ -21,68 +21,20 @@
 
 mod policy;
 
-pub use policy::GcPolicy;
-
 use crate::background::write_tables;
 use crate::db::DbInner;
 use crate::error::{Error, Result};
 use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
-use crate::lsm::manifest::VersionEdit;
 use crate::lsm::version::Version;
+use crate::manifest::VersionEdit;
+use crate::options::GcOptions;
 use crate::stats::Counters;
 use crate::value::Value;
-use crate::vlog::hint::{hint_file_name, HintEntry};
+use crate::vlog::hint::HintEntry;
 use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How one GC pass ([`crate::Db::gc`]) runs.
-///
-/// ```
-/// use wisckey::{GcOptions, GcPolicy};
-/// let opts = GcOptions::default().policy(GcPolicy::Greedy).max_segments(4);
-/// # let _ = opts;
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct GcOptions {
-    pub(crate) policy: Option<GcPolicy>,
-    pub(crate) max_segments: Option<usize>,
-    pub(crate) all_sealed: bool,
-    pub(crate) min_garbage_ratio: Option<f64>,
-}
-
-impl GcOptions {
-    /// The policy that picks victims. Default: the database's
-    /// ([`crate::Options::gc_policy`]).
-    #[must_use]
-    pub fn policy(mut self, p: GcPolicy) -> Self {
-        self.policy = Some(p);
-        self
-    }
-    /// The most segments one pass takes. Default 1.
-    #[must_use]
-    pub fn max_segments(mut self, n: usize) -> Self {
-        self.max_segments = Some(n.max(1));
-        self
-    }
-    /// Takes every sealed user segment, whatever its garbage, and every GC
-    /// segment with garbage: rewrites the log in key order (for scans).
-    /// Default false.
-    #[must_use]
-    pub fn all_sealed(mut self, all: bool) -> Self {
-        self.all_sealed = all;
-        self
-    }
-    /// Segments with less garbage than this fraction are not worth a pass
-    /// (ignored by [`GcPolicy::Tail`] and `all_sealed`). Default: the
-    /// database's ([`crate::Options::gc_min_garbage_ratio`]).
-    #[must_use]
-    pub fn min_garbage_ratio(mut self, r: f64) -> Self {
-        self.min_garbage_ratio = Some(r.clamp(0.0, 1.0));
-        self
-    }
-}
 
 /// Automatic GC starts a round when the estimated space amplification
 /// passes `1 + (t - 1) * GC_HIGH_WATER` for a target `t` (1.48 for 1.5)...
@@ -414,7 +366,7 @@ impl DbInner {
                 });
         drop(vs);
         for v in victims {
-            let p = self.dir.join(hint_file_name(*v));
+            let p = self.dir.join(crate::files::hint(*v));
             match self.fs.remove(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     log::warn!("removing {}: {e}", p.display());

@@ -1,19 +1,6 @@
 //! GC policies: which sealed segments a pass takes.
 
-/// How GC picks the segments it collects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[non_exhaustive]
-pub enum GcPolicy {
-    /// WiscKey's: always the oldest segment (the tail of the log).
-    Tail,
-    /// The segment with the largest fraction of garbage.
-    Greedy,
-    /// The log-structured file system's cost-benefit rule: the largest
-    /// (1 − u) · age / (1 + u), where u is the live fraction: old, mostly
-    /// dead segments first, leaving young ones time to die.
-    #[default]
-    CostBenefit,
-}
+use crate::options::GcPolicy;
 
 /// A segment GC may take.
 #[derive(Debug, Clone, Copy, PartialEq)]

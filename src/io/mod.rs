@@ -16,12 +16,32 @@ pub use std_fs::StdFs;
 pub use uring::UringFs;
 
 use crate::error::{Error, Result};
-use crate::options::IoBackend;
 use std::fmt::Debug;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Which I/O backend the engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub enum IoBackend {
+    /// io_uring when the kernel allows it (probed at open), else
+    /// [`IoBackend::Sync`], logging the reason at `info`. The environment
+    /// variable `WISCKEY_IO_BACKEND` overrides this choice (and only this
+    /// one): `sync` forces the plain backend, `io_uring` requires io_uring,
+    /// `auto` probes; any other value makes open fail with
+    /// `Error::Unsupported`.
+    #[default]
+    Auto,
+    /// io_uring for batched reads and write-then-sync; single reads and
+    /// writes stay plain `pread`/`pwrite`. Opening fails with
+    /// `Error::Unsupported`, naming the reason, when the kernel or a seccomp
+    /// filter refuses io_uring (or `WISCKEY_IO_URING_DISABLE=1` is set).
+    IoUring,
+    /// Plain `pread`/`pwrite`.
+    Sync,
+}
 
 /// An open file: positioned reads and writes, sync, length.
 ///

@@ -4,8 +4,8 @@
 
 use super::ikey::{self, InternalKey};
 use super::iter::InternalIterator;
-use super::manifest::ReplayPoint;
 use crate::error::Result;
+use crate::vlog::Position;
 use crossbeam_skiplist::SkipMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,7 +21,7 @@ pub(crate) struct Memtable {
     approx_bytes: AtomicUsize,
     /// The vLog position of the first record this memtable holds: once it is
     /// flushed, replay can start from the next memtable's start.
-    start: ReplayPoint,
+    start: Position,
     /// The largest sequence number inserted.
     max_seq: AtomicU64,
     /// vLog bytes whose records this memtable holds (bounds replay).
@@ -32,7 +32,7 @@ pub(crate) struct Memtable {
 }
 
 impl Memtable {
-    pub(crate) fn new(start: ReplayPoint) -> Memtable {
+    pub(crate) fn new(start: Position) -> Memtable {
         Memtable {
             map: SkipMap::new(),
             approx_bytes: AtomicUsize::new(0),
@@ -98,7 +98,7 @@ impl Memtable {
         self.map.len()
     }
 
-    pub(crate) fn start(&self) -> ReplayPoint {
+    pub(crate) fn start(&self) -> Position {
         self.start
     }
 
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn get_sees_newest_visible_version() {
-        let m = Memtable::new(ReplayPoint::default());
+        let m = Memtable::new(Position::default());
         m.insert(encode(0, b"a", 1, Kind::Inline as u8), b"v1".to_vec());
         m.insert(encode(0, b"a", 3, Kind::Inline as u8), b"v3".to_vec());
         m.insert(encode(0, b"a", 5, Kind::Delete as u8), Vec::new());

@@ -1,9 +1,8 @@
-//! The sorted index: memtable, SSTables, versions and the manifest, compaction.
+//! The sorted index: memtable, SSTables, versions, compaction.
 
 pub(crate) mod compaction;
 pub(crate) mod ikey;
 pub(crate) mod iter;
-pub(crate) mod manifest;
 pub(crate) mod memtable;
 pub(crate) mod merge;
 pub(crate) mod sstable;

@@ -5,7 +5,6 @@
 
 use super::ikey;
 use super::iter::InternalIterator;
-use super::manifest::TableFile;
 use super::sstable::{Table, TableIter};
 use crate::error::Result;
 use crate::io::Fs;
@@ -14,14 +13,22 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
-/// The file name of SSTable `number`.
-pub(crate) fn table_file_name(number: u64) -> String {
-    format!("{number:06}.sst")
+/// An SSTable in the LSM-tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SstMeta {
+    pub level: u32,
+    pub number: u64,
+    pub size: u64,
+    pub entries: u64,
+    /// The smallest internal key in the table.
+    pub smallest: Vec<u8>,
+    /// The largest internal key in the table.
+    pub largest: Vec<u8>,
 }
 
 /// An open SSTable that belongs to the tree.
 pub(crate) struct TableHandle {
-    pub(crate) meta: TableFile,
+    pub(crate) meta: SstMeta,
     pub(crate) table: Arc<Table>,
     obsolete: AtomicBool,
     fs: Arc<dyn Fs>,
@@ -38,7 +45,7 @@ impl std::fmt::Debug for TableHandle {
 }
 
 impl TableHandle {
-    pub(crate) fn new(meta: TableFile, table: Arc<Table>, fs: Arc<dyn Fs>, path: PathBuf) -> Self {
+    pub(crate) fn new(meta: SstMeta, table: Arc<Table>, fs: Arc<dyn Fs>, path: PathBuf) -> Self {
         TableHandle {
             meta,
             table,

@@ -26,11 +26,6 @@ use std::sync::Arc;
 const MAGIC: &[u8; 8] = b"WKHINT\0\x01";
 const HEADER_LEN: usize = 8 + 8 + 8 + 4;
 
-/// The hint file name of segment `number`.
-pub(crate) fn hint_file_name(number: u64) -> String {
-    format!("{number:06}.hint")
-}
-
 /// One record of an unordered table, as a hint lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HintEntry {
@@ -163,8 +158,8 @@ pub(crate) fn write(
     segment_len: u64,
     entries: &[HintEntry],
 ) -> Result<PathBuf> {
-    let path = dir.join(hint_file_name(segment));
-    let tmp = dir.join(format!("{}.tmp", hint_file_name(segment)));
+    let path = dir.join(crate::files::hint(segment));
+    let tmp = dir.join(format!("{}.tmp", crate::files::hint(segment)));
     let bytes = encode(segment, segment_len, entries);
     let r = (|| {
         let f = fs.create(&tmp)?;
@@ -211,7 +206,7 @@ pub(crate) fn scan(
 /// Reads and decodes the hint of `segment` in `dir`: `Ok(None)` when there
 /// is none; `Error::Corruption` when it is damaged or names another segment.
 pub(crate) fn read(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) -> Result<Option<Hint>> {
-    let path = dir.join(hint_file_name(segment));
+    let path = dir.join(crate::files::hint(segment));
     let f = match fs.open(&path, false) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -4,7 +4,6 @@
 use super::record::{self, DecodeError, ValuePointer, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::io::{FileHandle, Fs};
-use crate::lsm::manifest::ReplayPoint;
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -12,14 +11,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The file name of user segment `number` (written by puts and deletes).
-pub(crate) fn segment_file_name(number: u64) -> String {
-    format!("{number:06}.vlog")
-}
-
-/// The file name of GC segment `number` (written by garbage collection).
-pub(crate) fn gc_segment_file_name(number: u64) -> String {
-    format!("{number:06}.gc.vlog")
+/// A place in the vLog: a segment and a byte offset in it. The manifest
+/// keeps two: the replay point (every record before it is in an SSTable or
+/// obsolete) and the GC head (the end of what GC wrote that counts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Position {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
 }
 
 /// Which head wrote a segment.
@@ -176,17 +174,17 @@ impl VLog {
     }
 
     /// The position the next user record will be written at.
-    pub(crate) fn head_position(&self) -> ReplayPoint {
+    pub(crate) fn head_position(&self) -> Position {
         let h = self.head.lock();
-        ReplayPoint {
+        Position {
             segment: h.segment.number,
             offset: h.offset,
         }
     }
 
     /// The position the next GC record will be written at, if GC has a head.
-    pub(crate) fn gc_head_position(&self) -> Option<ReplayPoint> {
-        self.gc_head.lock().as_ref().map(|h| ReplayPoint {
+    pub(crate) fn gc_head_position(&self) -> Option<Position> {
+        self.gc_head.lock().as_ref().map(|h| Position {
             segment: h.segment.number,
             offset: h.offset,
         })
@@ -359,7 +357,7 @@ impl VLog {
             Some(s) => Ok(s.clone()),
             None => self.zombie(ptr.segment).ok_or_else(|| {
                 Error::corruption(
-                    self.dir.join(segment_file_name(ptr.segment)),
+                    self.dir.join(crate::files::segment(ptr.segment)),
                     ptr.offset,
                     "value pointer names a segment that does not exist",
                 )
@@ -474,8 +472,8 @@ fn create_segment(
     kind: SegmentKind,
 ) -> Result<Arc<Segment>> {
     let name = match kind {
-        SegmentKind::User => segment_file_name(number),
-        SegmentKind::Gc => gc_segment_file_name(number),
+        SegmentKind::User => crate::files::segment(number),
+        SegmentKind::Gc => crate::files::gc_segment(number),
     };
     let path = dir.join(name);
     let file = fs

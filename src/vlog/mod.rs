@@ -5,7 +5,5 @@ pub(crate) mod hint;
 mod log;
 pub(crate) mod record;
 
-pub(crate) use log::{
-    gc_segment_file_name, replay_segment, segment_file_name, Segment, SegmentKind, SegmentSet, VLog,
-};
+pub(crate) use log::{replay_segment, Position, Segment, SegmentKind, SegmentSet, VLog};
 pub(crate) use record::ValuePointer;

@@ -1,0 +1,282 @@
+//! The version edit: one change to the manifest state, and its bytes.
+//!
+//! ```text
+//! edit  = field*
+//! field = tag varint | payload (by tag, see the `TAG_*` constants)
+//! ```
+//!
+//! Singular fields appear at most once; list fields repeat their tag once
+//! per element, so decoding never allocates from an unchecked count. The
+//! table definitions of the edits (named tables and their kinds) are here
+//! too: [`TableDef`], with the default table's id and name.
+
+use crate::coding::{put_length_prefixed, put_varint, Reader};
+use crate::lsm::version::SstMeta;
+use crate::options::TableKind;
+use crate::vlog::Position;
+
+/// Levels are numbered `0..MAX_LEVELS`; an edit naming a deeper level is corrupt.
+pub(crate) const MAX_LEVELS: u32 = 64;
+
+/// The id of the default table (never written in a [`TableDef`]).
+pub(crate) const DEFAULT_TABLE: u32 = 0;
+/// The name of the default table.
+pub(crate) const DEFAULT_TABLE_NAME: &str = "default";
+
+// Field tags of an encoded VersionEdit.
+/// `next_file_number`: varint.
+pub(super) const TAG_NEXT_FILE_NUMBER: u64 = 1;
+/// `last_sequence`: varint.
+pub(super) const TAG_LAST_SEQUENCE: u64 = 2;
+/// `replay_point`: segment varint, offset varint.
+pub(super) const TAG_REPLAY_POINT: u64 = 3;
+/// `vlog_tail`: varint.
+pub(super) const TAG_VLOG_TAIL: u64 = 4;
+/// One element of `removed`: level varint, number varint.
+pub(super) const TAG_REMOVED: u64 = 5;
+/// One element of `added`: level, number, size, entries (varints), smallest,
+/// largest (length-prefixed).
+pub(super) const TAG_ADDED: u64 = 6;
+/// One element of `tables_created`: id varint, name length-prefixed UTF-8, kind u8.
+pub(super) const TAG_TABLE_CREATED: u64 = 7;
+/// One element of `segments_removed`: segment number varint.
+pub(super) const TAG_SEGMENT_REMOVED: u64 = 8;
+/// One element of `discard`: segment number varint, garbage bytes varint
+/// (added to what the segment already had).
+pub(super) const TAG_DISCARD: u64 = 9;
+/// `gc_head`: segment varint, offset varint (at most once).
+pub(super) const TAG_GC_HEAD: u64 = 10;
+
+/// A named table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TableDef {
+    pub id: u32,
+    pub name: String,
+    pub kind: TableKind,
+}
+
+impl TableDef {
+    /// The byte a table kind is stored as.
+    fn kind_byte(kind: TableKind) -> u8 {
+        match kind {
+            TableKind::Ordered => 0,
+            TableKind::Unordered => 1,
+        }
+    }
+
+    /// The table kind stored as `b`, if it is one.
+    fn kind_from_byte(b: u8) -> Option<TableKind> {
+        match b {
+            0 => Some(TableKind::Ordered),
+            1 => Some(TableKind::Unordered),
+            _ => None,
+        }
+    }
+
+    /// Why `Db::table` would refuse to create this table, if it would: the
+    /// default table's id or name, an empty name or one over 255 bytes.
+    pub(crate) fn invalid(&self) -> Option<&'static str> {
+        if self.id == DEFAULT_TABLE || self.name == DEFAULT_TABLE_NAME {
+            Some("the id or name is the default table's")
+        } else if self.name.is_empty() || self.name.len() > 255 {
+            Some("a table name is 1 to 255 bytes")
+        } else {
+            None
+        }
+    }
+}
+
+/// One change to the manifest state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VersionEdit {
+    pub added: Vec<SstMeta>,
+    /// `(level, number)` of tables that leave the tree. Removals are applied
+    /// before additions, so a table may move levels within one edit.
+    pub removed: Vec<(u32, u64)>,
+    pub replay_point: Option<Position>,
+    /// The oldest vLog segment number still live.
+    pub vlog_tail: Option<u64>,
+    pub next_file_number: Option<u64>,
+    pub last_sequence: Option<u64>,
+    pub tables_created: Vec<TableDef>,
+    /// vLog segments deleted by GC (future use).
+    pub segments_removed: Vec<u64>,
+    /// Discard statistics: `(segment, bytes)` of vLog records that became
+    /// garbage, added to each segment's count.
+    pub discard: Vec<(u64, u64)>,
+    /// The end of what GC has written and the index references: the newest
+    /// GC segment and the length of it that counts. GC segments past it
+    /// (and bytes past the offset) were left by a crash mid-pass.
+    pub gc_head: Option<Position>,
+}
+
+impl VersionEdit {
+    /// Whether the edit changes nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == VersionEdit::default()
+    }
+
+    /// The edit's bytes (see the module docs).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        if let Some(n) = self.next_file_number {
+            put_varint(&mut b, TAG_NEXT_FILE_NUMBER);
+            put_varint(&mut b, n);
+        }
+        if let Some(s) = self.last_sequence {
+            put_varint(&mut b, TAG_LAST_SEQUENCE);
+            put_varint(&mut b, s);
+        }
+        if let Some(p) = self.replay_point {
+            put_varint(&mut b, TAG_REPLAY_POINT);
+            put_varint(&mut b, p.segment);
+            put_varint(&mut b, p.offset);
+        }
+        if let Some(t) = self.vlog_tail {
+            put_varint(&mut b, TAG_VLOG_TAIL);
+            put_varint(&mut b, t);
+        }
+        for &(level, number) in &self.removed {
+            put_varint(&mut b, TAG_REMOVED);
+            put_varint(&mut b, u64::from(level));
+            put_varint(&mut b, number);
+        }
+        for f in &self.added {
+            put_varint(&mut b, TAG_ADDED);
+            put_varint(&mut b, u64::from(f.level));
+            put_varint(&mut b, f.number);
+            put_varint(&mut b, f.size);
+            put_varint(&mut b, f.entries);
+            put_length_prefixed(&mut b, &f.smallest);
+            put_length_prefixed(&mut b, &f.largest);
+        }
+        for t in &self.tables_created {
+            put_varint(&mut b, TAG_TABLE_CREATED);
+            put_varint(&mut b, u64::from(t.id));
+            put_length_prefixed(&mut b, t.name.as_bytes());
+            b.push(TableDef::kind_byte(t.kind));
+        }
+        for &s in &self.segments_removed {
+            put_varint(&mut b, TAG_SEGMENT_REMOVED);
+            put_varint(&mut b, s);
+        }
+        for &(seg, bytes) in &self.discard {
+            put_varint(&mut b, TAG_DISCARD);
+            put_varint(&mut b, seg);
+            put_varint(&mut b, bytes);
+        }
+        if let Some(g) = self.gc_head {
+            put_varint(&mut b, TAG_GC_HEAD);
+            put_varint(&mut b, g.segment);
+            put_varint(&mut b, g.offset);
+        }
+        b
+    }
+
+    /// Parses an encoded edit. Any malformed input (truncated field, unknown
+    /// tag, repeated singular field, level past [`MAX_LEVELS`], unknown table
+    /// kind, non-UTF-8 name) is an error; nothing panics, and every
+    /// allocation is bounded by the input's length.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<VersionEdit, String> {
+        let mut r = Reader::new(bytes);
+        let mut e = VersionEdit::default();
+        while !r.is_empty() {
+            let at = r.pos();
+            let tag = r.varint().ok_or_else(|| format!("bad tag at byte {at}"))?;
+            let truncated =
+                || format!("field with tag {tag} at byte {at} is truncated or malformed");
+            match tag {
+                TAG_NEXT_FILE_NUMBER => {
+                    let n = r.varint().ok_or_else(truncated)?;
+                    set_once(&mut e.next_file_number, n, "next file number", at)?;
+                }
+                TAG_LAST_SEQUENCE => {
+                    let s = r.varint().ok_or_else(truncated)?;
+                    set_once(&mut e.last_sequence, s, "last sequence", at)?;
+                }
+                TAG_REPLAY_POINT => {
+                    let segment = r.varint().ok_or_else(truncated)?;
+                    let offset = r.varint().ok_or_else(truncated)?;
+                    set_once(
+                        &mut e.replay_point,
+                        Position { segment, offset },
+                        "replay point",
+                        at,
+                    )?;
+                }
+                TAG_VLOG_TAIL => {
+                    let t = r.varint().ok_or_else(truncated)?;
+                    set_once(&mut e.vlog_tail, t, "vLog tail", at)?;
+                }
+                TAG_REMOVED => {
+                    let level = read_level(&mut r, at)?;
+                    let number = r.varint().ok_or_else(truncated)?;
+                    e.removed.push((level, number));
+                }
+                TAG_ADDED => {
+                    let level = read_level(&mut r, at)?;
+                    let number = r.varint().ok_or_else(truncated)?;
+                    let size = r.varint().ok_or_else(truncated)?;
+                    let entries = r.varint().ok_or_else(truncated)?;
+                    let smallest = r.length_prefixed().ok_or_else(truncated)?.to_vec();
+                    let largest = r.length_prefixed().ok_or_else(truncated)?.to_vec();
+                    e.added.push(SstMeta {
+                        level,
+                        number,
+                        size,
+                        entries,
+                        smallest,
+                        largest,
+                    });
+                }
+                TAG_TABLE_CREATED => {
+                    let id = r.varint().ok_or_else(truncated)?;
+                    let id = u32::try_from(id)
+                        .map_err(|_| format!("table id {id} at byte {at} is past u32"))?;
+                    let name = r.length_prefixed().ok_or_else(truncated)?;
+                    let name = std::str::from_utf8(name)
+                        .map_err(|_| format!("table name at byte {at} is not UTF-8"))?
+                        .to_owned();
+                    let byte = r.u8().ok_or_else(truncated)?;
+                    let kind = TableDef::kind_from_byte(byte)
+                        .ok_or_else(|| format!("unknown table kind {byte} at byte {at}"))?;
+                    e.tables_created.push(TableDef { id, name, kind });
+                }
+                TAG_SEGMENT_REMOVED => {
+                    let s = r.varint().ok_or_else(truncated)?;
+                    e.segments_removed.push(s);
+                }
+                TAG_GC_HEAD => {
+                    let segment = r.varint().ok_or_else(truncated)?;
+                    let offset = r.varint().ok_or_else(truncated)?;
+                    set_once(&mut e.gc_head, Position { segment, offset }, "gc_head", at)?;
+                }
+                TAG_DISCARD => {
+                    let seg = r.varint().ok_or_else(truncated)?;
+                    let bytes = r.varint().ok_or_else(truncated)?;
+                    e.discard.push((seg, bytes));
+                }
+                _ => return Err(format!("unknown tag {tag} at byte {at}")),
+            }
+        }
+        Ok(e)
+    }
+}
+
+fn set_once<T>(slot: &mut Option<T>, v: T, what: &str, at: usize) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(format!("{what} repeated at byte {at}"));
+    }
+    *slot = Some(v);
+    Ok(())
+}
+
+fn read_level(r: &mut Reader<'_>, at: usize) -> Result<u32, String> {
+    let level = r
+        .varint()
+        .ok_or_else(|| format!("truncated level at byte {at}"))?;
+    match u32::try_from(level) {
+        Ok(l) if l < MAX_LEVELS => Ok(l),
+        _ => Err(format!("level {level} at byte {at} is past the last level")),
+    }
+}

@@ -1,0 +1,179 @@
+//! The manifest state: what applying every edit of a manifest in order
+//! gives, and the checks that refuse an edit the engine never writes.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use super::edit::{TableDef, VersionEdit, MAX_LEVELS};
+use crate::lsm::ikey;
+use crate::lsm::version::SstMeta;
+use crate::vlog::Position;
+
+/// The result of applying every edit of a manifest in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ManifestState {
+    /// Tables by level. Level 0 is in the order added (newest last); deeper
+    /// levels are sorted by smallest key ([`ikey::compare`]). The vector grows
+    /// as needed and never ends with an empty level.
+    pub levels: Vec<Vec<SstMeta>>,
+    pub replay_point: Position,
+    pub vlog_tail: u64,
+    pub next_file_number: u64,
+    pub last_sequence: u64,
+    pub tables: Vec<TableDef>,
+    pub segments_removed: BTreeSet<u64>,
+    /// Garbage bytes per live vLog segment (discard statistics).
+    pub discard: BTreeMap<u64, u64>,
+    /// See [`VersionEdit::gc_head`]; segment 0 while GC has written nothing.
+    pub gc_head: Position,
+}
+
+impl ManifestState {
+    /// Applies an edit: removals first, then additions, then the other
+    /// fields. An edit that removes a table that is not there, adds a file
+    /// number that is already live (or twice), names a level at or past
+    /// [`MAX_LEVELS`], adds a table whose smallest key is above its largest,
+    /// or creates a table id or name that exists, is refused with a reason
+    /// (the caller wraps it in [`Error::Corruption`]). A refused edit leaves
+    /// the state unchanged.
+    pub(crate) fn apply(&mut self, edit: &VersionEdit) -> Result<(), String> {
+        // Validate everything first so that a refused edit changes nothing.
+        let mut removed_numbers = HashSet::with_capacity(edit.removed.len());
+        for &(level, number) in &edit.removed {
+            let present = self
+                .levels
+                .get(level as usize)
+                .is_some_and(|files| files.iter().any(|f| f.number == number));
+            if !present {
+                return Err(format!(
+                    "removes table {number} from level {level}, where it is not"
+                ));
+            }
+            if !removed_numbers.insert(number) {
+                return Err(format!("removes table {number} twice"));
+            }
+        }
+        if !edit.added.is_empty() {
+            let mut live: HashSet<u64> = self
+                .levels
+                .iter()
+                .flatten()
+                .map(|f| f.number)
+                .filter(|n| !removed_numbers.contains(n))
+                .collect();
+            for f in &edit.added {
+                if f.level >= MAX_LEVELS {
+                    return Err(format!(
+                        "adds table {} at level {}, past the last level",
+                        f.number, f.level
+                    ));
+                }
+                if ikey::compare(&f.smallest, &f.largest) == Ordering::Greater {
+                    return Err(format!(
+                        "adds table {} whose smallest key is above its largest",
+                        f.number
+                    ));
+                }
+                if !live.insert(f.number) {
+                    return Err(format!(
+                        "adds table number {} that is already live",
+                        f.number
+                    ));
+                }
+            }
+        }
+        for (i, t) in edit.tables_created.iter().enumerate() {
+            if let Some(why) = t.invalid() {
+                return Err(format!("creates table {:?} (id {}): {why}", t.name, t.id));
+            }
+            let earlier = &edit.tables_created[..i];
+            if self
+                .tables
+                .iter()
+                .chain(earlier)
+                .any(|o| o.id == t.id || o.name == t.name)
+            {
+                return Err(format!(
+                    "creates table {:?} (id {}) whose id or name exists",
+                    t.name, t.id
+                ));
+            }
+        }
+
+        for &(level, number) in &edit.removed {
+            let files = &mut self.levels[level as usize];
+            if let Some(i) = files.iter().position(|f| f.number == number) {
+                files.remove(i);
+            }
+        }
+        while self.levels.last().is_some_and(|l| l.is_empty()) {
+            self.levels.pop();
+        }
+        for f in &edit.added {
+            let level = f.level as usize;
+            if self.levels.len() <= level {
+                self.levels.resize_with(level + 1, Vec::new);
+            }
+            let files = &mut self.levels[level];
+            if level == 0 {
+                files.push(f.clone());
+            } else {
+                // After any equal keys, so that re-adding in order keeps the order.
+                let at = files.partition_point(|g| {
+                    ikey::compare(&g.smallest, &f.smallest) != Ordering::Greater
+                });
+                files.insert(at, f.clone());
+            }
+        }
+        if let Some(p) = edit.replay_point {
+            self.replay_point = p;
+        }
+        if let Some(t) = edit.vlog_tail {
+            self.vlog_tail = t;
+        }
+        if let Some(n) = edit.next_file_number {
+            self.next_file_number = n;
+        }
+        if let Some(s) = edit.last_sequence {
+            self.last_sequence = s;
+        }
+        self.tables.extend(edit.tables_created.iter().cloned());
+        self.segments_removed
+            .extend(edit.segments_removed.iter().copied());
+        for &(seg, bytes) in &edit.discard {
+            if self.segments_removed.contains(&seg) || seg < self.vlog_tail {
+                continue;
+            }
+            let g = self.discard.entry(seg).or_insert(0);
+            *g = g.saturating_add(bytes);
+        }
+        for s in &edit.segments_removed {
+            self.discard.remove(s);
+        }
+        if let Some(g) = edit.gc_head {
+            self.gc_head = g;
+        }
+        // Numbers below the tail are gone for good: no need to remember them.
+        let tail = self.vlog_tail;
+        self.segments_removed.retain(|&s| s >= tail);
+        self.discard.retain(|&s, _| s >= tail);
+        Ok(())
+    }
+
+    /// One edit that recreates this whole state when applied to an empty one
+    /// (used as the first record of a new manifest).
+    pub(crate) fn snapshot_edit(&self) -> VersionEdit {
+        VersionEdit {
+            added: self.levels.iter().flatten().cloned().collect(),
+            removed: Vec::new(),
+            replay_point: Some(self.replay_point),
+            vlog_tail: Some(self.vlog_tail),
+            next_file_number: Some(self.next_file_number),
+            last_sequence: Some(self.last_sequence),
+            tables_created: self.tables.clone(),
+            segments_removed: self.segments_removed.iter().copied().collect(),
+            discard: self.discard.iter().map(|(&s, &b)| (s, b)).collect(),
+            gc_head: Some(self.gc_head),
+        }
+    }
+}
