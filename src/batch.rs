@@ -1,31 +1,7 @@
 //! [`WriteBatch`]: writes applied atomically, across tables.
 
-use crate::db::Table;
-
-/// Where one write sits in a batch's encoded records.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchOp {
-    /// Offset of the record in `WriteBatch::rep`.
-    pub(crate) offset: usize,
-    pub(crate) table: u32,
-    pub(crate) is_put: bool,
-    pub(crate) key_len: usize,
-    pub(crate) value_len: usize,
-}
-
-impl BatchOp {
-    pub(crate) fn len(&self) -> usize {
-        crate::vlog::record::record_len(self.key_len, self.value_len)
-    }
-    pub(crate) fn key<'a>(&self, rep: &'a [u8]) -> &'a [u8] {
-        let k = self.offset + crate::vlog::record::HEADER_LEN;
-        &rep[k..k + self.key_len]
-    }
-    pub(crate) fn value<'a>(&self, rep: &'a [u8]) -> &'a [u8] {
-        let v = self.offset + crate::vlog::record::HEADER_LEN + self.key_len;
-        &rep[v..v + self.value_len]
-    }
-}
+use crate::table::Table;
+use crate::vlog::batch::RecordBatch;
 
 /// Puts and deletes applied all together or not at all, even across a crash.
 ///
@@ -44,8 +20,7 @@ impl BatchOp {
 pub struct WriteBatch {
     /// The batch's vLog records, encoded as they will be written; the group
     /// commit leader fills in sequence numbers, batch flags and checksums.
-    pub(crate) rep: Vec<u8>,
-    pub(crate) ops: Vec<BatchOp>,
+    records: RecordBatch,
 }
 
 impl WriteBatch {
@@ -81,34 +56,26 @@ impl WriteBatch {
 
     /// Number of writes in the batch.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.records.ops().len()
     }
 
     /// Whether the batch holds no write.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.records.is_empty()
     }
 
     /// Removes every write.
     pub fn clear(&mut self) {
-        self.ops.clear();
-        self.rep.clear();
+        self.records.clear();
     }
 
-    /// Bytes the batch's records take in the vLog.
-    pub(crate) fn bytes(&self) -> usize {
-        self.rep.len()
+    /// The encoded records, for the engine's write path.
+    pub(crate) fn into_records(self) -> RecordBatch {
+        self.records
     }
 
     fn push(&mut self, table: u32, is_put: bool, key: &[u8], value: &[u8]) -> &mut Self {
-        let offset = crate::vlog::record::encode_unsealed(&mut self.rep, is_put, table, key, value);
-        self.ops.push(BatchOp {
-            offset,
-            table,
-            is_put,
-            key_len: key.len(),
-            value_len: value.len(),
-        });
+        self.records.push(table, is_put, key, value);
         self
     }
 }

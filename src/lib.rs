@@ -24,35 +24,36 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-mod background;
-mod batch;
+// The layers, lowest first (docs/architecture.md; tests/architecture.rs
+// keeps imports pointing down). Leaves:
 mod coding;
-mod db;
-#[cfg(test)]
-mod db_tests;
 mod error;
 mod files;
-#[doc(hidden)]
-pub mod fuzzing;
-mod gc;
+mod stats;
+mod value;
+// Storage layers:
 pub mod io;
-mod iter;
 mod keydir;
 mod lsm;
 mod manifest;
 mod options;
-mod recovery;
-mod snapshot;
-mod stats;
-mod value;
-mod verify;
 mod vlog;
-mod write_queue;
+// The engine and the public handles over it:
+mod batch;
+mod db;
+mod engine;
+mod iter;
+mod snapshot;
+mod table;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
+mod verify;
 
 pub use batch::WriteBatch;
-pub use db::{Db, Table};
+pub use db::Db;
+pub use engine::GcReport;
 pub use error::{Error, Result};
-pub use gc::GcReport;
 pub use io::IoBackend;
 pub use iter::{Iter, KeyRange};
 pub use options::{
@@ -60,6 +61,7 @@ pub use options::{
 };
 pub use snapshot::Snapshot;
 pub use stats::{LevelStats, SegmentStats, Stats};
+pub use table::Table;
 pub use value::Value;
 pub use verify::{TableVerify, VerifyReport};
 

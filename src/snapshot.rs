@@ -1,8 +1,10 @@
 //! [`Snapshot`]: reads frozen at one sequence number.
 
-use crate::db::{Db, Table, DEFAULT_TABLE};
+use crate::db::Db;
 use crate::error::Result;
-use crate::iter::{Iter, KeyRange};
+use crate::iter::{prefix_bounds, Iter, KeyRange};
+use crate::manifest::DEFAULT_TABLE;
+use crate::table::Table;
 use crate::value::Value;
 
 /// A consistent, read-only view of every table as of the moment it was
@@ -33,11 +35,7 @@ impl std::fmt::Debug for Snapshot {
 
 impl Snapshot {
     pub(crate) fn new(db: Db) -> Snapshot {
-        // Registered under the lock so compaction never misses it.
-        let mut snaps = db.inner.snapshots.lock();
-        let seq = db.inner.read_seq();
-        *snaps.entry(seq).or_insert(0) += 1;
-        drop(snaps);
+        let seq = db.engine().register_snapshot();
         Snapshot { db, seq }
     }
 
@@ -48,7 +46,7 @@ impl Snapshot {
 
     /// The value of `key` in the default table.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        self.db.inner.get(DEFAULT_TABLE, key.as_ref(), self.seq)
+        self.db.engine().get(DEFAULT_TABLE, key.as_ref(), self.seq)
     }
 
     /// The value of `key` in `table`.
@@ -60,46 +58,30 @@ impl Snapshot {
         if let Some(e) = table.unsupported("a snapshot read") {
             return Err(e);
         }
-        self.db.inner.get(table.id(), key.as_ref(), self.seq)
+        self.db.engine().get(table.id(), key.as_ref(), self.seq)
     }
 
     /// The values of `keys` in the default table, in order.
     pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
-        self.db.inner.multi_get(DEFAULT_TABLE, keys, self.seq)
+        self.db.engine().multi_get(DEFAULT_TABLE, keys, self.seq)
     }
 
     /// Iterates the default table over `range`.
     pub fn range(&self, range: impl KeyRange) -> Iter {
-        Iter::new(
-            self.db.inner.clone(),
-            DEFAULT_TABLE,
-            self.seq,
-            range.into_bounds(),
-        )
+        self.db
+            .default_table()
+            .scan_at(self.seq, range, "a snapshot scan")
     }
 
     /// Iterates `table` over `range` (one `Err(Error::Unsupported(..))` for
     /// an unordered table).
     pub fn range_in(&self, table: &Table, range: impl KeyRange) -> Iter {
-        if let Some(e) = table.unsupported("a snapshot scan") {
-            return Iter::failed(self.db.inner.clone(), table.id(), e);
-        }
-        Iter::new(
-            self.db.inner.clone(),
-            table.id(),
-            self.seq,
-            range.into_bounds(),
-        )
+        table.scan_at(self.seq, range, "a snapshot scan")
     }
 
     /// Iterates the keys of the default table starting with `prefix`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        Iter::new(
-            self.db.inner.clone(),
-            DEFAULT_TABLE,
-            self.seq,
-            crate::iter::prefix_bounds(prefix.as_ref()),
-        )
+        self.range(prefix_bounds(prefix.as_ref()))
     }
 
     /// Iterates the whole default table.
@@ -110,14 +92,6 @@ impl Snapshot {
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        let mut snaps = self.db.inner.snapshots.lock();
-        if let Some(n) = snaps.get_mut(&self.seq) {
-            *n -= 1;
-            if *n == 0 {
-                snaps.remove(&self.seq);
-            }
-        }
-        drop(snaps);
-        self.db.inner.release_zombies();
+        self.db.engine().release_snapshot(self.seq);
     }
 }

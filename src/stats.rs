@@ -1,48 +1,5 @@
 //! [`Stats`]: what the engine has written, where the bytes are, how reads went.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Counters kept while the database runs (reset on open).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) user_bytes_written: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) batches: AtomicU64,
-    pub(crate) group_commits: AtomicU64,
-    pub(crate) syncs: AtomicU64,
-    pub(crate) flush_bytes_written: AtomicU64,
-    pub(crate) flushes: AtomicU64,
-    pub(crate) compaction_bytes_written: AtomicU64,
-    pub(crate) compaction_bytes_read: AtomicU64,
-    pub(crate) compactions: AtomicU64,
-    pub(crate) manifest_bytes_written: AtomicU64,
-    pub(crate) gets: AtomicU64,
-    pub(crate) tables_probed: AtomicU64,
-    pub(crate) vlog_reads: AtomicU64,
-    pub(crate) write_stalls: AtomicU64,
-    pub(crate) write_slowdowns: AtomicU64,
-    pub(crate) trivial_moves: AtomicU64,
-    pub(crate) bloom_skips: AtomicU64,
-    pub(crate) bloom_false_positives: AtomicU64,
-    pub(crate) table_reads: AtomicU64,
-    pub(crate) gc_passes: AtomicU64,
-    pub(crate) gc_bytes_read: AtomicU64,
-    pub(crate) gc_bytes_moved: AtomicU64,
-    pub(crate) gc_bytes_freed: AtomicU64,
-    pub(crate) gc_records_moved: AtomicU64,
-    pub(crate) level_read: [AtomicU64; crate::lsm::compaction::NUM_LEVELS],
-    pub(crate) level_written: [AtomicU64; crate::lsm::compaction::NUM_LEVELS],
-}
-
-impl Counters {
-    pub(crate) fn add(c: &AtomicU64, n: u64) {
-        c.fetch_add(n, Ordering::Relaxed);
-    }
-    pub(crate) fn get(c: &AtomicU64) -> u64 {
-        c.load(Ordering::Relaxed)
-    }
-}
-
 /// One level of the LSM-tree.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]

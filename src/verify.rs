@@ -2,9 +2,10 @@
 //! two indexes against each other. `vlog-tools verify` is this call on a
 //! database directory.
 
-use crate::db::{Db, Table};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::options::{TableKind, TableOptions};
+use crate::table::Table;
 
 /// How many keys of an unordered table one `multi_get` of [`Db::verify`]
 /// reads.
@@ -93,7 +94,7 @@ impl Db {
         let mut tv = TableVerify::new(t);
         let snap = self.snapshot();
         let mismatch = |reason: String| {
-            Error::corruption(&self.inner.dir, 0, format!("table {}: {reason}", t.name()))
+            Error::corruption(self.path(), 0, format!("table {}: {reason}", t.name()))
         };
         let mut prev: Option<Vec<u8>> = None;
         for kv in snap.range_in(t, ..) {
@@ -174,7 +175,7 @@ fn show(k: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::io::FaultFs;
+    use crate::testing::FaultFs;
     use crate::{Db, Options, TableKind, TableOptions, WriteBatch};
     use std::path::Path;
 

@@ -33,7 +33,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use wisckey::io::{FaultFs, Fs};
+use wisckey::io::Fs;
+use wisckey::testing::FaultFs;
 use wisckey::{Db, Error, GcOptions, Options, Table, TableKind, TableOptions, WriteBatch};
 
 /// Which table a key belongs to.

@@ -1,12 +1,12 @@
 //! Replays the fuzz corpora and regressions (`fuzz/corpus/<target>/*`,
-//! `fuzz/regressions/<target>/*`) through `wisckey::fuzzing` without the
+//! `fuzz/regressions/<target>/*`) through `wisckey::testing::fuzz` without the
 //! fuzzer, plus random byte strings from a seeded generator per entry point.
 //!
 //! `WISCKEY_WRITE_CORPUS=1 cargo test --test fuzz_corpus write_seed_corpus`
 //! regenerates the seed corpus (`fuzz/corpus/<target>/seed-N`).
 
 use std::path::{Path, PathBuf};
-use wisckey::fuzzing;
+use wisckey::testing::fuzz;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -29,7 +29,7 @@ impl Rng {
 
 fn replay_dir(kind: &str) -> usize {
     let mut n = 0;
-    for target in fuzzing::TARGETS {
+    for target in fuzz::TARGETS {
         let dir = fuzz_dir().join(kind).join(target);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -41,7 +41,7 @@ fn replay_dir(kind: &str) -> usize {
                 continue;
             }
             let data = std::fs::read(&p).unwrap();
-            let r = std::panic::catch_unwind(|| fuzzing::run(target, &data));
+            let r = std::panic::catch_unwind(|| fuzz::run(target, &data));
             assert!(r.is_ok(), "{target}: {} panicked", p.display());
             n += 1;
         }
@@ -53,7 +53,7 @@ fn replay_dir(kind: &str) -> usize {
 fn corpus_replays() {
     let n = replay_dir("corpus");
     eprintln!("replayed {n} corpus files");
-    assert!(n >= fuzzing::TARGETS.len(), "the seed corpus is missing");
+    assert!(n >= fuzz::TARGETS.len(), "the seed corpus is missing");
 }
 
 #[test]
@@ -66,9 +66,9 @@ fn regressions_replay() {
 fn seeds_are_valid() {
     // Each seed of a decoder target decodes (the seeds are meant to be valid),
     // except for inputs that are deliberately odd.
-    for target in fuzzing::TARGETS {
-        for (i, s) in fuzzing::seeds(target).iter().enumerate() {
-            let r = fuzzing::run(target, s);
+    for target in fuzz::TARGETS {
+        for (i, s) in fuzz::seeds(target).iter().enumerate() {
+            let r = fuzz::run(target, s);
             if *target != "bloom" && *target != "block" {
                 assert!(r.is_ok(), "{target} seed {i}: {r:?}");
             }
@@ -83,8 +83,8 @@ fn random_inputs() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
-    for (ti, target) in fuzzing::TARGETS.iter().enumerate() {
-        let seeds = fuzzing::seeds(target);
+    for (ti, target) in fuzz::TARGETS.iter().enumerate() {
+        let seeds = fuzz::seeds(target);
         let mut rng = Rng(0x1234_5678 + ti as u64);
         // The model and whole-database decoders are slower per input.
         let n = match *target {
@@ -118,7 +118,7 @@ fn random_inputs() {
                 }
                 d
             };
-            let r = std::panic::catch_unwind(|| fuzzing::run(target, &data));
+            let r = std::panic::catch_unwind(|| fuzz::run(target, &data));
             match r {
                 Ok(Ok(())) => ok += 1,
                 Ok(Err(_)) => {}
@@ -135,11 +135,11 @@ fn random_inputs() {
 /// engine may read wrong values through such a hint (it is derived data it
 /// trusts once the checksum holds), but must not panic; a flip that makes
 /// the hint undecodable or not describe its segment must not change any
-/// read (`fuzzing::hint_in_db` checks both).
+/// read (`fuzz::hint_in_db` checks both).
 #[test]
 fn hint_lies_in_db() {
     let mut n = 0;
-    for seed in fuzzing::seeds("hint_file") {
+    for seed in fuzz::seeds("hint_file") {
         if seed[0] & 3 != 3 {
             continue;
         }
@@ -147,7 +147,7 @@ fn hint_lies_in_db() {
         for i in (0..body).step_by((body / 48).max(1)) {
             let mut d = seed.clone();
             d[1 + i] ^= 1 << (i % 8);
-            let r = std::panic::catch_unwind(|| fuzzing::run("hint_file", &d));
+            let r = std::panic::catch_unwind(|| fuzz::run("hint_file", &d));
             assert!(r.is_ok(), "hint_file panicked on {d:?}");
             n += 1;
         }
@@ -160,10 +160,10 @@ fn write_seed_corpus() {
     if std::env::var_os("WISCKEY_WRITE_CORPUS").is_none() {
         return;
     }
-    for target in fuzzing::TARGETS {
+    for target in fuzz::TARGETS {
         let dir = fuzz_dir().join("corpus").join(target);
         std::fs::create_dir_all(&dir).unwrap();
-        for (i, s) in fuzzing::seeds(target).iter().enumerate() {
+        for (i, s) in fuzz::seeds(target).iter().enumerate() {
             std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
         }
     }

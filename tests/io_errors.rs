@@ -41,8 +41,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use wisckey::io::fault::{OpKind, OpRecord};
-use wisckey::io::{FailMode, FaultFs, Repeat};
+use wisckey::testing::{FailMode, FaultFs, Repeat};
+use wisckey::testing::{OpKind, OpRecord};
 use wisckey::{Db, Error, GcOptions, GcPolicy, Options, TableOptions};
 
 const WORKLOAD_OPS: usize = 300;

@@ -39,7 +39,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use wisckey::io::{FailMode, FaultFs, Repeat};
+use wisckey::testing::{FailMode, FaultFs, Repeat};
 use wisckey::{Db, Error, GcOptions, GcPolicy, GcReport, Options, TableKind, TableOptions};
 
 fn opts(fs: &FaultFs) -> Options {

@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = wisckey::fuzzing::footer_bytes(data);
+    let _ = wisckey::testing::fuzz::footer_bytes(data);
 });

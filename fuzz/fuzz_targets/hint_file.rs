@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = wisckey::fuzzing::hint_file(data);
+    let _ = wisckey::testing::fuzz::hint_file(data);
 });

@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    wisckey::fuzzing::model(data);
+    wisckey::testing::fuzz::model(data);
 });

@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = wisckey::fuzzing::vlog_segment(data);
+    let _ = wisckey::testing::fuzz::vlog_segment(data);
 });

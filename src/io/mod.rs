@@ -6,12 +6,11 @@
 //! Methods return `std::io::Result`; the engine adds the file name and the
 //! operation when it turns them into [`crate::Error`].
 
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod bytes_file;
-pub mod fault;
 mod std_fs;
 mod uring;
 
-pub use fault::{FailMode, FaultFs, Repeat};
 pub use std_fs::StdFs;
 pub use uring::UringFs;
 

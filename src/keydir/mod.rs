@@ -48,6 +48,18 @@ pub(crate) struct Keydir {
     pub(crate) map: RwLock<KeyMap>,
 }
 
+impl Keydir {
+    /// The keys whose newest record is a put, in no order.
+    pub(crate) fn live_keys(&self) -> Vec<Vec<u8>> {
+        self.map
+            .read()
+            .iter()
+            .filter(|(_, e)| e.put)
+            .map(|(k, _)| k.to_vec())
+            .collect()
+    }
+}
+
 /// What the keydir knows of one segment.
 #[derive(Debug)]
 struct SegInfo {

@@ -1,6 +1,8 @@
-//! Leveled compaction: which files to merge (by score), and the merge itself
-//! (dropping versions no snapshot can see, tombstones at the bottom, and
-//! counting the vLog bytes of dropped values as discard statistics).
+//! Leveled compaction: which files to merge (by score), and what a merge
+//! keeps (dropping versions no snapshot can see and tombstones at the
+//! bottom). The tree holds value pointers as opaque bytes: a dropped pointer
+//! is handed to the caller's callback, which counts its vLog bytes as
+//! discard statistics.
 //!
 //! Level sizes are dynamic, as RocksDB's `level_compaction_dynamic_level_bytes`:
 //! the last level's target is its actual size, each level above it a
@@ -11,14 +13,23 @@
 
 use super::ikey::{self, Kind};
 use super::iter::InternalIterator;
-use super::version::{LevelIter, TableHandle, Version};
-use crate::options::Options;
-use crate::vlog::ValuePointer;
+use super::version::{LevelIter, SstHandle, Version};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Levels of the tree: level 0 and six sorted levels.
 pub(crate) const NUM_LEVELS: usize = 7;
+
+/// The shape of the tree (the engine makes it from its options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LevelConfig {
+    /// Level-0 files that make level 0 need compaction.
+    pub(crate) l0_compaction_trigger: usize,
+    /// Size ratio between adjacent levels.
+    pub(crate) level_size_ratio: u64,
+    /// The smallest target size of a level in use.
+    pub(crate) base_level_size: u64,
+}
 
 /// The target size of each level and the level that level 0 compacts into.
 #[derive(Debug, Clone)]
@@ -34,7 +45,7 @@ pub(crate) fn level_bytes(v: &Version, level: usize) -> u64 {
 }
 
 /// Computes the dynamic level targets of `v`.
-pub(crate) fn level_targets(v: &Version, opts: &Options) -> LevelTargets {
+pub(crate) fn level_targets(v: &Version, opts: &LevelConfig) -> LevelTargets {
     let last = NUM_LEVELS - 1;
     let mut targets = [0u64; NUM_LEVELS];
     let mut t = level_bytes(v, last).max(opts.base_level_size);
@@ -59,7 +70,7 @@ pub(crate) fn level_targets(v: &Version, opts: &Options) -> LevelTargets {
 
 /// Compaction score of each level (level 0: files over the trigger; others:
 /// bytes over target). A score of at least 1 means the level needs work.
-pub(crate) fn scores(v: &Version, opts: &Options) -> Vec<f64> {
+pub(crate) fn scores(v: &Version, opts: &LevelConfig) -> Vec<f64> {
     let lt = level_targets(v, opts);
     let mut s = vec![0.0; NUM_LEVELS];
     s[0] = v.levels.first().map_or(0, |l| l.len()) as f64 / opts.l0_compaction_trigger as f64;
@@ -82,14 +93,14 @@ pub(crate) fn scores(v: &Version, opts: &Options) -> Vec<f64> {
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     /// The files read, from the start level and the output level.
-    pub(crate) inputs: Vec<Arc<TableHandle>>,
+    pub(crate) inputs: Vec<Arc<SstHandle>>,
     pub(crate) start_level: usize,
     pub(crate) output_level: usize,
     /// One file with nothing to merge with below: it changes level only.
     pub(crate) trivial_move: bool,
 }
 
-fn user_range(files: &[Arc<TableHandle>]) -> Option<(Vec<u8>, Vec<u8>)> {
+fn user_range(files: &[Arc<SstHandle>]) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut lo: Option<&[u8]> = None;
     let mut hi: Option<&[u8]> = None;
     for t in files {
@@ -106,12 +117,7 @@ fn user_range(files: &[Arc<TableHandle>]) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Files of `level` whose user-key range meets `[lo, hi]`.
-pub(crate) fn overlapping(
-    v: &Version,
-    level: usize,
-    lo: &[u8],
-    hi: &[u8],
-) -> Vec<Arc<TableHandle>> {
+pub(crate) fn overlapping(v: &Version, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<SstHandle>> {
     v.levels.get(level).map_or_else(Vec::new, |files| {
         files
             .iter()
@@ -126,7 +132,7 @@ pub(crate) fn overlapping(
 /// The most urgent compaction of `v`, if any level scores at least 1.
 /// `pointers` remembers, per level, where the last compaction of that level
 /// ended, so that successive compactions walk the key space round-robin.
-pub(crate) fn pick(v: &Version, opts: &Options, pointers: &mut [Vec<u8>]) -> Option<Plan> {
+pub(crate) fn pick(v: &Version, opts: &LevelConfig, pointers: &mut [Vec<u8>]) -> Option<Plan> {
     let s = scores(v, opts);
     let (level, &best) = s
         .iter()
@@ -138,7 +144,7 @@ pub(crate) fn pick(v: &Version, opts: &Options, pointers: &mut [Vec<u8>]) -> Opt
     }
     let lt = level_targets(v, opts);
     if level == 0 {
-        let l0: Vec<Arc<TableHandle>> = v.levels.first()?.clone();
+        let l0: Vec<Arc<SstHandle>> = v.levels.first()?.clone();
         let (lo, hi) = user_range(&l0)?;
         // Newer data must stay above older: never skip a level holding data.
         let out = (1..lt.base_level)
@@ -180,7 +186,7 @@ pub(crate) fn pick(v: &Version, opts: &Options, pointers: &mut [Vec<u8>]) -> Opt
 
 /// A full compaction: every file into the last level.
 pub(crate) fn full_plan(v: &Version) -> Option<Plan> {
-    let inputs: Vec<Arc<TableHandle>> = v.all_tables().cloned().collect();
+    let inputs: Vec<Arc<SstHandle>> = v.all_tables().cloned().collect();
     if inputs.is_empty() {
         return None;
     }
@@ -199,7 +205,7 @@ pub(crate) fn full_plan(v: &Version) -> Option<Plan> {
 /// Cursors over a plan's inputs, newest source first: level-0 files newest
 /// first, then one concatenating cursor per deeper level.
 pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
-    let mut by_level: BTreeMap<u32, Vec<Arc<TableHandle>>> = BTreeMap::new();
+    let mut by_level: BTreeMap<u32, Vec<Arc<SstHandle>>> = BTreeMap::new();
     for t in &plan.inputs {
         by_level.entry(t.meta.level).or_default().push(t.clone());
     }
@@ -208,7 +214,7 @@ pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
         if level == 0 {
             files.sort_by_key(|t| std::cmp::Reverse(t.meta.number));
             for t in files {
-                out.push(Box::new(t.table.iter()));
+                out.push(Box::new(t.sst.iter()));
             }
         } else {
             files.sort_by(|a, b| ikey::compare(&a.meta.smallest, &b.meta.smallest));
@@ -218,24 +224,33 @@ pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
     out
 }
 
-/// Decides, entry by entry in merged order, what a compaction keeps.
-pub(crate) struct DropFilter<'a> {
+/// Decides, entry by entry in merged order, what a compaction keeps. Each
+/// dropped entry whose value is a pointer (kind [`Kind::Pointer`]) goes to
+/// `on_drop` with its internal key and value, except the older copy of a
+/// version that stands twice (the newer copy still points at the record).
+pub(crate) struct DropFilter<'a, F: FnMut(&[u8], &[u8])> {
     smallest_snapshot: u64,
     /// Whether tombstones may go (not at flush: older data may lie below).
     drop_tombstones: bool,
     /// Levels below the output, to tell whether a tombstone still hides data.
-    deeper: Vec<&'a [Arc<TableHandle>]>,
+    deeper: Vec<&'a [Arc<SstHandle>]>,
     last_key: Vec<u8>,
     last_user: Vec<u8>,
     has_user: bool,
     last_seq_for_key: u64,
-    /// vLog bytes of the values dropped, per segment.
-    pub(crate) discard: BTreeMap<u64, u64>,
+    on_drop: F,
+    /// Entries dropped so far.
     pub(crate) dropped: u64,
 }
 
-impl<'a> DropFilter<'a> {
-    pub(crate) fn new(v: &'a Version, output_level: usize, smallest_snapshot: u64) -> Self {
+impl<'a, F: FnMut(&[u8], &[u8])> DropFilter<'a, F> {
+    /// A filter for a merge into `output_level` of `v`.
+    pub(crate) fn new(
+        v: &'a Version,
+        output_level: usize,
+        smallest_snapshot: u64,
+        on_drop: F,
+    ) -> Self {
         let deeper = v
             .levels
             .iter()
@@ -250,14 +265,14 @@ impl<'a> DropFilter<'a> {
             last_user: Vec::new(),
             has_user: false,
             last_seq_for_key: u64::MAX,
-            discard: BTreeMap::new(),
+            on_drop,
             dropped: 0,
         }
     }
 
     /// A filter for a memtable flush: drops versions every snapshot sees a
-    /// newer version of (counting their vLog bytes), keeps every tombstone.
-    pub(crate) fn for_flush(smallest_snapshot: u64) -> DropFilter<'static> {
+    /// newer version of, keeps every tombstone.
+    pub(crate) fn for_flush(smallest_snapshot: u64, on_drop: F) -> DropFilter<'static, F> {
         DropFilter {
             smallest_snapshot,
             drop_tombstones: false,
@@ -266,7 +281,7 @@ impl<'a> DropFilter<'a> {
             last_user: Vec::new(),
             has_user: false,
             last_seq_for_key: u64::MAX,
-            discard: BTreeMap::new(),
+            on_drop,
             dropped: 0,
         }
     }
@@ -280,8 +295,7 @@ impl<'a> DropFilter<'a> {
         })
     }
 
-    /// Whether to keep the entry `(k, v)`; dropped values in the vLog are
-    /// added to the discard statistics.
+    /// Whether to keep the entry `(k, v)`.
     pub(crate) fn keep(&mut self, k: &[u8], v: &[u8]) -> bool {
         let up = ikey::user_part(k);
         let seq = ikey::seq(k);
@@ -307,9 +321,7 @@ impl<'a> DropFilter<'a> {
         if duplicate || shadowed || dead_tombstone {
             self.dropped += 1;
             if kind == Kind::Pointer as u8 && !duplicate {
-                if let Some(p) = ValuePointer::decode(v) {
-                    *self.discard.entry(p.segment).or_insert(0) += u64::from(p.len);
-                }
+                (self.on_drop)(k, v);
             }
             return false;
         }
@@ -326,8 +338,13 @@ mod tests {
     #[test]
     fn empty_tree_compacts_level0_into_the_last_level() {
         let v = Version::default();
-        let lt = level_targets(&v, &Options::default());
+        let cfg = LevelConfig {
+            l0_compaction_trigger: 4,
+            level_size_ratio: 10,
+            base_level_size: 256 << 20,
+        };
+        let lt = level_targets(&v, &cfg);
         assert_eq!(lt.base_level, NUM_LEVELS - 1);
-        assert!(pick(&v, &Options::default(), &mut vec![Vec::new(); NUM_LEVELS]).is_none());
+        assert!(pick(&v, &cfg, &mut vec![Vec::new(); NUM_LEVELS]).is_none());
     }
 }

@@ -28,7 +28,7 @@ pub(crate) enum Kind {
     /// A put whose value is stored inline (below the separation threshold).
     Inline = 1,
     /// A put whose value lives in the vLog; the entry's value is an encoded
-    /// [`crate::vlog::ValuePointer`].
+    /// value pointer, opaque to the sorted index.
     Pointer = 2,
 }
 
@@ -47,11 +47,23 @@ impl Kind {
 /// same sequence number (the trailer order is descending).
 pub(crate) const SEEK_KIND: u8 = 0xff;
 
+/// The bytes every internal key of `table` starts with.
+pub(crate) fn table_prefix(table: u32) -> [u8; TABLE_ID_LEN] {
+    table.to_be_bytes()
+}
+
+/// The user part of `user_key` in `table`: every internal key of that key
+/// starts with it.
+pub(crate) fn user_part_of(table: u32, user_key: &[u8]) -> Vec<u8> {
+    let mut up = Vec::with_capacity(TABLE_ID_LEN + user_key.len() + TRAILER_LEN);
+    up.extend_from_slice(&table_prefix(table));
+    up.extend_from_slice(user_key);
+    up
+}
+
 /// Builds an internal key.
 pub(crate) fn encode(table: u32, user_key: &[u8], seq: u64, kind: u8) -> Vec<u8> {
-    let mut k = Vec::with_capacity(TABLE_ID_LEN + user_key.len() + TRAILER_LEN);
-    k.extend_from_slice(&table.to_be_bytes());
-    k.extend_from_slice(user_key);
+    let mut k = user_part_of(table, user_key);
     k.extend_from_slice(&((seq << 8) | u64::from(kind)).to_le_bytes());
     k
 }

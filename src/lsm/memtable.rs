@@ -5,7 +5,6 @@
 use super::ikey::{self, InternalKey};
 use super::iter::InternalIterator;
 use crate::error::Result;
-use crate::vlog::Position;
 use crossbeam_skiplist::SkipMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,54 +14,17 @@ use std::sync::Arc;
 const ENTRY_OVERHEAD: usize = 64;
 
 /// A memtable.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Memtable {
     map: SkipMap<InternalKey, Vec<u8>>,
     approx_bytes: AtomicUsize,
-    /// The vLog position of the first record this memtable holds: once it is
-    /// flushed, replay can start from the next memtable's start.
-    start: Position,
     /// The largest sequence number inserted.
     max_seq: AtomicU64,
-    /// vLog bytes whose records this memtable holds (bounds replay).
-    log_bytes: AtomicU64,
-    /// Per vLog segment, bytes of records only the log needs (inline values
-    /// and tombstones, which the flush copies into an SSTable).
-    wal_garbage: parking_lot::Mutex<Vec<(u64, u64)>>,
 }
 
 impl Memtable {
-    pub(crate) fn new(start: Position) -> Memtable {
-        Memtable {
-            map: SkipMap::new(),
-            approx_bytes: AtomicUsize::new(0),
-            start,
-            max_seq: AtomicU64::new(0),
-            log_bytes: AtomicU64::new(0),
-            wal_garbage: parking_lot::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Counts `bytes` of `segment` as garbage once this memtable is flushed.
-    pub(crate) fn add_wal_garbage(&self, segment: u64, bytes: u64) {
-        let mut g = self.wal_garbage.lock();
-        match g.iter_mut().find(|(s, _)| *s == segment) {
-            Some((_, b)) => *b += bytes,
-            None => g.push((segment, bytes)),
-        }
-    }
-
-    /// The log-only bytes per segment.
-    pub(crate) fn wal_garbage(&self) -> Vec<(u64, u64)> {
-        self.wal_garbage.lock().clone()
-    }
-
-    pub(crate) fn add_log_bytes(&self, n: u64) {
-        self.log_bytes.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn log_bytes(&self) -> u64 {
-        self.log_bytes.load(Ordering::Relaxed)
+    pub(crate) fn new() -> Memtable {
+        Memtable::default()
     }
 
     /// Inserts one entry. Sequence numbers make keys unique.
@@ -96,10 +58,6 @@ impl Memtable {
 
     pub(crate) fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub(crate) fn start(&self) -> Position {
-        self.start
     }
 
     pub(crate) fn max_seq(&self) -> u64 {
@@ -182,7 +140,7 @@ mod tests {
 
     #[test]
     fn get_sees_newest_visible_version() {
-        let m = Memtable::new(Position::default());
+        let m = Memtable::new();
         m.insert(encode(0, b"a", 1, Kind::Inline as u8), b"v1".to_vec());
         m.insert(encode(0, b"a", 3, Kind::Inline as u8), b"v3".to_vec());
         m.insert(encode(0, b"a", 5, Kind::Delete as u8), Vec::new());

@@ -5,7 +5,7 @@
 
 use super::ikey;
 use super::iter::InternalIterator;
-use super::sstable::{Table, TableIter};
+use super::sstable::{Sst, SstIter};
 use crate::error::Result;
 use crate::io::Fs;
 use std::cmp::Ordering;
@@ -27,28 +27,28 @@ pub(crate) struct SstMeta {
 }
 
 /// An open SSTable that belongs to the tree.
-pub(crate) struct TableHandle {
+pub(crate) struct SstHandle {
     pub(crate) meta: SstMeta,
-    pub(crate) table: Arc<Table>,
+    pub(crate) sst: Arc<Sst>,
     obsolete: AtomicBool,
     fs: Arc<dyn Fs>,
     path: PathBuf,
 }
 
-impl std::fmt::Debug for TableHandle {
+impl std::fmt::Debug for SstHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableHandle")
+        f.debug_struct("SstHandle")
             .field("number", &self.meta.number)
             .field("level", &self.meta.level)
             .finish()
     }
 }
 
-impl TableHandle {
-    pub(crate) fn new(meta: SstMeta, table: Arc<Table>, fs: Arc<dyn Fs>, path: PathBuf) -> Self {
-        TableHandle {
+impl SstHandle {
+    pub(crate) fn new(meta: SstMeta, sst: Arc<Sst>, fs: Arc<dyn Fs>, path: PathBuf) -> Self {
+        SstHandle {
             meta,
-            table,
+            sst,
             obsolete: AtomicBool::new(false),
             fs,
             path,
@@ -62,7 +62,7 @@ impl TableHandle {
     }
 }
 
-impl Drop for TableHandle {
+impl Drop for SstHandle {
     fn drop(&mut self) {
         if self.obsolete.load(AtomicOrdering::Acquire) {
             if let Err(e) = self.fs.remove(&self.path) {
@@ -76,7 +76,7 @@ impl Drop for TableHandle {
 /// levels sorted by key and disjoint.
 #[derive(Debug, Default)]
 pub(crate) struct Version {
-    pub(crate) levels: Vec<Vec<Arc<TableHandle>>>,
+    pub(crate) levels: Vec<Vec<Arc<SstHandle>>>,
 }
 
 /// What a point lookup found in the tables, and what it cost.
@@ -89,6 +89,16 @@ pub(crate) struct Found {
     pub(crate) bloom_skips: u32,
     /// Candidates the bloom filter let through that did not hold the key.
     pub(crate) bloom_false_positives: u32,
+}
+
+impl Found {
+    /// What a lookup found in a memtable (no table read).
+    pub(crate) fn in_memtable(entry: (Vec<u8>, Vec<u8>)) -> Found {
+        Found {
+            entry: Some(entry),
+            ..Found::default()
+        }
+    }
 }
 
 impl Version {
@@ -126,13 +136,13 @@ impl Version {
     }
 
     /// Probes one candidate table; true when it held the user part.
-    fn probe(t: &TableHandle, up: &[u8], target: &[u8], f: &mut Found) -> Result<bool> {
+    fn probe(t: &SstHandle, up: &[u8], target: &[u8], f: &mut Found) -> Result<bool> {
         f.tables_probed += 1;
-        if !t.table.may_contain(up) {
+        if !t.sst.may_contain(up) {
             f.bloom_skips += 1;
             return Ok(false);
         }
-        match t.table.get(target)? {
+        match t.sst.get(target)? {
             Some(e) => {
                 f.entry = Some(e);
                 Ok(true)
@@ -155,7 +165,7 @@ impl Version {
             }
             if level == 0 {
                 for t in files {
-                    out.push(Box::new(t.table.iter()));
+                    out.push(Box::new(t.sst.iter()));
                 }
             } else {
                 out.push(Box::new(LevelIter::new(files.clone())));
@@ -163,21 +173,21 @@ impl Version {
         }
     }
 
-    pub(crate) fn all_tables(&self) -> impl Iterator<Item = &Arc<TableHandle>> {
+    pub(crate) fn all_tables(&self) -> impl Iterator<Item = &Arc<SstHandle>> {
         self.levels.iter().flatten()
     }
 }
 
 /// A cursor over a sorted, disjoint run of tables, opening one at a time.
 pub(crate) struct LevelIter {
-    files: Vec<Arc<TableHandle>>,
+    files: Vec<Arc<SstHandle>>,
     idx: usize,
-    cur: Option<TableIter>,
+    cur: Option<SstIter>,
     err: Option<crate::Error>,
 }
 
 impl LevelIter {
-    pub(crate) fn new(files: Vec<Arc<TableHandle>>) -> Self {
+    pub(crate) fn new(files: Vec<Arc<SstHandle>>) -> Self {
         LevelIter {
             files,
             idx: 0,
@@ -192,7 +202,7 @@ impl LevelIter {
             return false;
         }
         self.idx = idx;
-        self.cur = Some(self.files[idx].table.iter());
+        self.cur = Some(self.files[idx].sst.iter());
         true
     }
 

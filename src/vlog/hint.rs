@@ -159,7 +159,7 @@ pub(crate) fn write(
     entries: &[HintEntry],
 ) -> Result<PathBuf> {
     let path = dir.join(crate::files::hint(segment));
-    let tmp = dir.join(format!("{}.tmp", crate::files::hint(segment)));
+    let tmp = dir.join(crate::files::temp(&crate::files::hint(segment)));
     let bytes = encode(segment, segment_len, entries);
     let r = (|| {
         let f = fs.create(&tmp)?;
@@ -173,6 +173,19 @@ pub(crate) fn write(
         return Err(Error::io(format!("writing {}", path.display()), e));
     }
     Ok(path)
+}
+
+/// Removes the hint of `segment`, if there is one (GC retired the
+/// segment). A failure is only logged: the next open removes a hint whose
+/// segment is gone.
+pub(crate) fn remove(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) {
+    let p = dir.join(crate::files::hint(segment));
+    match fs.remove(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            log::warn!("removing {}: {e}", p.display());
+        }
+        _ => {}
+    }
 }
 
 /// The hint entries of `seg` found by scanning it: every record whose table

@@ -1,6 +1,7 @@
 //! The value log: segment files of records, appended at the head, read by
 //! pointer, replayed on open. It is also the write-ahead log.
 
+pub(crate) mod batch;
 pub(crate) mod hint;
 mod log;
 pub(crate) mod record;

@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use wisckey::io::{FaultFs, Fs};
+use wisckey::io::Fs;
+use wisckey::testing::FaultFs;
 use wisckey::{Db, Error, Table, TableOptions, WriteBatch, WriteOptions};
 
 pub const DIR: &str = "/db";

@@ -2,11 +2,10 @@
 
 use super::block::BlockBuilder;
 use super::bloom::{self, BloomBuilder};
-use super::{
-    BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE, COMPRESSION_ZSTD, FOOTER_LEN, FORMAT_VERSION,
-    TABLE_MAGIC,
+use super::format::{
+    put_stored_block, BlockHandle, Footer, SstProperties, BLOCK_TRAILER_LEN, COMPRESSION_NONE,
+    COMPRESSION_ZSTD,
 };
-use crate::coding::{put_length_prefixed, put_varint};
 use crate::error::{Error, Result};
 use crate::io::FileHandle;
 use crate::lsm::ikey;
@@ -23,7 +22,7 @@ pub(crate) enum Compression {
 
 /// Knobs for writing a table.
 #[derive(Clone, Debug)]
-pub(crate) struct TableBuilderOptions {
+pub(crate) struct SstBuilderOptions {
     /// Target uncompressed size of a data block.
     pub block_size: usize,
     /// Entries between restart points in data and index blocks.
@@ -33,9 +32,9 @@ pub(crate) struct TableBuilderOptions {
     pub compression: Compression,
 }
 
-impl Default for TableBuilderOptions {
+impl Default for SstBuilderOptions {
     fn default() -> Self {
-        TableBuilderOptions {
+        SstBuilderOptions {
             block_size: 4096,
             restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -46,7 +45,7 @@ impl Default for TableBuilderOptions {
 
 /// What a finished table holds.
 #[derive(Clone, Debug)]
-pub(crate) struct TableSummary {
+pub(crate) struct SstSummary {
     pub file_size: u64,
     pub entries: u64,
     pub smallest: Vec<u8>,
@@ -59,10 +58,10 @@ const WRITE_BUFFER: usize = 64 << 10;
 /// Streams sorted entries into a new table file. After an error the builder
 /// (and the file) must be abandoned.
 #[derive(Debug)]
-pub(crate) struct TableBuilder {
+pub(crate) struct SstBuilder {
     file: Arc<dyn FileHandle>,
     path: PathBuf,
-    opts: TableBuilderOptions,
+    opts: SstBuilderOptions,
     /// Bytes handed to the file so far.
     written: u64,
     /// Bytes stored but not yet written (they follow `written`).
@@ -78,11 +77,11 @@ pub(crate) struct TableBuilder {
     data_blocks: u64,
 }
 
-impl TableBuilder {
-    pub(crate) fn new(file: Arc<dyn FileHandle>, path: PathBuf, opts: TableBuilderOptions) -> Self {
+impl SstBuilder {
+    pub(crate) fn new(file: Arc<dyn FileHandle>, path: PathBuf, opts: SstBuilderOptions) -> Self {
         let bloom =
             (opts.bloom_bits_per_key > 0).then(|| BloomBuilder::new(opts.bloom_bits_per_key));
-        TableBuilder {
+        SstBuilder {
             file,
             path,
             data_block: BlockBuilder::new(opts.restart_interval),
@@ -161,17 +160,7 @@ impl TableBuilder {
 
     /// Stores a block payload with its trailer; returns its handle.
     fn store_block(&mut self, payload: &[u8], kind: u8) -> Result<BlockHandle> {
-        let handle = BlockHandle {
-            offset: self.offset(),
-            size: payload.len() as u64,
-        };
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(payload);
-        crc.update(&[kind]);
-        self.pending.extend_from_slice(payload);
-        self.pending.push(kind);
-        self.pending
-            .extend_from_slice(&crc.finalize().to_le_bytes());
+        let handle = put_stored_block(&mut self.pending, self.written, payload, kind);
         if self.pending.len() >= WRITE_BUFFER {
             self.write_pending()?;
         }
@@ -206,7 +195,7 @@ impl TableBuilder {
     }
 
     /// Writes the remaining blocks and the footer, then syncs the file.
-    pub(crate) fn finish(mut self) -> Result<TableSummary> {
+    pub(crate) fn finish(mut self) -> Result<SstSummary> {
         self.flush_data_block()?;
         let filter = match self.bloom.take() {
             Some(b) => {
@@ -222,31 +211,28 @@ impl TableBuilder {
         } else {
             self.last_key.clone()
         };
-        let mut props = Vec::new();
-        put_varint(&mut props, self.entries);
-        put_length_prefixed(&mut props, &self.smallest);
-        put_length_prefixed(&mut props, &largest);
-        put_varint(&mut props, self.raw_key_bytes);
-        put_varint(&mut props, self.raw_value_bytes);
-        put_varint(&mut props, self.data_blocks);
-        let properties = self.store_block(&props, COMPRESSION_NONE)?;
-
-        let mut footer = Vec::with_capacity(FOOTER_LEN);
-        for h in [index, filter, properties] {
-            footer.extend_from_slice(&h.offset.to_le_bytes());
-            footer.extend_from_slice(&h.size.to_le_bytes());
+        let props = SstProperties {
+            entries: self.entries,
+            smallest: self.smallest.clone(),
+            largest: largest.clone(),
+            raw_key_bytes: self.raw_key_bytes,
+            raw_value_bytes: self.raw_value_bytes,
+            data_blocks: self.data_blocks,
         }
-        footer.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        footer.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
-        let crc = crc32fast::hash(&footer);
-        footer.extend_from_slice(&crc.to_le_bytes());
-        debug_assert_eq!(footer.len(), FOOTER_LEN);
+        .encode();
+        let properties = self.store_block(&props, COMPRESSION_NONE)?;
+        let footer = Footer {
+            index,
+            filter,
+            properties,
+        }
+        .encode();
         self.pending.extend_from_slice(&footer);
         self.write_pending()?;
         self.file
             .sync_data()
             .map_err(|e| Error::io(format!("syncing {}", self.path.display()), e))?;
-        Ok(TableSummary {
+        Ok(SstSummary {
             file_size: self.written,
             entries: self.entries,
             smallest: std::mem::take(&mut self.smallest),

@@ -2,7 +2,7 @@
 //! records the index still points at, re-append them at GC's own head in key
 //! order, repoint the index, and retire the old segments.
 //!
-//! A pass, in order (ARCHITECTURE.md "GC", invariants 3–6):
+//! A pass, in order (docs/architecture.md, invariants 3–6):
 //! 1. Scan each victim and ask the index whether each record is the live
 //!    version of its key: the newest visible entry has the record's sequence
 //!    number and points at the record's place.
@@ -21,20 +21,26 @@
 
 mod policy;
 
-use crate::background::write_tables;
-use crate::db::DbInner;
+use super::counters;
+use super::versions::LevelChange;
+use super::Engine;
 use crate::error::{Error, Result};
 use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
-use crate::lsm::version::Version;
 use crate::manifest::VersionEdit;
 use crate::options::GcOptions;
-use crate::stats::Counters;
 use crate::value::Value;
 use crate::vlog::hint::HintEntry;
 use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// GC's own state: passes run one at a time (lock order step 1).
+#[derive(Debug, Default)]
+pub(super) struct GcState {
+    pass: Mutex<()>,
+}
 
 /// Automatic GC starts a round when the estimated space amplification
 /// passes `1 + (t - 1) * GC_HIGH_WATER` for a target `t` (1.48 for 1.5)...
@@ -81,46 +87,26 @@ struct Survivor {
     unordered: bool,
 }
 
-impl DbInner {
-    /// The newest entry of `(table, key)` visible now: its internal key and
-    /// value, from memtables or tables.
-    pub(crate) fn newest_entry(
-        &self,
-        table: u32,
-        key: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let sv = self.sv.read().clone();
-        let mut up = Vec::with_capacity(4 + key.len());
-        up.extend_from_slice(&table.to_be_bytes());
-        up.extend_from_slice(key);
-        let target = ikey::seek_key(&up, self.read_seq());
-        if let Some(e) = sv.mem.get(&target) {
-            return Ok(Some(e));
-        }
-        for m in &sv.imms {
-            if let Some(e) = m.get(&target) {
-                return Ok(Some(e));
-            }
-        }
-        Ok(sv.version.get(&target)?.entry)
-    }
-
+impl Engine {
     /// Whether the index still points at `ptr` for this key and sequence.
     fn is_live(&self, table: u32, key: &[u8], seq: u64, ptr: &ValuePointer) -> Result<bool> {
-        Ok(match self.newest_entry(table, key)? {
-            Some((k, v)) => {
-                ikey::seq(&k) == seq
-                    && ikey::kind_byte(&k) == Kind::Pointer as u8
-                    && ValuePointer::decode(&v).as_ref() == Some(ptr)
-            }
-            None => false,
-        })
+        let sv = self.versions.current();
+        Ok(
+            match self.newest_entry(&sv, table, key, self.read_seq())?.entry {
+                Some((k, v)) => {
+                    ikey::seq(&k) == seq
+                        && ikey::kind_byte(&k) == Kind::Pointer as u8
+                        && ValuePointer::decode(&v).as_ref() == Some(ptr)
+                }
+                None => false,
+            },
+        )
     }
 
     /// Sealed segments GC may take, with their size and garbage: user
     /// segments wholly before the replay point, GC segments behind the GC head.
-    pub(crate) fn gc_candidates(&self) -> Vec<policy::Candidate> {
-        let replay = self.vs.lock().state.replay_point;
+    pub(super) fn gc_candidates(&self) -> Vec<policy::Candidate> {
+        let replay = self.versions.lock().state().replay_point;
         let discard = self.garbage_by_segment();
         let gc_head = self.vlog.gc_head_position().map(|p| p.segment);
         let newest = self
@@ -152,7 +138,7 @@ impl DbInner {
 
     /// The vLog's space amplification now: bytes on disk over live bytes
     /// (bytes minus the garbage the discard statistics know of).
-    pub(crate) fn vlog_space_amplification(&self) -> f64 {
+    pub(super) fn vlog_space_amplification(&self) -> f64 {
         let discard = self.garbage_by_segment();
         let mut total = 0u64;
         let mut garbage = 0u64;
@@ -174,8 +160,8 @@ impl DbInner {
 
     /// Known garbage per segment: the discard statistics of the sorted
     /// index plus the dead records of unordered tables.
-    pub(crate) fn garbage_by_segment(&self) -> std::collections::BTreeMap<u64, u64> {
-        let mut g = self.vs.lock().state.discard.clone();
+    pub(super) fn garbage_by_segment(&self) -> std::collections::BTreeMap<u64, u64> {
+        let mut g = self.versions.lock().state().discard.clone();
         for (seg, bytes) in self.keydirs.garbage() {
             *g.entry(seg).or_insert(0) += bytes;
         }
@@ -185,8 +171,8 @@ impl DbInner {
     /// Runs one GC pass with `opts` (victims chosen by its policy); an empty
     /// report when no segment qualifies.
     pub(crate) fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
-        self.check_writable()?;
-        let _one_at_a_time = self.gc_lock.lock();
+        self.health.check_writable()?;
+        let _one_at_a_time = self.gc.pass.lock();
         let policy = opts.policy.unwrap_or(self.opts.gc_policy);
         let candidates = self.gc_candidates();
         let victims: Vec<u64> = if opts.all_sealed {
@@ -232,7 +218,7 @@ impl DbInner {
         // has none: it is retired without being read.
         // Only the sorted index's statistics: a segment they call all
         // garbage holds no record of an unordered table.
-        let discard = self.vs.lock().state.discard.clone();
+        let discard = self.versions.lock().state().discard.clone();
         let mut survivors = Vec::new();
         let mut dropped_tombstones: Vec<(u32, Vec<u8>, ValuePointer)> = Vec::new();
         for seg in &segs {
@@ -287,7 +273,7 @@ impl DbInner {
         self.relocate(&mut survivors, &mut report)?;
 
         // 3. Repoint the index: one table and one manifest edit.
-        let mut vs = self.vs.lock();
+        let mut vs = self.versions.lock();
         let mut entries = Vec::with_capacity(survivors.len());
         let mut superseded: Vec<(u64, u64)> = Vec::new();
         let mut moves: Vec<Move> = Vec::new();
@@ -318,16 +304,11 @@ impl DbInner {
         }
         // Records judged dead were superseded by writes this pass saw; those
         // must survive a power loss before the records' only copies go.
-        if let Err(e) = self.vlog.sync() {
-            self.set_poison(format!("vLog sync failed: {e}"));
-            return Err(e);
-        }
+        self.sync_vlog()?;
         let mut it = entries.into_iter();
         // Its sync may have failed: never trusted again (invariant 8).
-        let tables = write_tables(self, 0, u64::MAX, || Ok(it.next())).map_err(|e| {
-            self.set_poison(format!("GC table write failed: {e}"));
-            e
-        })?;
+        let written = self.write_ssts(0, u64::MAX, || Ok(it.next()));
+        let tables = self.or_poison("GC table write", written)?;
         let live_after: Vec<u64> = self
             .vlog
             .live_set()
@@ -345,16 +326,14 @@ impl DbInner {
         };
         // A failed append leaves the edit's fate unknown: keep the table
         // (the next open removes it if the manifest does not name it).
-        self.log_and_apply(&mut vs, edit)?;
-        let cur = self.current_version();
-        let mut levels = cur.levels.clone();
-        if levels.is_empty() {
-            levels.push(Vec::new());
-        }
-        for t in tables.into_iter().rev() {
-            levels[0].insert(0, t);
-        }
-        self.install_version(Version { levels }, None);
+        self.log_and_apply(
+            &mut vs,
+            edit,
+            LevelChange {
+                added: tables,
+                ..LevelChange::default()
+            },
+        )?;
         // 4. Repoint the keydirs and retire the victims (the edit that drops
         // them is durable), with keydir readers held off meanwhile.
         let pass_seq = self.read_seq();
@@ -365,26 +344,20 @@ impl DbInner {
                     self.publish_segments();
                 });
         drop(vs);
-        for v in victims {
-            let p = self.dir.join(crate::files::hint(*v));
-            match self.fs.remove(&p) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    log::warn!("removing {}: {e}", p.display());
-                }
-                _ => {}
-            }
+        for &v in victims {
+            crate::vlog::hint::remove(&self.fs, &self.dir, v);
         }
-        self.release_zombies();
+        self.release_retired_segments();
         for seg in &segs {
             report.bytes_freed += seg.file.len().unwrap_or(0);
         }
         report.seconds = started.elapsed().as_secs_f64();
         let c = &self.counters;
-        Counters::add(&c.gc_passes, 1);
-        Counters::add(&c.gc_bytes_read, report.bytes_read);
-        Counters::add(&c.gc_bytes_moved, report.bytes_moved);
-        Counters::add(&c.gc_bytes_freed, report.bytes_freed);
-        Counters::add(&c.gc_records_moved, report.records_moved);
+        counters::add(&c.gc_passes, 1);
+        counters::add(&c.gc_bytes_read, report.bytes_read);
+        counters::add(&c.gc_bytes_moved, report.bytes_moved);
+        counters::add(&c.gc_bytes_freed, report.bytes_freed);
+        counters::add(&c.gc_records_moved, report.records_moved);
         log::info!(
             "{}: GC pass over {:?}: read {} records ({} bytes), moved {} ({} bytes, {} superseded), freed {} bytes in {:.3}s",
             self.dir.display(),
@@ -398,7 +371,7 @@ impl DbInner {
             report.seconds
         );
         drop(segs);
-        let _ = self.compact_tx.send(crate::db::BgMsg::Work);
+        self.workers.wake_compaction();
         Ok(report)
     }
 
@@ -439,10 +412,8 @@ impl DbInner {
                     self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
                     let sealed = self.vlog.gc_head_position();
                     // Sealing the old GC head syncs it.
-                    self.vlog.gc_roll(self.new_file_number()).map_err(|e| {
-                        self.set_poison(format!("GC segment roll failed: {e}"));
-                        e
-                    })?;
+                    let rolled = self.vlog.gc_roll(self.versions.new_file_number());
+                    self.or_poison("GC segment roll", rolled)?;
                     self.publish_segments();
                     if let Some(sealed) = sealed {
                         self.write_hint(sealed.segment, sealed.offset);
@@ -458,10 +429,8 @@ impl DbInner {
             start = end;
         }
         self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
-        self.vlog.sync_gc().map_err(|e| {
-            self.set_poison(format!("GC sync failed: {e}"));
-            e
-        })
+        let synced = self.vlog.sync_gc();
+        self.or_poison("GC sync", synced)
     }
 
     /// Writes the buffered relocated records at the GC head and records
@@ -524,12 +493,6 @@ impl DbInner {
         }
     }
 
-    /// Drops retired segments no live snapshot can need.
-    pub(crate) fn release_zombies(&self) {
-        let oldest = self.snapshots.lock().keys().next().copied();
-        self.vlog.release_zombies(oldest);
-    }
-
     /// Automatic GC: while the vLog's space amplification is over the
     /// target, collect the segment the policy likes best.
     ///
@@ -537,7 +500,7 @@ impl DbInner {
     /// only once a flush or compaction meets both versions. So a round of
     /// passes starts a little under the target ([`GC_HIGH_WATER`]) and goes
     /// on to [`GC_LOW_WATER`], which leaves room for garbage not found yet.
-    pub(crate) fn auto_gc(&self) -> Result<()> {
+    pub(super) fn auto_gc(&self) -> Result<()> {
         let target = self.opts.gc_space_amp_target;
         let high = 1.0 + (target - 1.0) * GC_HIGH_WATER;
         if self.vlog_space_amplification() <= high {
@@ -546,7 +509,7 @@ impl DbInner {
         let low = 1.0 + (target - 1.0) * GC_LOW_WATER;
         let mut passes = 0;
         while self.vlog_space_amplification() > low && passes < 64 {
-            if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            if self.health.is_closed() {
                 break;
             }
             let report = self.gc(&GcOptions::default())?;

@@ -3,11 +3,9 @@
 
 use super::block::{Block, BlockIter};
 use super::bloom::BloomFilter;
-use super::{
-    BlockHandle, BLOCK_TRAILER_LEN, COMPRESSION_NONE, COMPRESSION_ZSTD, FOOTER_LEN, FORMAT_VERSION,
-    MAX_BLOCK_SIZE, TABLE_MAGIC,
+use super::format::{
+    unpack_stored_block, BlockHandle, Footer, SstProperties, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
-use crate::coding::Reader;
 use crate::error::{Error, Result};
 use crate::io::FileHandle;
 use crate::lsm::ikey;
@@ -15,35 +13,9 @@ use crate::lsm::iter::InternalIterator;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The statistics recorded in a table's properties block.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TableProperties {
-    pub entries: u64,
-    pub smallest: Vec<u8>,
-    pub largest: Vec<u8>,
-    pub raw_key_bytes: u64,
-    pub raw_value_bytes: u64,
-    pub data_blocks: u64,
-}
-
-impl TableProperties {
-    fn decode(src: &[u8]) -> Option<TableProperties> {
-        let mut r = Reader::new(src);
-        let p = TableProperties {
-            entries: r.varint()?,
-            smallest: r.length_prefixed()?.to_vec(),
-            largest: r.length_prefixed()?.to_vec(),
-            raw_key_bytes: r.varint()?,
-            raw_value_bytes: r.varint()?,
-            data_blocks: r.varint()?,
-        };
-        r.is_empty().then_some(p)
-    }
-}
-
 /// An open table. `Send + Sync`; share it through `Arc`.
 #[derive(Debug)]
-pub(crate) struct Table {
+pub(crate) struct Sst {
     file: Arc<dyn FileHandle>,
     path: Arc<Path>,
     file_size: u64,
@@ -54,7 +26,7 @@ pub(crate) struct Table {
     /// Where the data blocks must end (start of the metadata blocks).
     data_end: u64,
     filter: Option<BloomFilter>,
-    props: TableProperties,
+    props: SstProperties,
 }
 
 fn corruption(path: &Path, offset: u64, reason: impl Into<String>) -> Error {
@@ -96,61 +68,18 @@ fn read_block(
     // Fits in memory: it is within the file (checked above against its size).
     let n = usize::try_from(handle.size)
         .map_err(|_| bad(format!("{what} block size {} too large", handle.size)))?;
-    let mut buf = read_exact(file, path, handle.offset, n + BLOCK_TRAILER_LEN)?;
-    let kind = buf[n];
-    let stored = u32::from_le_bytes([buf[n + 1], buf[n + 2], buf[n + 3], buf[n + 4]]);
-    let actual = crc32fast::hash(&buf[..n + 1]);
-    if stored != actual {
-        return Err(bad(format!(
-            "{what} block checksum mismatch (stored {stored:#010x}, computed {actual:#010x})"
-        )));
-    }
-    buf.truncate(n);
-    match kind {
-        COMPRESSION_NONE => {
-            if handle.size > MAX_BLOCK_SIZE {
-                return Err(bad(format!("{what} block of {n} bytes is too large")));
-            }
-            Ok(buf)
-        }
-        COMPRESSION_ZSTD => {
-            let size = match zstd::zstd_safe::get_frame_content_size(&buf) {
-                Ok(Some(s)) => s,
-                _ => {
-                    return Err(bad(format!(
-                        "{what} block: zstd frame without a content size"
-                    )))
-                }
-            };
-            if size > MAX_BLOCK_SIZE {
-                return Err(bad(format!(
-                    "{what} block decompresses to {size} bytes (over the limit)"
-                )));
-            }
-            let out = zstd::bulk::decompress(&buf, size as usize)
-                .map_err(|e| bad(format!("{what} block: zstd: {e}")))?;
-            if out.len() as u64 != size {
-                return Err(bad(format!(
-                    "{what} block decompressed to {} bytes, frame says {size}",
-                    out.len()
-                )));
-            }
-            Ok(out)
-        }
-        k => Err(bad(format!(
-            "{what} block has unknown compression type {k}"
-        ))),
-    }
+    let stored = read_exact(file, path, handle.offset, n + BLOCK_TRAILER_LEN)?;
+    unpack_stored_block(stored).map_err(|why| bad(format!("{what} block: {why}")))
 }
 
-impl Table {
+impl Sst {
     /// Opens a table of `file_size` bytes: reads and checks the footer, the
     /// index, the filter and the properties.
     pub(crate) fn open(
         file: Arc<dyn FileHandle>,
         path: PathBuf,
         file_size: u64,
-    ) -> Result<Arc<Table>> {
+    ) -> Result<Arc<Sst>> {
         let path: Arc<Path> = Arc::from(path);
         let p = &*path;
         if file_size < FOOTER_LEN as u64 {
@@ -162,29 +91,12 @@ impl Table {
         }
         let footer_off = file_size - FOOTER_LEN as u64;
         let footer = read_exact(&*file, p, footer_off, FOOTER_LEN)?;
-        let body = &footer[..FOOTER_LEN - 4];
-        let mut r = Reader::new(&footer);
-        let bad_footer = |reason: &str| corruption(p, footer_off, format!("footer: {reason}"));
-        let mut handle = || -> Result<BlockHandle> {
-            let offset = r.u64().ok_or_else(|| bad_footer("short"))?;
-            let size = r.u64().ok_or_else(|| bad_footer("short"))?;
-            Ok(BlockHandle { offset, size })
-        };
-        let index_h = handle()?;
-        let filter_h = handle()?;
-        let props_h = handle()?;
-        let version = r.u32().ok_or_else(|| bad_footer("short"))?;
-        let magic = r.u64().ok_or_else(|| bad_footer("short"))?;
-        let crc = r.u32().ok_or_else(|| bad_footer("short"))?;
-        if crc != crc32fast::hash(body) {
-            return Err(bad_footer("checksum mismatch"));
-        }
-        if magic != TABLE_MAGIC {
-            return Err(bad_footer(&format!("bad magic {magic:#018x}")));
-        }
-        if version != FORMAT_VERSION {
-            return Err(bad_footer(&format!("unsupported format version {version}")));
-        }
+        let Footer {
+            index: index_h,
+            filter: filter_h,
+            properties: props_h,
+        } = Footer::decode(&footer)
+            .map_err(|why| corruption(p, footer_off, format!("footer: {why}")))?;
 
         // Metadata blocks.
         let index_bytes = read_block(&*file, p, index_h, footer_off, "index")?;
@@ -197,7 +109,7 @@ impl Table {
             Some(f)
         };
         let props_bytes = read_block(&*file, p, props_h, footer_off, "properties")?;
-        let props = TableProperties::decode(&props_bytes)
+        let props = SstProperties::decode(&props_bytes)
             .ok_or_else(|| corruption(p, props_h.offset, "malformed properties block"))?;
 
         let mut data_end = index_h.offset.min(props_h.offset);
@@ -247,7 +159,7 @@ impl Table {
                 "properties disagree with the index",
             ));
         }
-        Ok(Arc::new(Table {
+        Ok(Arc::new(Sst {
             file,
             path,
             file_size,
@@ -274,7 +186,7 @@ impl Table {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
-    pub(crate) fn properties(&self) -> &TableProperties {
+    pub(crate) fn properties(&self) -> &SstProperties {
         &self.props
     }
     /// Number of data blocks.
@@ -331,8 +243,8 @@ impl Table {
     }
 
     /// A cursor over the whole table.
-    pub(crate) fn iter(self: &Arc<Self>) -> TableIter {
-        TableIter {
+    pub(crate) fn iter(self: &Arc<Self>) -> SstIter {
+        SstIter {
             table: self.clone(),
             block_idx: 0,
             block: None,
@@ -344,15 +256,15 @@ impl Table {
 /// A two-level cursor: the in-memory index picks the data block, a decoded
 /// [`BlockIter`] walks it. After an error it stays invalid and `status`
 /// reports the error.
-pub(crate) struct TableIter {
-    table: Arc<Table>,
+pub(crate) struct SstIter {
+    table: Arc<Sst>,
     /// Which data block `block` holds.
     block_idx: usize,
     block: Option<BlockIter>,
     err: Option<Error>,
 }
 
-impl TableIter {
+impl SstIter {
     /// Loads data block `i` (reusing the current one if it is `i`); false
     /// (and no block) if `i` is out of range or on error.
     fn load(&mut self, i: usize) -> bool {
@@ -407,7 +319,7 @@ impl TableIter {
     }
 }
 
-impl InternalIterator for TableIter {
+impl InternalIterator for SstIter {
     fn valid(&self) -> bool {
         self.err.is_none() && self.block.as_ref().is_some_and(|b| b.valid())
     }
@@ -506,7 +418,7 @@ mod tests {
     use super::*;
     use crate::io::{Fs, StdFs};
     use crate::lsm::ikey::encode;
-    use crate::lsm::sstable::{Compression, TableBuilder, TableBuilderOptions};
+    use crate::lsm::sstable::{Compression, SstBuilder, SstBuilderOptions};
     use std::cmp::Ordering;
 
     type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -554,8 +466,8 @@ mod tests {
         v
     }
 
-    fn opts(block_size: usize, bloom: u32, compression: Compression) -> TableBuilderOptions {
-        TableBuilderOptions {
+    fn opts(block_size: usize, bloom: u32, compression: Compression) -> SstBuilderOptions {
+        SstBuilderOptions {
             block_size,
             restart_interval: 4,
             bloom_bits_per_key: bloom,
@@ -563,11 +475,11 @@ mod tests {
         }
     }
 
-    fn build_file(dir: &Path, name: &str, entries: &Entries, o: TableBuilderOptions) -> Arc<Table> {
+    fn build_file(dir: &Path, name: &str, entries: &Entries, o: SstBuilderOptions) -> Arc<Sst> {
         let fs = StdFs::default();
         let path = dir.join(name);
         let file = fs.create(&path).unwrap();
-        let mut b = TableBuilder::new(file, path.clone(), o);
+        let mut b = SstBuilder::new(file, path.clone(), o);
         for (k, v) in entries {
             b.add(k, v).unwrap();
         }
@@ -578,7 +490,7 @@ mod tests {
         assert_eq!(s.entries, entries.len() as u64);
         let file = fs.open(&path, false).unwrap();
         assert_eq!(file.len().unwrap(), s.file_size);
-        let t = Table::open(file, path, s.file_size).unwrap();
+        let t = Sst::open(file, path, s.file_size).unwrap();
         assert_eq!(t.smallest(), &s.smallest[..]);
         assert_eq!(t.largest(), &s.largest[..]);
         assert_eq!(t.entries(), entries.len() as u64);
@@ -589,7 +501,7 @@ mod tests {
         t
     }
 
-    fn build_bytes(entries: &Entries, o: TableBuilderOptions) -> Vec<u8> {
+    fn build_bytes(entries: &Entries, o: SstBuilderOptions) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let t = build_file(dir.path(), "t.sst", entries, o);
         std::fs::read(t.path()).unwrap()
@@ -612,7 +524,7 @@ mod tests {
             .cloned()
     }
 
-    fn collect_forward(it: &mut TableIter) -> Entries {
+    fn collect_forward(it: &mut SstIter) -> Entries {
         let mut out = Vec::new();
         it.seek_to_first();
         while it.valid() {
@@ -622,7 +534,7 @@ mod tests {
         out
     }
 
-    fn collect_backward(it: &mut TableIter) -> Entries {
+    fn collect_backward(it: &mut SstIter) -> Entries {
         let mut out = Vec::new();
         it.seek_to_last();
         while it.valid() {
@@ -644,7 +556,7 @@ mod tests {
         }
     }
 
-    fn check_table(t: &Arc<Table>, entries: &Entries, rng: &mut Rng) {
+    fn check_table(t: &Arc<Sst>, entries: &Entries, rng: &mut Rng) {
         let mut it = t.iter();
         assert_eq!(collect_forward(&mut it), *entries);
         assert_eq!(collect_backward(&mut it), *entries);
@@ -768,12 +680,7 @@ mod tests {
         let entries: Entries = (0..1000u32)
             .map(|i| (encode(1, format!("key{i:08}").as_bytes(), 5, 1), vec![]))
             .collect();
-        let t = build_file(
-            dir.path(),
-            "a.sst",
-            &entries,
-            TableBuilderOptions::default(),
-        );
+        let t = build_file(dir.path(), "a.sst", &entries, SstBuilderOptions::default());
         let fp = (0..10_000u32)
             .filter(|i| {
                 let up = encode(1, format!("absent{i}").as_bytes(), 0, 0);
@@ -790,7 +697,7 @@ mod tests {
         let mut outcome = 2;
         let size = bytes.len() as u64;
         let path = PathBuf::from("damaged.sst");
-        let t = match Table::open(Arc::new(MemFile(bytes)), path.clone(), size) {
+        let t = match Sst::open(Arc::new(MemFile(bytes)), path.clone(), size) {
             Ok(t) => t,
             Err(e) => {
                 match &e {
@@ -925,12 +832,12 @@ mod tests {
         ];
         for b in cases {
             let size = b.len() as u64;
-            let e = Table::open(Arc::new(MemFile(b)), PathBuf::from("x.sst"), size).unwrap_err();
+            let e = Sst::open(Arc::new(MemFile(b)), PathBuf::from("x.sst"), size).unwrap_err();
             assert!(e.is_corruption(), "{e}");
         }
         // A size larger than the file: the footer read falls off the end.
         let size = good.len() as u64 + 10;
-        let e = Table::open(Arc::new(MemFile(good)), PathBuf::from("x.sst"), size).unwrap_err();
+        let e = Sst::open(Arc::new(MemFile(good)), PathBuf::from("x.sst"), size).unwrap_err();
         assert!(e.is_corruption(), "{e}");
     }
 
@@ -938,7 +845,7 @@ mod tests {
     fn table_iter_is_send_and_table_is_sync() {
         fn check<T: Send + Sync>() {}
         fn check_send<T: Send>() {}
-        check::<Table>();
-        check_send::<TableIter>();
+        check::<Sst>();
+        check_send::<SstIter>();
     }
 }

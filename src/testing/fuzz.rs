@@ -16,11 +16,14 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use crate::files::CURRENT as CURRENT_FILE;
-use crate::io::{FailMode, FaultFs, FileHandle, Fs, Repeat};
+use crate::io::{FileHandle, Fs};
 use crate::lsm::ikey;
-use crate::lsm::sstable::{Table, TableBuilder, TableBuilderOptions};
-use crate::lsm::sstable::{FORMAT_VERSION, TABLE_MAGIC};
+use crate::lsm::sstable::format::{
+    put_stored_block, BlockHandle, Footer, SstProperties, COMPRESSION_NONE,
+};
+use crate::lsm::sstable::{Sst, SstBuilder, SstBuilderOptions};
 use crate::manifest::{Manifest, ManifestState, VersionEdit};
+use crate::testing::{FailMode, FaultFs, Repeat};
 use crate::vlog::hint;
 use crate::vlog::record::{self, HEADER_LEN, TRAILER_LEN};
 use crate::vlog::{replay_segment, Segment, SegmentKind, ValuePointer};
@@ -323,15 +326,15 @@ fn check_unordered(u: &crate::Table, sample: &SampleDb) -> Result<bool> {
 
 // ---------------------------------------------------------------- SSTables
 
-fn open_table(bytes: Vec<u8>) -> Result<Arc<Table>> {
+fn open_table(bytes: Vec<u8>) -> Result<Arc<Sst>> {
     let len = bytes.len() as u64;
-    Table::open(Arc::new(MemFile(bytes)), PathBuf::from("/000001.sst"), len)
+    Sst::open(Arc::new(MemFile(bytes)), PathBuf::from("/000001.sst"), len)
 }
 
 /// Iterates a table forwards and backwards, then gets keys it listed and a
 /// few it did not; a get of a listed key must find that key's user part
 /// (unless the filter, which no checksum ties to the data's meaning, says no).
-fn exercise_table(table: &Arc<Table>, extra_targets: &[Vec<u8>]) -> Result<()> {
+fn exercise_table(table: &Arc<Sst>, extra_targets: &[Vec<u8>]) -> Result<()> {
     use crate::lsm::iter::InternalIterator;
     let mut it = table.iter();
     it.seek_to_first();
@@ -380,12 +383,10 @@ pub fn sstable(data: &[u8]) -> Result<()> {
 }
 
 fn stored(out: &mut Vec<u8>, payload: &[u8]) -> (u64, u64) {
-    let off = out.len() as u64;
-    out.extend_from_slice(payload);
-    out.push(0);
-    let crc = crc32fast::hash(&out[off as usize..]);
-    out.extend_from_slice(&crc.to_le_bytes());
-    (off, payload.len() as u64)
+    let mut block = Vec::new();
+    let h = put_stored_block(&mut block, out.len() as u64, payload, COMPRESSION_NONE);
+    out.extend_from_slice(&block);
+    (h.offset, h.size)
 }
 
 /// A key/value block of restart points only (no prefix compression).
@@ -408,25 +409,26 @@ fn kv_block(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn props_block(entries: u64, smallest: &[u8], largest: &[u8], data_blocks: u64) -> Vec<u8> {
-    let mut b = Vec::new();
-    crate::coding::put_varint(&mut b, entries);
-    crate::coding::put_length_prefixed(&mut b, smallest);
-    crate::coding::put_length_prefixed(&mut b, largest);
-    crate::coding::put_varint(&mut b, 0);
-    crate::coding::put_varint(&mut b, 0);
-    crate::coding::put_varint(&mut b, data_blocks);
-    b
+    SstProperties {
+        entries,
+        smallest: smallest.to_vec(),
+        largest: largest.to_vec(),
+        data_blocks,
+        ..SstProperties::default()
+    }
+    .encode()
 }
 
 fn footer(out: &mut Vec<u8>, index: (u64, u64), filter: (u64, u64), props: (u64, u64)) {
-    let start = out.len();
-    for v in [index.0, index.1, filter.0, filter.1, props.0, props.1] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&TABLE_MAGIC.to_le_bytes());
-    let crc = crc32fast::hash(&out[start..]);
-    out.extend_from_slice(&crc.to_le_bytes());
+    let handle = |(offset, size)| BlockHandle { offset, size };
+    out.extend_from_slice(
+        &Footer {
+            index: handle(index),
+            filter: handle(filter),
+            properties: handle(props),
+        }
+        .encode(),
+    );
 }
 
 /// The largest internal key used by the synthetic tables' index.
@@ -503,20 +505,20 @@ pub fn bloom(data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// A valid table (from [`TableBuilder`]) used as the body in front of fuzzed
+/// A valid table (from [`SstBuilder`]) used as the body in front of fuzzed
 /// footers, and as a seed.
 pub fn sample_table(entries: usize, block_size: usize, bloom_bits: u32) -> Vec<u8> {
     let fs = FaultFs::new();
     let path = Path::new("/t.sst");
     let file = fs.create(path).unwrap();
-    let mut b = TableBuilder::new(
+    let mut b = SstBuilder::new(
         file,
         path.to_path_buf(),
-        TableBuilderOptions {
+        SstBuilderOptions {
             block_size,
             restart_interval: 4,
             bloom_bits_per_key: bloom_bits,
-            ..TableBuilderOptions::default()
+            ..SstBuilderOptions::default()
         },
     );
     for i in 0..entries {

@@ -20,7 +20,7 @@
 //!
 //! Not for production use: everything lives in memory behind one mutex.
 
-use super::{FileHandle, FileLock, Fs};
+use crate::io::{FileHandle, FileLock, Fs};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

@@ -1,0 +1,150 @@
+//! What the engine counts while it runs (reset on open), and the [`Stats`]
+//! and [`SegmentStats`] built from the counters and the current state.
+
+use super::Engine;
+use crate::lsm::compaction::{self, NUM_LEVELS};
+use crate::stats::{LevelStats, SegmentStats, Stats};
+use crate::vlog::SegmentKind;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The engine's counters; each one only ever grows.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub(super) user_bytes_written: AtomicU64,
+    pub(super) writes: AtomicU64,
+    pub(super) batches: AtomicU64,
+    pub(super) group_commits: AtomicU64,
+    pub(super) syncs: AtomicU64,
+    pub(super) flush_bytes_written: AtomicU64,
+    pub(super) flushes: AtomicU64,
+    pub(super) compaction_bytes_written: AtomicU64,
+    pub(super) compaction_bytes_read: AtomicU64,
+    pub(super) compactions: AtomicU64,
+    pub(super) manifest_bytes_written: AtomicU64,
+    pub(super) gets: AtomicU64,
+    pub(super) tables_probed: AtomicU64,
+    pub(super) vlog_reads: AtomicU64,
+    pub(super) write_stalls: AtomicU64,
+    pub(super) write_slowdowns: AtomicU64,
+    pub(super) trivial_moves: AtomicU64,
+    pub(super) bloom_skips: AtomicU64,
+    pub(super) bloom_false_positives: AtomicU64,
+    pub(super) table_reads: AtomicU64,
+    pub(super) gc_passes: AtomicU64,
+    pub(super) gc_bytes_read: AtomicU64,
+    pub(super) gc_bytes_moved: AtomicU64,
+    pub(super) gc_bytes_freed: AtomicU64,
+    pub(super) gc_records_moved: AtomicU64,
+    pub(super) level_read: [AtomicU64; NUM_LEVELS],
+    pub(super) level_written: [AtomicU64; NUM_LEVELS],
+}
+
+/// Adds `n` to counter `c`.
+pub(super) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn get(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+impl Engine {
+    /// Counters and sizes now.
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let sv = self.versions.current();
+        let user = get(&c.user_bytes_written);
+        let vlog_w = self.vlog.bytes_written();
+        let gc_w = self.vlog.gc_bytes_written();
+        let flush_w = get(&c.flush_bytes_written);
+        let comp_w = get(&c.compaction_bytes_written);
+        let man_w = get(&c.manifest_bytes_written);
+        let ratio = |n: u64| {
+            if user == 0 {
+                0.0
+            } else {
+                n as f64 / user as f64
+            }
+        };
+        let cfg = self.level_config();
+        let scores = compaction::scores(&sv.version, &cfg);
+        let targets = compaction::level_targets(&sv.version, &cfg);
+        let levels: Vec<LevelStats> = (0..NUM_LEVELS)
+            .map(|i| {
+                let files = sv.version.levels.get(i).map_or(&[][..], |l| l.as_slice());
+                LevelStats {
+                    files: files.len() as u64,
+                    bytes: files.iter().map(|t| t.meta.size).sum(),
+                    target_bytes: if i == 0 { 0 } else { targets.targets[i] },
+                    score: scores[i],
+                    compaction_bytes_read: get(&c.level_read[i]),
+                    bytes_written: get(&c.level_written[i]),
+                }
+            })
+            .collect();
+        let segments = self.segment_stats();
+        Stats {
+            io_backend: self.fs.name().to_string(),
+            user_bytes_written: user,
+            writes: get(&c.writes),
+            batches: get(&c.batches),
+            group_commits: get(&c.group_commits),
+            syncs: get(&c.syncs),
+            vlog_bytes_written: vlog_w,
+            flush_bytes_written: flush_w,
+            flushes: get(&c.flushes),
+            compaction_bytes_written: comp_w,
+            compaction_bytes_read: get(&c.compaction_bytes_read),
+            compactions: get(&c.compactions),
+            manifest_bytes_written: man_w,
+            write_amplification: ratio(vlog_w + gc_w + flush_w + comp_w + man_w),
+            gc_passes: get(&c.gc_passes),
+            gc_bytes_read: get(&c.gc_bytes_read),
+            gc_bytes_written: gc_w,
+            gc_bytes_freed: get(&c.gc_bytes_freed),
+            gc_records_moved: get(&c.gc_records_moved),
+            gc_write_amplification: if vlog_w == 0 {
+                0.0
+            } else {
+                (vlog_w + gc_w) as f64 / vlog_w as f64
+            },
+            vlog_space_amplification: self.vlog_space_amplification(),
+            retired_segments_kept: self.vlog.zombie_count() as u64,
+            lsm_write_amplification: ratio(flush_w + comp_w),
+            vlog_segments: segments.len() as u64,
+            vlog_bytes: segments.iter().map(|s| s.bytes).sum(),
+            vlog_garbage_bytes: segments.iter().map(|s| s.garbage_bytes).sum(),
+            sst_bytes: levels.iter().map(|l| l.bytes).sum(),
+            levels,
+            memtable_bytes: sv.mem.table.approx_bytes() as u64,
+            immutable_memtables: sv.imms.len() as u64,
+            last_sequence: self.read_seq(),
+            unordered_keys: self.keydirs.len(),
+            gets: get(&c.gets),
+            tables_probed: get(&c.tables_probed),
+            vlog_reads: get(&c.vlog_reads),
+            write_stalls: get(&c.write_stalls),
+            write_slowdowns: get(&c.write_slowdowns),
+            trivial_moves: get(&c.trivial_moves),
+            table_reads: get(&c.table_reads),
+            bloom_skips: get(&c.bloom_skips),
+            bloom_false_positives: get(&c.bloom_false_positives),
+            segments,
+        }
+    }
+
+    /// Size and garbage of each live vLog segment, oldest first.
+    pub(crate) fn segment_stats(&self) -> Vec<SegmentStats> {
+        let discard = self.garbage_by_segment();
+        self.vlog
+            .segment_sizes()
+            .into_iter()
+            .map(|(number, kind, bytes)| SegmentStats {
+                number,
+                gc: kind == SegmentKind::Gc,
+                bytes,
+                garbage_bytes: discard.get(&number).copied().unwrap_or(0),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,98 @@
+//! Whether the database may still be used: closed (by `close` or the last
+//! handle's drop) and poisoned (a failed sync or write, whose outcome on
+//! disk is unknown: nothing written since the last good sync can be trusted,
+//! so writes are refused until the database is reopened, invariant 8).
+
+use super::Engine;
+use crate::error::{Error, Result};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Closed and poisoned, with the poison's reason.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    closed: AtomicBool,
+    poisoned: AtomicBool,
+    /// Why the database was poisoned (the first reason only).
+    reason: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Marks the database closed; true the first time.
+    pub(super) fn close(&self) -> bool {
+        !self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(super) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// `Err` once the database is closed.
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::InvalidArgument("the database is closed".into()));
+        }
+        Ok(())
+    }
+
+    /// `Err` once the database is closed or poisoned.
+    pub(super) fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        self.check_not_poisoned()
+    }
+
+    /// `Err(Error::Poisoned)` once the database is poisoned.
+    pub(super) fn check_not_poisoned(&self) -> Result<()> {
+        if self.is_poisoned() {
+            let msg = self.reason.lock().clone().unwrap_or_default();
+            return Err(Error::Poisoned(msg));
+        }
+        Ok(())
+    }
+
+    fn poison(&self, msg: String) {
+        let mut r = self.reason.lock();
+        if r.is_none() {
+            *r = Some(msg);
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+}
+
+impl Engine {
+    /// Refuses further writes and wakes every waiter (they return
+    /// `Error::Poisoned`).
+    pub(super) fn poison(&self, msg: String) {
+        log::error!("{}: poisoned: {msg}", self.dir.display());
+        self.health.poison(msg);
+        self.workers.signal();
+    }
+
+    /// Passes `r` through, poisoning the database when it is an error: for
+    /// every write or sync whose failure leaves the disk in an unknown state
+    /// (the one helper for invariant 8).
+    pub(super) fn or_poison<T>(&self, what: &str, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.poison(format!("{what} failed: {e}"));
+        }
+        r
+    }
+
+    /// Syncs the vLog (both heads); a failure poisons the database.
+    pub(super) fn sync_vlog(&self) -> Result<()> {
+        let r = self.vlog.sync();
+        self.or_poison("vLog sync", r)
+    }
+}
+
+impl Engine {
+    /// Makes every acknowledged write durable against power loss.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.health.check_open()?;
+        self.sync_vlog()
+    }
+}

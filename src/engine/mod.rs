@@ -1,0 +1,155 @@
+//! The engine: the state behind every public handle, in named parts, each
+//! in a file named for it.
+//!
+//! ```text
+//! Engine
+//!   versions   versions.rs   the manifest and the current view (memtables,
+//!                            SSTables, vLog segments); the only installer
+//!                            of versions ("log and apply")
+//!   writer     write.rs      group commit: the queue of writers, the commit
+//!                            lock, the visible sequence number
+//!   vlog       crate::vlog   segments, the user head and GC's head
+//!   keydirs    crate::keydir the indexes of the unordered tables
+//!   snapshots  snapshots.rs  the sequence numbers live snapshots read at
+//!   workers    workers.rs    the flush, compaction and GC threads, and the
+//!                            waits for their work
+//!   health     health.rs     closed and poisoned
+//!   counters   counters.rs   what the engine counts; `Stats` is built there
+//!   gc         gc/           one GC pass at a time
+//! ```
+//!
+//! The paths through it, by function name: `write.rs` (`Engine::write` →
+//! `commit_group` → the vLog append → the memtable or keydir), `read.rs`
+//! (`Engine::get`, `multi_get`, `lookup`, `resolve`), `scan.rs` (the
+//! iterators' merged walk), `flush.rs`, `compact.rs`, `gc/`, and
+//! `recovery.rs` (`Engine::open`, one function per step).
+//!
+//! # Lock order
+//!
+//! A thread holding one of these locks takes only locks further down the
+//! list (the keydir's own order, tables → a keydir's map → its segment
+//! bookkeeping, is one step of it):
+//!
+//! 1. `gc.pass`: one GC pass at a time.
+//! 2. `writer.commit`: the commit leader's state ([`write::CommitGuard`]).
+//! 3. `versions.manifest`: the manifest and its state
+//!    ([`versions::ManifestGuard`]).
+//! 4. the keydirs: tables, then a keydir's map, then segment bookkeeping.
+//! 5. `versions.current`: the view readers take.
+//! 6. `snapshots`.
+//! 7. the vLog: the user head, GC's head, the live segment set, the
+//!    retired segments.
+//! 8. `workers.status`: what waiters wait on.
+//! 9. `health.poison`: the poison message.
+//!
+//! The write queue's own lock is never held while committing, and the
+//! manifest lock is never taken by the commit path: writers and version
+//! installs do not wait for each other.
+
+mod compact;
+mod counters;
+mod flush;
+mod gc;
+mod health;
+mod output;
+mod read;
+mod recovery;
+mod scan;
+mod snapshots;
+mod tables;
+#[cfg(test)]
+mod tests;
+mod versions;
+mod workers;
+mod write;
+
+pub use gc::GcReport;
+pub(crate) use scan::Scan;
+
+use crate::io::{FileLock, Fs};
+use crate::keydir::Keydirs;
+use crate::lsm::compaction::LevelConfig;
+use crate::lsm::sstable::{Compression as SstCompression, SstBuilderOptions};
+use crate::options::{Compression, Options};
+use crate::vlog::VLog;
+use counters::Counters;
+use health::Health;
+use snapshots::Snapshots;
+use std::path::{Path, PathBuf};
+use versions::Versions;
+use workers::Workers;
+use write::Writer;
+
+/// The engine of one open database. Shared by every handle (`Arc`); the
+/// background workers hold it weakly.
+pub(crate) struct Engine {
+    dir: PathBuf,
+    opts: Options,
+    fs: std::sync::Arc<dyn Fs>,
+    _lock: Box<dyn FileLock>,
+    versions: Versions,
+    writer: Writer,
+    vlog: VLog,
+    keydirs: Keydirs,
+    snapshots: Snapshots,
+    workers: Workers,
+    health: Health,
+    counters: Counters,
+    gc: gc::GcState,
+}
+
+impl Engine {
+    /// The database directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options the database was opened with.
+    pub(crate) fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// The shape of the LSM-tree, for the compaction picker.
+    fn level_config(&self) -> LevelConfig {
+        LevelConfig {
+            l0_compaction_trigger: self.opts.l0_compaction_trigger,
+            level_size_ratio: self.opts.level_size_ratio,
+            base_level_size: self.opts.base_level_size,
+        }
+    }
+
+    /// How new SSTables are written.
+    fn sst_options(&self) -> SstBuilderOptions {
+        SstBuilderOptions {
+            block_size: self.opts.block_size,
+            bloom_bits_per_key: self.opts.bloom_bits_per_key,
+            compression: match self.opts.compression {
+                Compression::None => SstCompression::None,
+                Compression::Zstd(l) => SstCompression::Zstd(l),
+            },
+            ..SstBuilderOptions::default()
+        }
+    }
+
+    /// Stops the workers (once) and syncs the vLog.
+    pub(crate) fn close(&self) -> crate::Result<()> {
+        self.shutdown();
+        self.vlog.sync()
+    }
+
+    /// Stops the workers, once; later calls do nothing.
+    pub(crate) fn shutdown(&self) {
+        if self.health.close() {
+            self.workers.stop();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+        if let Err(e) = self.vlog.sync() {
+            log::warn!("{}: sync on drop failed: {e}", self.dir.display());
+        }
+    }
+}

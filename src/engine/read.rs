@@ -1,0 +1,233 @@
+//! The read path: the index first, then at most one vLog read per value.
+//!
+//! ```text
+//! Engine::get / multi_get
+//!   unordered table: Keydirs::lookup (the keydir, then the vLog)
+//!   ordered table:   Engine::lookup → newest_entry: memtable, frozen
+//!                    memtables newest first, Version::get (level 0
+//!                    newest first, one table per deeper level, bloom
+//!                    filters first)
+//!                    Engine::resolve / read_values: a tombstone is
+//!                    absent, an inline value is returned, a pointer is
+//!                    read from the vLog (checksum and key checked)
+//! ```
+//!
+//! `newest_entry` is the one index lookup: point reads, `multi_get` and
+//! GC's liveness check all use it; the iterators (scan.rs) resolve their
+//! entries through `resolve` and `read_values`.
+
+use super::counters;
+use super::versions::SuperVersion;
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::keydir::{KeyEntry, Keydir};
+use crate::lsm::ikey::{self, Kind};
+use crate::lsm::version::Found;
+use crate::value::Value;
+use crate::vlog::{SegmentSet, ValuePointer};
+
+/// An index entry: internal key and value (inline bytes, an encoded
+/// pointer, or nothing for a tombstone).
+pub(super) type IndexEntry = (Vec<u8>, Vec<u8>);
+
+impl Engine {
+    /// The value of `key` in `table` at sequence number `seq` (unordered
+    /// tables have only their newest version).
+    pub(crate) fn get(&self, table: u32, key: &[u8], seq: u64) -> Result<Option<Value>> {
+        counters::add(&self.counters.gets, 1);
+        if let Some(kd) = self.keydirs.table(table) {
+            let (e, segments) = self
+                .keydirs
+                .lookup(&kd, key, || self.versions.current().segments.clone());
+            return self.read_keydir_entry(&segments, e, table, key);
+        }
+        let sv = self.versions.current();
+        match self.lookup(&sv, table, key, seq)? {
+            Some((k, v)) => self.resolve(&sv.segments, &k, v),
+            None => Ok(None),
+        }
+    }
+
+    /// Point reads of `keys` at one sequence number: the index first for
+    /// all of them, then the values in the vLog in one batched read.
+    pub(crate) fn multi_get<K: AsRef<[u8]>>(
+        &self,
+        table: u32,
+        keys: &[K],
+        seq: u64,
+    ) -> Result<Vec<Option<Value>>> {
+        counters::add(&self.counters.gets, keys.len() as u64);
+        if let Some(kd) = self.keydirs.table(table) {
+            return self.keydir_multi_get(&kd, table, keys);
+        }
+        let sv = self.versions.current();
+        let mut out: Vec<Option<Value>> = Vec::with_capacity(keys.len());
+        let mut wanted: Vec<(usize, ValuePointer, Vec<u8>)> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            out.push(None);
+            let Some((ik, v)) = self.lookup(&sv, table, k.as_ref(), seq)? else {
+                continue;
+            };
+            if ikey::kind_byte(&ik) == Kind::Pointer as u8 {
+                wanted.push((i, self.decode_pointer(&v)?, ik));
+            } else {
+                out[i] = self.resolve(&sv.segments, &ik, v)?;
+            }
+        }
+        let reqs: Vec<(ValuePointer, u32, &[u8])> = wanted
+            .iter()
+            .map(|(_, p, ik)| (*p, ikey::table_id(ik), ikey::user_key(ik)))
+            .collect();
+        for ((i, _, _), r) in wanted.iter().zip(self.read_values(&sv.segments, &reqs)) {
+            out[*i] = Some(r?);
+        }
+        Ok(out)
+    }
+
+    /// The newest index entry of `(table, key)` visible at `seq`, for a user
+    /// read: its cost goes to the read counters.
+    fn lookup(
+        &self,
+        sv: &SuperVersion,
+        table: u32,
+        key: &[u8],
+        seq: u64,
+    ) -> Result<Option<IndexEntry>> {
+        let found = self.newest_entry(sv, table, key, seq)?;
+        let c = &self.counters;
+        counters::add(&c.tables_probed, u64::from(found.tables_probed));
+        counters::add(&c.bloom_skips, u64::from(found.bloom_skips));
+        counters::add(
+            &c.bloom_false_positives,
+            u64::from(found.bloom_false_positives),
+        );
+        counters::add(
+            &c.table_reads,
+            u64::from(found.tables_probed - found.bloom_skips),
+        );
+        Ok(found.entry)
+    }
+
+    /// The one index lookup: the newest entry of `(table, key)` visible at
+    /// `seq` in `sv`, from the memtables or the tables, with what the
+    /// tables cost.
+    pub(super) fn newest_entry(
+        &self,
+        sv: &SuperVersion,
+        table: u32,
+        key: &[u8],
+        seq: u64,
+    ) -> Result<Found> {
+        let target = ikey::seek_key(&ikey::user_part_of(table, key), seq);
+        if let Some(e) = sv.mem.table.get(&target) {
+            return Ok(Found::in_memtable(e));
+        }
+        for m in &sv.imms {
+            if let Some(e) = m.table.get(&target) {
+                return Ok(Found::in_memtable(e));
+            }
+        }
+        sv.version.get(&target)
+    }
+
+    /// Turns an index entry into the value it stands for.
+    pub(super) fn resolve(
+        &self,
+        segments: &SegmentSet,
+        ikey_bytes: &[u8],
+        v: Vec<u8>,
+    ) -> Result<Option<Value>> {
+        match Kind::from_u8(ikey::kind_byte(ikey_bytes)) {
+            Some(Kind::Delete) => Ok(None),
+            Some(Kind::Inline) => Ok(Some(Value::from(v))),
+            Some(Kind::Pointer) => {
+                let ptr = self.decode_pointer(&v)?;
+                counters::add(&self.counters.vlog_reads, 1);
+                self.vlog
+                    .read(
+                        segments,
+                        &ptr,
+                        ikey::table_id(ikey_bytes),
+                        ikey::user_key(ikey_bytes),
+                    )
+                    .map(Some)
+            }
+            None => Err(Error::corruption(
+                &self.dir,
+                0,
+                format!(
+                    "unknown entry kind {} in the index",
+                    ikey::kind_byte(ikey_bytes)
+                ),
+            )),
+        }
+    }
+
+    /// Reads the records `reqs` (`(pointer, table, key)`) in one batch,
+    /// counted as vLog reads.
+    pub(super) fn read_values(
+        &self,
+        segments: &SegmentSet,
+        reqs: &[(ValuePointer, u32, &[u8])],
+    ) -> Vec<Result<Value>> {
+        counters::add(&self.counters.vlog_reads, reqs.len() as u64);
+        self.vlog.read_many(segments, reqs)
+    }
+
+    /// The value pointer an index entry holds.
+    pub(super) fn decode_pointer(&self, v: &[u8]) -> Result<ValuePointer> {
+        ValuePointer::decode(v).ok_or_else(|| {
+            Error::corruption(&self.dir, 0, "undecodable value pointer in the index")
+        })
+    }
+
+    fn read_keydir_entry(
+        &self,
+        segments: &SegmentSet,
+        e: Option<KeyEntry>,
+        table: u32,
+        key: &[u8],
+    ) -> Result<Option<Value>> {
+        match e {
+            Some(e) if e.put => {
+                counters::add(&self.counters.vlog_reads, 1);
+                self.vlog.read(segments, &e.ptr, table, key).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `multi_get` on an unordered table: the keydir under one hold, then
+    /// one batched vLog read.
+    fn keydir_multi_get<K: AsRef<[u8]>>(
+        &self,
+        kd: &Keydir,
+        table: u32,
+        keys: &[K],
+    ) -> Result<Vec<Option<Value>>> {
+        let (found, segments) = self
+            .keydirs
+            .lookup_many(kd, keys, || self.versions.current().segments.clone());
+        let mut out: Vec<Option<Value>> = (0..keys.len()).map(|_| None).collect();
+        let wanted: Vec<(usize, ValuePointer)> = found
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.filter(|e| e.put).map(|e| (i, e.ptr)))
+            .collect();
+        let reqs: Vec<(ValuePointer, u32, &[u8])> = wanted
+            .iter()
+            .map(|&(i, p)| (p, table, keys[i].as_ref()))
+            .collect();
+        for ((i, _), r) in wanted.iter().zip(self.read_values(&segments, &reqs)) {
+            out[*i] = Some(r?);
+        }
+        Ok(out)
+    }
+
+    /// Every live key of unordered table `table` (a copy of its keydir's
+    /// keys, in no order); `None` for an ordered table.
+    pub(crate) fn keydir_keys(&self, table: u32) -> Option<Vec<Vec<u8>>> {
+        let kd = self.keydirs.table(table)?;
+        Some(kd.live_keys())
+    }
+}
