@@ -104,11 +104,6 @@ impl Engine {
         &self.dir
     }
 
-    /// The options the database was opened with.
-    pub(crate) fn options(&self) -> &Options {
-        &self.opts
-    }
-
     /// The shape of the LSM-tree, for the compaction picker.
     fn level_config(&self) -> LevelConfig {
         LevelConfig {

@@ -240,6 +240,9 @@ impl Blame {
     }
 }
 
+/// SSTables by level.
+type Levels = Vec<Vec<Arc<SstHandle>>>;
+
 /// The SSTables the manifest names, by level (level 0 newest first for
 /// readers; the manifest keeps it oldest first), and their numbers.
 fn open_ssts(
@@ -247,8 +250,8 @@ fn open_ssts(
     dir: &Path,
     state: &ManifestState,
     blame: &Blame,
-) -> Result<(Vec<Vec<Arc<SstHandle>>>, HashSet<u64>)> {
-    let mut levels: Vec<Vec<Arc<SstHandle>>> = Vec::new();
+) -> Result<(Levels, HashSet<u64>)> {
+    let mut levels: Levels = Vec::new();
     let mut live = HashSet::new();
     for files in &state.levels {
         let mut level = Vec::new();

@@ -149,7 +149,7 @@ impl LevelChange<'_> {
             }
         }
         if !l0.is_empty() {
-            l0.extend(levels[0].drain(..));
+            l0.append(&mut levels[0]);
             levels[0] = l0;
         }
         for files in levels.iter_mut().skip(1) {

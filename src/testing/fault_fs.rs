@@ -19,6 +19,10 @@
 //! make anything durable before the power goes.
 //!
 //! Not for production use: everything lives in memory behind one mutex.
+//!
+//! Why one file: the durability model, the power-loss switch and the
+//! failure injection all act on the one in-memory state under that mutex;
+//! split apart, each piece would reach into the others' halves of it.
 
 use crate::io::{FileHandle, FileLock, Fs};
 use parking_lot::Mutex;

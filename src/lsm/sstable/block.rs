@@ -72,13 +72,9 @@ impl BlockBuilder {
         self.entries == 0
     }
 
+    #[cfg(test)]
     pub(crate) fn entries(&self) -> usize {
         self.entries
-    }
-
-    /// The last key added (empty if none).
-    pub(crate) fn last_key(&self) -> &[u8] {
-        &self.last_key
     }
 
     /// Returns the encoded block and resets the builder for the next block.

@@ -39,6 +39,7 @@ impl BloomBuilder {
     }
 
     /// Bytes the filter would take if finished now.
+    #[cfg(test)]
     pub(crate) fn estimated_size(&self) -> usize {
         Self::byte_len(self.hashes.len(), self.bits_per_key) + 1
     }
@@ -101,11 +102,6 @@ impl BloomFilter {
         let nbits = (self.bits.len() as u64) * 8;
         probe_bits(h, self.k, nbits)
             .all(|bit| self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
-    }
-
-    /// Size of the bit array in bytes.
-    pub(crate) fn size(&self) -> usize {
-        self.bits.len() + 1
     }
 }
 

@@ -137,6 +137,7 @@ impl SstBuilder {
         self.offset() + block as u64
     }
 
+    #[cfg(test)]
     pub(crate) fn num_entries(&self) -> u64 {
         self.entries
     }

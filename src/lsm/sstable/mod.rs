@@ -14,5 +14,5 @@ mod builder;
 pub(crate) mod format;
 mod reader;
 
-pub(crate) use builder::{Compression, SstBuilder, SstBuilderOptions, SstSummary};
+pub(crate) use builder::{Compression, SstBuilder, SstBuilderOptions};
 pub(crate) use reader::{Sst, SstIter};

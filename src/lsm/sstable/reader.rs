@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub(crate) struct Sst {
     file: Arc<dyn FileHandle>,
     path: Arc<Path>,
+    #[cfg_attr(not(test), allow(dead_code))] // checked by the tests
     file_size: u64,
     /// The decoded index block (only its entry accessors are used).
     index: BlockIter,
@@ -26,6 +27,7 @@ pub(crate) struct Sst {
     /// Where the data blocks must end (start of the metadata blocks).
     data_end: u64,
     filter: Option<BloomFilter>,
+    #[cfg_attr(not(test), allow(dead_code))] // checked by the tests
     props: SstProperties,
 }
 
@@ -78,6 +80,7 @@ impl Sst {
     pub(crate) fn open(
         file: Arc<dyn FileHandle>,
         path: PathBuf,
+        #[cfg_attr(not(test), allow(dead_code))] // checked by the tests
         file_size: u64,
     ) -> Result<Arc<Sst>> {
         let path: Arc<Path> = Arc::from(path);
@@ -171,29 +174,37 @@ impl Sst {
         }))
     }
 
+    #[cfg(test)]
     pub(crate) fn smallest(&self) -> &[u8] {
         &self.props.smallest
     }
+    #[cfg(test)]
     pub(crate) fn largest(&self) -> &[u8] {
         &self.props.largest
     }
+    #[cfg(test)]
     pub(crate) fn entries(&self) -> u64 {
         self.props.entries
     }
+    #[cfg(test)]
     pub(crate) fn file_size(&self) -> u64 {
         self.file_size
     }
+    #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+    #[cfg(test)]
     pub(crate) fn properties(&self) -> &SstProperties {
         &self.props
     }
     /// Number of data blocks.
+    #[cfg(test)]
     pub(crate) fn data_blocks(&self) -> usize {
         self.handles.len()
     }
     /// Whether the table has a bloom filter.
+    #[cfg(test)]
     pub(crate) fn has_filter(&self) -> bool {
         self.filter.is_some()
     }
@@ -234,6 +245,7 @@ impl Sst {
     /// The approximate file offset where entries `>= target` begin: the
     /// offset of the data block that would hold `target`, or the end of the
     /// data blocks if every key is smaller. For splitting and size estimates.
+    #[cfg(test)]
     pub(crate) fn approximate_offset(&self, target: &[u8]) -> u64 {
         let i = self.index.lower_bound(target);
         match self.handles.get(i) {
