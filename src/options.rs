@@ -287,7 +287,11 @@ impl Options {
         }
     }
 
-    /// Replaces the file-system backend (for tests that inject faults).
+    /// Replaces the file-system backend with `fs`, any implementation of
+    /// the [`crate::io::Fs`] plug-in trait (a custom storage layer, or the
+    /// fault-injecting file system of the tests). When set,
+    /// [`Options::io_backend`] and [`Options::private_files`] are ignored:
+    /// the backend decides. Default: none (the backend `io_backend` picks).
     #[must_use]
     pub fn fs(mut self, fs: Arc<dyn Fs>) -> Self {
         self.fs = Some(fs);

@@ -1,4 +1,4 @@
-//! End-to-end checks of the public API (API.md), through the front door only.
+//! End-to-end checks of the public API (docs/api.md), through the front door only.
 
 use wisckey::{Db, Error, Options, TableOptions, WriteBatch, WriteOptions};
 

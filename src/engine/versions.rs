@@ -23,8 +23,8 @@ const MANIFEST_REWRITE_BYTES: u64 = 64 << 20;
 
 /// A memtable with the stretch of the vLog its entries came from.
 #[derive(Debug)]
-pub(crate) struct LoggedMemtable {
-    pub(crate) table: Arc<Memtable>,
+pub(super) struct LoggedMemtable {
+    pub(super) table: Arc<Memtable>,
     /// The vLog position of its first record: once it is flushed, replay
     /// can start where the next memtable starts.
     start: Position,
@@ -82,13 +82,13 @@ impl LoggedMemtable {
 
 /// What readers need at one moment: the memtables, the tables, the segments.
 #[derive(Debug)]
-pub(crate) struct SuperVersion {
-    pub(crate) mem: Arc<LoggedMemtable>,
+pub(super) struct SuperVersion {
+    pub(super) mem: Arc<LoggedMemtable>,
     /// Frozen memtables, newest first.
-    pub(crate) imms: Vec<Arc<LoggedMemtable>>,
-    pub(crate) version: Arc<Version>,
+    pub(super) imms: Vec<Arc<LoggedMemtable>>,
+    pub(super) version: Arc<Version>,
     /// The vLog segments readers of this view resolve pointers through.
-    pub(crate) segments: Arc<SegmentSet>,
+    pub(super) segments: Arc<SegmentSet>,
 }
 
 /// The manifest and the state it describes.

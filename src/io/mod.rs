@@ -3,6 +3,13 @@
 //! fault-injecting test backend can replace the plain one without touching
 //! the engine.
 //!
+//! This module is public as a plug-in API: implement [`Fs`] (and
+//! [`FileHandle`], [`FileLock`]) to put the engine on another storage layer,
+//! and hand it over with [`crate::Options::fs`]. The durability contract the
+//! engine relies on is each method's: `sync_data` / `sync_all` make a
+//! file's bytes durable, `sync_dir` a directory's entries, and a failed sync
+//! is never assumed to have done anything.
+//!
 //! Methods return `std::io::Result`; the engine adds the file name and the
 //! operation when it turns them into [`crate::Error`].
 

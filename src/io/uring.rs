@@ -75,7 +75,7 @@ impl UringFs {
     /// The reason io_uring is unavailable: `ENOSYS`/`EPERM` from the kernel
     /// or a seccomp filter, `ENOMEM` under a low `RLIMIT_MEMLOCK`,
     /// `Unsupported` on kernels without the operations, or `ENOSYS` when
-    /// [`DISABLE_ENV`] is `1`.
+    /// `WISCKEY_IO_URING_DISABLE` is `1`.
     pub fn probe() -> io::Result<UringFs> {
         Self::probe_with(|| {
             if std::env::var(DISABLE_ENV).as_deref() == Ok("1") {

@@ -4,6 +4,7 @@
 use super::model::*;
 use crate::io::bytes_file::BytesFile as MemFile;
 use crate::io::Fs;
+use crate::files::FileName;
 use crate::testing::FaultFs;
 use crate::vlog::hint;
 use crate::vlog::{Segment, SegmentKind};
@@ -39,13 +40,10 @@ impl SampleDb {
 }
 
 pub(super) fn segment_number(name: &str) -> Option<u64> {
-    let stem = name
-        .strip_suffix(".gc.vlog")
-        .or_else(|| name.strip_suffix(".vlog"))?;
-    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+    match FileName::parse(name)? {
+        FileName::Segment(n) | FileName::GcSegment(n) => Some(n),
+        _ => None,
     }
-    stem.parse().ok()
 }
 
 pub(super) fn sorted_entries(mut v: Vec<hint::HintEntry>) -> Vec<hint::HintEntry> {
