@@ -2,9 +2,9 @@
 //! table with hints): the seed corpus and the hint target's playground.
 
 use super::model::*;
+use crate::files::FileName;
 use crate::io::bytes_file::BytesFile as MemFile;
 use crate::io::Fs;
-use crate::files::FileName;
 use crate::testing::FaultFs;
 use crate::vlog::hint;
 use crate::vlog::{Segment, SegmentKind};
