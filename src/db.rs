@@ -130,8 +130,10 @@ impl Db {
     /// process crash once this returns (not power loss: see [`Db::write`]).
     ///
     /// # Errors
-    /// `Error::InvalidArgument` for a key or value over the limits;
-    /// `Error::Poisoned` after a failed fsync; `Error::Io`.
+    /// `Error::InvalidArgument` for a key or value over the limits, or once
+    /// the database is closed; `Error::Io` when the vLog write (or sync)
+    /// fails, which poisons the database; `Error::Poisoned` for every write
+    /// after that.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let mut b = WriteBatch::new();
         b.put(key, value);
@@ -150,22 +152,22 @@ impl Db {
     /// when this returns.
     ///
     /// # Errors
-    /// `Error::InvalidArgument` for a key or value over the limits;
-    /// `Error::Poisoned` after a failed fsync; `Error::Io`.
+    /// `Error::InvalidArgument` for a key or value over the limits, or once
+    /// the database is closed; `Error::Io` when the vLog write (or sync)
+    /// fails, which poisons the database; `Error::Poisoned` for every write
+    /// after that.
     pub fn write(&self, batch: WriteBatch, opts: WriteOptions) -> Result<()> {
         self.engine.write(batch.into_records(), opts.sync)
     }
 
     /// The value of `key` in the default table.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        self.engine
-            .get(DEFAULT_TABLE, key.as_ref(), self.engine.read_seq())
+        self.engine.get(DEFAULT_TABLE, key.as_ref(), None)
     }
 
     /// The values of `keys`, in order, read at one moment.
     pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
-        self.engine
-            .multi_get(DEFAULT_TABLE, keys, self.engine.read_seq())
+        self.engine.multi_get(DEFAULT_TABLE, keys, None)
     }
 
     /// Iterates the default table over `range`, keys ascending (double-ended).
@@ -210,7 +212,10 @@ impl Db {
     /// Makes every acknowledged write durable against power loss.
     ///
     /// # Errors
-    /// `Error::Poisoned` (a failed sync poisons the database), `Error::Io`.
+    /// `Error::Io` when the sync fails (which poisons the database);
+    /// `Error::Poisoned` once poisoned: after a failed fsync, a later one
+    /// that succeeds would prove nothing; `Error::InvalidArgument` once
+    /// closed.
     pub fn sync(&self) -> Result<()> {
         self.engine.sync()
     }
@@ -262,8 +267,13 @@ impl Db {
     }
 
     /// Stops background work and syncs the vLog. Other clones of this handle
-    /// can still read; their writes fail. Dropping the last handle does the
-    /// same, ignoring errors.
+    /// can still read; their writes fail with `Error::InvalidArgument` ("the
+    /// database is closed"). Dropping the last handle does the same,
+    /// ignoring errors.
+    ///
+    /// # Errors
+    /// `Error::Io` when the sync fails; `Error::Poisoned` on a poisoned
+    /// database (nothing is synced then).
     pub fn close(self) -> Result<()> {
         self.engine.close()
     }

@@ -303,7 +303,8 @@ impl Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub enum GcPolicy {
-    /// WiscKey's: always the oldest segment (the tail of the log).
+    /// WiscKey's: the oldest segment (the tail of the log) that has any
+    /// known garbage, whatever its garbage ratio.
     Tail,
     /// The segment with the largest fraction of garbage.
     Greedy,
@@ -337,7 +338,8 @@ impl GcOptions {
         self.policy = Some(p);
         self
     }
-    /// The most segments one pass takes. Default 1.
+    /// The most segments one pass takes (ignored with
+    /// [`GcOptions::all_sealed`]). Default 1.
     #[must_use]
     pub fn max_segments(mut self, n: usize) -> Self {
         self.max_segments = Some(n.max(1));

@@ -46,7 +46,7 @@ impl Snapshot {
 
     /// The value of `key` in the default table.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        self.db.engine().get(DEFAULT_TABLE, key.as_ref(), self.seq)
+        self.db.engine().get(DEFAULT_TABLE, key.as_ref(), Some(self.seq))
     }
 
     /// The value of `key` in `table`.
@@ -58,25 +58,25 @@ impl Snapshot {
         if let Some(e) = table.unsupported("a snapshot read") {
             return Err(e);
         }
-        self.db.engine().get(table.id(), key.as_ref(), self.seq)
+        self.db.engine().get(table.id(), key.as_ref(), Some(self.seq))
     }
 
     /// The values of `keys` in the default table, in order.
     pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
-        self.db.engine().multi_get(DEFAULT_TABLE, keys, self.seq)
+        self.db.engine().multi_get(DEFAULT_TABLE, keys, Some(self.seq))
     }
 
     /// Iterates the default table over `range`.
     pub fn range(&self, range: impl KeyRange) -> Iter {
         self.db
             .default_table()
-            .scan_at(self.seq, range, "a snapshot scan")
+            .scan_at(Some(self.seq), range, "a snapshot scan")
     }
 
     /// Iterates `table` over `range` (one `Err(Error::Unsupported(..))` for
     /// an unordered table).
     pub fn range_in(&self, table: &Table, range: impl KeyRange) -> Iter {
-        table.scan_at(self.seq, range, "a snapshot scan")
+        table.scan_at(Some(self.seq), range, "a snapshot scan")
     }
 
     /// Iterates the keys of the default table starting with `prefix`.

@@ -42,7 +42,8 @@ pub struct SegmentStats {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
-    /// The I/O backend in use (`"sync"` or `"io_uring"`).
+    /// The I/O backend in use (`"sync"` or `"io_uring"`; with
+    /// [`crate::Options::fs`], that backend's [`crate::io::Fs::name`]).
     pub io_backend: String,
     /// Key and value bytes handed to put and delete.
     pub user_bytes_written: u64,

@@ -101,14 +101,12 @@ impl Table {
 
     /// The value of `key` in this table.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        let e = self.db.engine();
-        e.get(self.id, key.as_ref(), e.read_seq())
+        self.db.engine().get(self.id, key.as_ref(), None)
     }
 
     /// The values of `keys`, in order.
     pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
-        let e = self.db.engine();
-        e.multi_get(self.id, keys, e.read_seq())
+        self.db.engine().multi_get(self.id, keys, None)
     }
 
     /// Every live key of this table: in key order for an ordered table (a
@@ -136,19 +134,13 @@ impl Table {
     /// Iterates this table over `range`. On an unordered table the
     /// iterator yields one `Err(Error::Unsupported(..))`.
     pub fn range(&self, range: impl KeyRange) -> Iter {
-        let e = self.db.engine();
-        self.scan_at(e.read_seq(), range, "a range scan")
+        self.scan_at(None, range, "a range scan")
     }
 
     /// Iterates the keys of this table that start with `prefix`. On an
     /// unordered table the iterator yields one `Err(Error::Unsupported(..))`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        let e = self.db.engine();
-        self.scan_at(
-            e.read_seq(),
-            prefix_bounds(prefix.as_ref()),
-            "a prefix scan",
-        )
+        self.scan_at(None, prefix_bounds(prefix.as_ref()), "a prefix scan")
     }
 
     /// Iterates the whole table.
@@ -156,9 +148,10 @@ impl Table {
         self.range(..)
     }
 
-    /// An iterator over `range` at sequence number `seq`, or one that yields
-    /// `Error::Unsupported` (naming `what`) on an unordered table.
-    pub(crate) fn scan_at(&self, seq: u64, range: impl KeyRange, what: &str) -> Iter {
+    /// An iterator over `range` at sequence number `seq` (a snapshot's; the
+    /// newest for `None`), or one that yields `Error::Unsupported` (naming
+    /// `what`) on an unordered table.
+    pub(crate) fn scan_at(&self, seq: Option<u64>, range: impl KeyRange, what: &str) -> Iter {
         let e = self.db.engine().clone();
         Iter::new(match self.unsupported(what) {
             Some(err) => Scan::failed(e, self.id, err),

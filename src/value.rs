@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-/// The bytes of a value (or a key) returned by a read.
+/// The bytes of a value returned by a read.
 ///
 /// Dereferences to `[u8]`:
 ///

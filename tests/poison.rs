@@ -106,7 +106,12 @@ fn failed_fsync_poisons_and_nothing_acknowledged_is_lost() {
     // Even once the device recovers, the database does not trust it again.
     fail.store(false, Ordering::SeqCst);
     assert!(matches!(db.put(b"x", b"y"), Err(Error::Poisoned(_))));
-    assert!(matches!(db.sync(), Ok(()) | Err(Error::Poisoned(_))));
+    assert!(matches!(db.sync(), Err(Error::Poisoned(_))));
+    // An empty batch with sync promises durability too: refused the same way.
+    assert!(matches!(
+        db.write(WriteBatch::new(), WriteOptions::default().sync(true)),
+        Err(Error::Poisoned(_))
+    ));
     assert!(matches!(db.flush(), Err(Error::Poisoned(_))));
     // Reads go on.
     assert_eq!(db.get(b"k7").unwrap().unwrap().into_vec(), vec![7u8; 2000]);

@@ -90,9 +90,11 @@ impl Engine {
 }
 
 impl Engine {
-    /// Makes every acknowledged write durable against power loss.
+    /// Makes every acknowledged write durable against power loss. Refused
+    /// once poisoned: after a failed fsync a later one that succeeds proves
+    /// nothing about the bytes the failed one lost.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.health.check_open()?;
+        self.health.check_writable()?;
         self.sync_vlog()
     }
 }

@@ -126,9 +126,11 @@ impl Engine {
         }
     }
 
-    /// Stops the workers (once) and syncs the vLog.
+    /// Stops the workers (once) and syncs the vLog; on a poisoned database
+    /// returns the poison instead (a sync then proves nothing).
     pub(crate) fn close(&self) -> crate::Result<()> {
         self.shutdown();
+        self.health.check_not_poisoned()?;
         self.vlog.sync()
     }
 
@@ -143,6 +145,9 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
+        if self.health.is_poisoned() {
+            return;
+        }
         if let Err(e) = self.vlog.sync() {
             log::warn!("{}: sync on drop failed: {e}", self.dir.display());
         }

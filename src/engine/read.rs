@@ -25,15 +25,17 @@ use crate::lsm::ikey::{self, Kind};
 use crate::lsm::version::Found;
 use crate::value::Value;
 use crate::vlog::{SegmentSet, ValuePointer};
+use std::sync::Arc;
 
 /// An index entry: internal key and value (inline bytes, an encoded
 /// pointer, or nothing for a tombstone).
 pub(super) type IndexEntry = (Vec<u8>, Vec<u8>);
 
 impl Engine {
-    /// The value of `key` in `table` at sequence number `seq` (unordered
-    /// tables have only their newest version).
-    pub(crate) fn get(&self, table: u32, key: &[u8], seq: u64) -> Result<Option<Value>> {
+    /// The value of `key` in `table` at sequence number `seq` (a
+    /// snapshot's), or the newest when `None` (unordered tables have only
+    /// their newest version).
+    pub(crate) fn get(&self, table: u32, key: &[u8], seq: Option<u64>) -> Result<Option<Value>> {
         counters::add(&self.counters.gets, 1);
         if let Some(kd) = self.keydirs.table(table) {
             let (e, segments) = self
@@ -41,26 +43,27 @@ impl Engine {
                 .lookup(&kd, key, || self.versions.current().segments.clone());
             return self.read_keydir_entry(&segments, e, table, key);
         }
-        let sv = self.versions.current();
+        let (sv, seq) = self.view_at(seq);
         match self.lookup(&sv, table, key, seq)? {
             Some((k, v)) => self.resolve(&sv.segments, &k, v),
             None => Ok(None),
         }
     }
 
-    /// Point reads of `keys` at one sequence number: the index first for
-    /// all of them, then the values in the vLog in one batched read.
+    /// Point reads of `keys` at one sequence number (as [`Engine::get`]):
+    /// the index first for all of them, then the values in the vLog in one
+    /// batched read.
     pub(crate) fn multi_get<K: AsRef<[u8]>>(
         &self,
         table: u32,
         keys: &[K],
-        seq: u64,
+        seq: Option<u64>,
     ) -> Result<Vec<Option<Value>>> {
         counters::add(&self.counters.gets, keys.len() as u64);
         if let Some(kd) = self.keydirs.table(table) {
             return self.keydir_multi_get(&kd, table, keys);
         }
-        let sv = self.versions.current();
+        let (sv, seq) = self.view_at(seq);
         let mut out: Vec<Option<Value>> = Vec::with_capacity(keys.len());
         let mut wanted: Vec<(usize, ValuePointer, Vec<u8>)> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
@@ -82,6 +85,19 @@ impl Engine {
             out[*i] = Some(r?);
         }
         Ok(out)
+    }
+
+    /// The view a read takes and the sequence number it reads at: a
+    /// snapshot's `seq`, or (for `None`) the newest, read after the view is
+    /// taken. In that order every version the read may need is in the view:
+    /// a flush drops only versions a newer one shadows at or below the
+    /// visible sequence number, and a snapshot's versions are kept while it
+    /// lives. (Read the other way round, a flush between the two steps
+    /// could drop the version visible at the number read.)
+    pub(super) fn view_at(&self, seq: Option<u64>) -> (Arc<SuperVersion>, u64) {
+        let sv = self.versions.current();
+        let seq = seq.unwrap_or_else(|| self.read_seq());
+        (sv, seq)
     }
 
     /// The newest index entry of `(table, key)` visible at `seq`, for a user

@@ -77,14 +77,15 @@ impl std::fmt::Debug for Scan {
 }
 
 impl Scan {
-    /// A walk over `table` at sequence number `seq` within the bounds.
+    /// A walk over `table` within the bounds, at sequence number `seq` (a
+    /// snapshot's) or the newest (`None`; see [`Engine::view_at`]).
     pub(crate) fn new(
         engine: Arc<Engine>,
         table: u32,
-        seq: u64,
+        seq: Option<u64>,
         (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
     ) -> Scan {
-        let sv = engine.versions.current();
+        let (sv, seq) = engine.view_at(seq);
         Scan {
             engine,
             sv,
@@ -109,7 +110,7 @@ impl Scan {
 
     /// A walk that yields `err` once and then ends (both ways).
     pub(crate) fn failed(engine: Arc<Engine>, table: u32, err: crate::error::Error) -> Scan {
-        let mut it = Scan::new(engine, table, 0, (Bound::Unbounded, Bound::Unbounded));
+        let mut it = Scan::new(engine, table, Some(0), (Bound::Unbounded, Bound::Unbounded));
         it.front_buf.push_back(Err(err));
         it.front_done = true;
         it.back_done = true;

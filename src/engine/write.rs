@@ -270,11 +270,12 @@ impl GroupAppend {
 
 impl Engine {
     /// Applies `batch` atomically, durable against power loss on return when
-    /// `sync`.
+    /// `sync` (an empty batch with `sync` syncs what was written before it).
     ///
     /// # Errors
-    /// `InvalidArgument` for a key or value over the limits, `Poisoned`
-    /// after a failed sync, `Io`.
+    /// `InvalidArgument` for a key or value over the limits or a closed
+    /// database; `Io` when the vLog write or sync fails (the database is
+    /// then poisoned), `Poisoned` for every write after that.
     pub(crate) fn write(&self, batch: RecordBatch, sync: bool) -> Result<()> {
         for op in batch.ops() {
             if op.key_len > self.opts.max_key_size {
@@ -290,10 +291,12 @@ impl Engine {
                 )));
             }
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
         self.health.check_writable()?;
+        if batch.is_empty() {
+            // Nothing to append; a sync still makes the earlier writes
+            // durable, as promised.
+            return if sync { self.sync_vlog() } else { Ok(()) };
+        }
         self.writer
             .queue
             .write(batch, sync, |group| self.commit_group(group))

@@ -189,7 +189,9 @@ pub trait Fs: Send + Sync + Debug {
     }
 }
 
-/// The backend the engine uses unless told otherwise.
+/// The plain `pread`/`pwrite` backend ([`StdFs`], files created 0644): what
+/// [`IoBackend::Sync`] uses. ([`IoBackend::Auto`], the default, prefers
+/// io_uring where the kernel allows it.)
 pub fn default_fs() -> Arc<dyn Fs> {
     Arc::new(StdFs::default())
 }
