@@ -6,7 +6,7 @@ use crate::batch::WriteBatch;
 use crate::engine::{Engine, GcReport};
 use crate::error::Result;
 use crate::iter::{prefix_bounds, Iter, KeyRange};
-use crate::manifest::DEFAULT_TABLE;
+use crate::manifest::{DEFAULT_TABLE, DEFAULT_TABLE_NAME};
 use crate::options::{GcOptions, Options, TableKind, TableOptions, WriteOptions};
 use crate::snapshot::Snapshot;
 use crate::stats::{SegmentStats, Stats};
@@ -84,7 +84,12 @@ impl Db {
 
     /// The default table, as a [`Table`] handle.
     pub fn default_table(&self) -> Table {
-        Table::new(self.clone(), DEFAULT_TABLE, "default", TableKind::Ordered)
+        Table::new(
+            self.clone(),
+            DEFAULT_TABLE,
+            DEFAULT_TABLE_NAME,
+            TableKind::Ordered,
+        )
     }
 
     /// Opens the table `name`, creating it (durably) when missing.
@@ -194,7 +199,8 @@ impl Db {
     /// SSTable (and the replay point has moved past it).
     ///
     /// # Errors
-    /// `Error::Poisoned` when background work failed.
+    /// `Error::Poisoned` when background work failed;
+    /// `Error::InvalidArgument` once the database is closed.
     pub fn flush(&self) -> Result<()> {
         self.engine.flush()
     }

@@ -46,7 +46,9 @@ impl Snapshot {
 
     /// The value of `key` in the default table.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        self.db.engine().get(DEFAULT_TABLE, key.as_ref(), Some(self.seq))
+        self.db
+            .engine()
+            .get(DEFAULT_TABLE, key.as_ref(), Some(self.seq))
     }
 
     /// The value of `key` in `table`.
@@ -58,12 +60,16 @@ impl Snapshot {
         if let Some(e) = table.unsupported("a snapshot read") {
             return Err(e);
         }
-        self.db.engine().get(table.id(), key.as_ref(), Some(self.seq))
+        self.db
+            .engine()
+            .get(table.id(), key.as_ref(), Some(self.seq))
     }
 
     /// The values of `keys` in the default table, in order.
     pub fn multi_get<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Option<Value>>> {
-        self.db.engine().multi_get(DEFAULT_TABLE, keys, Some(self.seq))
+        self.db
+            .engine()
+            .multi_get(DEFAULT_TABLE, keys, Some(self.seq))
     }
 
     /// Iterates the default table over `range`.

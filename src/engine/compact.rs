@@ -89,7 +89,7 @@ impl Engine {
         let dropped = filter.dropped;
         drop(filter);
         let written: u64 = outputs.iter().map(|t| t.meta.size).sum();
-        let mut vs = self.versions.lock();
+        let mut vs = self.versions.lock_manifest();
         let edit = VersionEdit {
             added: outputs.iter().map(|t| t.meta.clone()).collect(),
             removed: plan
@@ -146,7 +146,7 @@ impl Engine {
             self.fs.clone(),
             self.dir.join(crate::files::sst(t.meta.number)),
         ));
-        let mut vs = self.versions.lock();
+        let mut vs = self.versions.lock_manifest();
         let edit = VersionEdit {
             added: vec![meta],
             removed: vec![(t.meta.level, t.meta.number)],

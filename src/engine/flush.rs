@@ -72,7 +72,7 @@ impl Engine {
         garbage.extend(discard);
         self.sync_vlog()?;
         let bytes: u64 = tables.iter().map(|t| t.meta.size).sum();
-        let mut vs = self.versions.lock();
+        let mut vs = self.versions.lock_manifest();
         let edit = VersionEdit {
             added: tables.iter().map(|t| t.meta.clone()).collect(),
             replay_point: Some(next_start),

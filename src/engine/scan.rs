@@ -26,7 +26,7 @@ struct Bounds {
 
 impl Bounds {
     fn in_table(&self, ik: &[u8]) -> bool {
-        ikey::table_id(ik) == self.table && ikey::user_part(ik).len() >= 4
+        ikey::in_table(ik, self.table)
     }
 
     fn below_upper(&self, key: &[u8]) -> bool {

@@ -28,7 +28,7 @@ impl Engine {
                 ))
             };
         }
-        let mut vs = self.versions.lock();
+        let mut vs = self.versions.lock_manifest();
         if let Some(def) = vs.state().tables.iter().find(|t| t.name == name) {
             if def.kind != kind {
                 return Err(Error::InvalidArgument(format!(
@@ -58,7 +58,7 @@ impl Engine {
     /// table is not listed).
     pub(crate) fn table_kinds(&self) -> Vec<(String, TableKind)> {
         self.versions
-            .lock()
+            .lock_manifest()
             .state()
             .tables
             .iter()

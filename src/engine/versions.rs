@@ -186,7 +186,7 @@ impl Versions {
     }
 
     /// The manifest lock, for a version change or a look at the state.
-    pub(super) fn lock(&self) -> ManifestGuard<'_> {
+    pub(super) fn lock_manifest(&self) -> ManifestGuard<'_> {
         self.manifest.lock()
     }
 

@@ -25,6 +25,7 @@ use crate::vlog::batch::RecordBatch;
 use crate::vlog::{Position, ValuePointer};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,7 +150,7 @@ impl WriteQueue {
                 continue;
             }
             st.leader = true;
-            let mut group = Vec::new();
+            let mut group = Vec::with_capacity(st.pending.len());
             let mut bytes = 0;
             while let Some(p) = st.pending.front() {
                 if !group.is_empty() && bytes + p.bytes > MAX_GROUP_BYTES {
@@ -196,10 +197,10 @@ struct GroupAppend {
 }
 
 impl GroupAppend {
-    fn new(base: Position, last_seq: u64) -> GroupAppend {
+    fn new(base: Position, last_seq: u64, batches: usize) -> GroupAppend {
         GroupAppend {
             base,
-            pending: Vec::new(),
+            pending: Vec::with_capacity(batches),
             pending_bytes: 0,
             log_bytes: 0,
             seq: last_seq,
@@ -308,10 +309,20 @@ impl Engine {
     }
 
     /// Commits a group of batches (called by the group-commit leader) and
-    /// hands each writer the outcome.
+    /// hands each writer the outcome. A panic on the way poisons the
+    /// database (what reached the vLog is unknown) and fails the group,
+    /// instead of leaving its writers waiting for a result.
     fn commit_group(&self, group: &[Arc<PendingWrite>]) {
         let mut commit = self.writer.lock_commit();
-        let r = self.commit_group_locked(&mut commit, group);
+        let r = match catch_unwind(AssertUnwindSafe(|| {
+            self.commit_group_locked(&mut commit, group)
+        })) {
+            Ok(r) => r,
+            Err(_) => {
+                self.poison("a group commit panicked".into());
+                self.health.check_not_poisoned()
+            }
+        };
         for w in group {
             w.finish(match &r {
                 Ok(()) => Ok(()),
@@ -326,9 +337,9 @@ impl Engine {
         group: &[Arc<PendingWrite>],
     ) -> Result<()> {
         self.health.check_writable()?;
-        self.wait_for_room()?;
+        self.wait_for_room(commit)?;
         let sync = group.iter().any(|w| w.sync);
-        let mut out = GroupAppend::new(self.vlog.head_position(), commit.last_seq);
+        let mut out = GroupAppend::new(self.vlog.head_position(), commit.last_seq, group.len());
         let any_unordered = self.keydirs.any();
         for w in group {
             let Some(batch) = w.batch.lock().take() else {
@@ -336,7 +347,7 @@ impl Engine {
             };
             let used = out.head_len();
             if used > 0 && used + batch.bytes() as u64 > self.opts.segment_size {
-                self.roll_user_segment(&mut out)?;
+                self.roll_user_segment(commit, &mut out)?;
             }
             out.add(
                 batch,
@@ -344,14 +355,19 @@ impl Engine {
                 self.opts.value_threshold,
             );
         }
-        self.append_pending(&mut out, sync)?;
+        self.append_pending(commit, &mut out, sync)?;
         self.apply_group(commit, out, sync, group.len() as u64);
         Ok(())
     }
 
     /// Writes the pending bytes at the head (with an fdatasync when `sync`);
     /// a failure poisons the database (whether the bytes landed is unknown).
-    fn append_pending(&self, out: &mut GroupAppend, sync: bool) -> Result<()> {
+    fn append_pending(
+        &self,
+        _commit: &CommitGuard<'_>,
+        out: &mut GroupAppend,
+        sync: bool,
+    ) -> Result<()> {
         let r = match out.pending.len() {
             0 if !sync => Ok((0, 0)),
             0 => self.vlog.append(&[], true),
@@ -364,8 +380,8 @@ impl Engine {
 
     /// Seals the head segment once the pending bytes are in it, starts the
     /// next one, and writes the sealed segment's hint.
-    fn roll_user_segment(&self, out: &mut GroupAppend) -> Result<()> {
-        self.append_pending(out, false)?;
+    fn roll_user_segment(&self, commit: &CommitGuard<'_>, out: &mut GroupAppend) -> Result<()> {
+        self.append_pending(commit, out, false)?;
         let sealed = Position {
             segment: out.base.segment,
             offset: out.head_len(),
@@ -439,26 +455,23 @@ impl Engine {
     /// Stalls the leader while too many frozen memtables wait for flush or
     /// too many level-0 files wait for compaction; slows it down a little
     /// when level 0 is getting there.
-    fn wait_for_room(&self) -> Result<()> {
-        let has_room = |e: &Engine| {
+    fn wait_for_room(&self, _commit: &CommitGuard<'_>) -> Result<()> {
+        // Frozen memtables and level-0 files now.
+        let backlog = |e: &Engine| {
             let sv = e.versions.current();
-            sv.imms.len() < e.opts.max_immutable_memtables
-                && sv.version.levels.first().map_or(0, |l| l.len()) < e.opts.l0_stop_trigger
+            let l0 = sv.version.levels.first().map_or(0, |l| l.len());
+            (sv.imms.len(), l0)
         };
-        if !has_room(self) {
+        let has_room = |e: &Engine, (imms, l0): (usize, usize)| {
+            imms < e.opts.max_immutable_memtables && l0 < e.opts.l0_stop_trigger
+        };
+        let now = backlog(self);
+        if !has_room(self, now) {
             counters::add(&self.counters.write_stalls, 1);
-            self.wait_until(|e| has_room(e) || e.health.is_poisoned())?;
-            self.health.check_writable()?;
-            return Ok(());
+            self.wait_until(|e| has_room(e, backlog(e)) || e.health.is_poisoned())?;
+            return self.health.check_writable();
         }
-        let l0 = self
-            .versions
-            .current()
-            .version
-            .levels
-            .first()
-            .map_or(0, |l| l.len());
-        if l0 >= self.opts.l0_slowdown_trigger {
+        if now.1 >= self.opts.l0_slowdown_trigger {
             counters::add(&self.counters.write_slowdowns, 1);
             std::thread::sleep(Duration::from_millis(1));
         }

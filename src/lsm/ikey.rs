@@ -115,6 +115,13 @@ pub(crate) fn table_id(ikey: &[u8]) -> u32 {
     u32::from_be_bytes([u[0], u[1], u[2], u[3]])
 }
 
+/// Whether `ikey` is a well-formed key of table `table` (long enough to
+/// hold a table id, and that id).
+#[inline]
+pub(crate) fn in_table(ikey: &[u8], table: u32) -> bool {
+    user_part(ikey).len() >= TABLE_ID_LEN && table_id(ikey) == table
+}
+
 /// The user key (without the table id) of an internal key.
 #[inline]
 pub(crate) fn user_key(ikey: &[u8]) -> &[u8] {

@@ -12,8 +12,8 @@
 //! The first record of every manifest is a snapshot edit that recreates the
 //! whole state; every later record is an incremental edit. Each append is
 //! synced before it is acknowledged, so only the last record can be torn by
-//! a crash: recovery drops such a tail (and truncates the file to the last good
-//! record); damage anywhere else is [`Error::Corruption`].
+//! a crash: recovery ignores such a tail (the first append after it cuts
+//! the torn bytes off); damage anywhere else is [`Error::Corruption`].
 //!
 //! The edit format and its codec are in [`edit`]; applying edits to the
 //! state, in [`state`]. This file is the manifest file: records, `CURRENT`,
@@ -41,7 +41,7 @@ const HEADER_LEN: u64 = 8;
 const MAX_CURRENT_LEN: u64 = 256;
 
 /// Frames a payload as one manifest record.
-fn encode_record(payload: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encode_record(payload: &[u8]) -> Result<Vec<u8>> {
     let len = u32::try_from(payload.len()).map_err(|_| {
         Error::InvalidArgument(format!(
             "manifest edit of {} bytes is too large",
@@ -53,6 +53,23 @@ fn encode_record(payload: &[u8]) -> Result<Vec<u8>> {
     rec.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     rec.extend_from_slice(payload);
     Ok(rec)
+}
+
+/// The payloads of the whole records at the start of `bytes`, unchecked
+/// (the fuzz seeds take the edits of a real manifest this way).
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn record_payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let h = HEADER_LEN as usize;
+    while bytes.len() >= h {
+        let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        if bytes.len() - h < n {
+            break;
+        }
+        out.push(bytes[h..h + n].to_vec());
+        bytes = &bytes[h + n..];
+    }
+    out
 }
 
 /// The manifest number named by `CURRENT`, `None` when there is no `CURRENT`.
@@ -213,8 +230,10 @@ impl Manifest {
     /// A torn last record (an incomplete header, a length running past the
     /// end of the file, a checksum mismatch on a record that ends at the end
     /// of the file or is followed only by zeros, or a zero-filled tail) was
-    /// never acknowledged: it is dropped with a warning and the file is
-    /// truncated to the last good record. Anything else — bad `CURRENT`, a
+    /// never acknowledged: it is ignored with a warning, and the torn bytes
+    /// stay in the file (for the caller to judge, see
+    /// [`Manifest::dropped_tail`]) until the first append cuts them off.
+    /// Anything else — bad `CURRENT`, a
     /// missing manifest, a checksum mismatch followed by more data, an
     /// undecodable or inapplicable edit, no intact first record — is
     /// [`Error::Corruption`] naming the file and offset.

@@ -81,6 +81,19 @@ pub(crate) fn encode(segment: u64, segment_len: u64, entries: &[HintEntry]) -> V
     buf
 }
 
+/// Bytes of the checksum at the end of a hint file.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) const CHECKSUM_LEN: usize = 4;
+
+/// `body` with the checksum a hint file ends with appended (the fuzz entry
+/// points use it to get past the checksum).
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn with_checksum(body: &[u8]) -> Vec<u8> {
+    let mut b = body.to_vec();
+    b.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    b
+}
+
 /// Decodes the hint file `path` (its bytes in `b`); `Error::Corruption`
 /// naming the file and offset for anything but a well-formed hint whose
 /// entries all lie inside the segment it describes.

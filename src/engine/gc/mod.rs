@@ -23,6 +23,7 @@ mod policy;
 
 use super::counters;
 use super::versions::LevelChange;
+use super::write::index_entry;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::keydir::{Liveness, Move};
@@ -106,7 +107,7 @@ impl Engine {
     /// Sealed segments GC may take, with their size and garbage: user
     /// segments wholly before the replay point, GC segments behind the GC head.
     pub(super) fn gc_candidates(&self) -> Vec<policy::Candidate> {
-        let replay = self.versions.lock().state().replay_point;
+        let replay = self.versions.lock_manifest().state().replay_point;
         let discard = self.garbage_by_segment();
         let gc_head = self.vlog.gc_head_position().map(|p| p.segment);
         let newest = self
@@ -161,7 +162,7 @@ impl Engine {
     /// Known garbage per segment: the discard statistics of the sorted
     /// index plus the dead records of unordered tables.
     pub(super) fn garbage_by_segment(&self) -> std::collections::BTreeMap<u64, u64> {
-        let mut g = self.versions.lock().state().discard.clone();
+        let mut g = self.versions.lock_manifest().state().discard.clone();
         for (seg, bytes) in self.keydirs.garbage() {
             *g.entry(seg).or_insert(0) += bytes;
         }
@@ -218,7 +219,7 @@ impl Engine {
         // has none: it is retired without being read.
         // Only the sorted index's statistics: a segment they call all
         // garbage holds no record of an unordered table.
-        let discard = self.versions.lock().state().discard.clone();
+        let discard = self.versions.lock_manifest().state().discard.clone();
         let mut survivors = Vec::new();
         let mut dropped_tombstones: Vec<(u32, Vec<u8>, ValuePointer)> = Vec::new();
         for seg in &segs {
@@ -273,7 +274,7 @@ impl Engine {
         self.relocate(&mut survivors, &mut report)?;
 
         // 3. Repoint the index: one table and one manifest edit.
-        let mut vs = self.versions.lock();
+        let mut vs = self.versions.lock_manifest();
         let mut entries = Vec::with_capacity(survivors.len());
         let mut superseded: Vec<(u64, u64)> = Vec::new();
         let mut moves: Vec<Move> = Vec::new();
@@ -290,10 +291,7 @@ impl Engine {
                 continue;
             }
             if self.is_live(s.table, &s.key, s.seq, &s.old)? {
-                entries.push((
-                    ikey::encode(s.table, &s.key, s.seq, Kind::Pointer as u8),
-                    new.encode(),
-                ));
+                entries.push(index_entry(s.table, &s.key, s.seq, true, None, new));
             } else {
                 report.records_superseded += 1;
                 match superseded.iter_mut().find(|(seg, _)| *seg == new.segment) {
@@ -446,7 +444,8 @@ impl Engine {
         if buf.is_empty() {
             return Ok(());
         }
-        let (segment, offset) = self.vlog.gc_append(buf)?;
+        let appended = self.vlog.gc_append(buf);
+        let (segment, offset) = self.or_poison("GC write", appended)?;
         let mut at = offset;
         let mut hints = Vec::new();
         for &j in pending.iter() {

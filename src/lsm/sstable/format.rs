@@ -250,6 +250,18 @@ impl Footer {
         b
     }
 
+    /// A footer made of the first [`FOOTER_LEN`] − 4 bytes of `body` (padded
+    /// with zeros) and their checksum, whatever they hold (the fuzz entry
+    /// points use it to get past the checksum).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn with_checksum(body: &[u8]) -> Vec<u8> {
+        let mut b = body.to_vec();
+        b.resize(FOOTER_LEN - 4, 0);
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
     /// Decodes exactly [`FOOTER_LEN`] bytes: checksum, magic and version
     /// checked, in that order (the handles are checked against the file by
     /// the reader).

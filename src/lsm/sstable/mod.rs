@@ -14,5 +14,7 @@ mod builder;
 pub(crate) mod format;
 mod reader;
 
+#[cfg(any(test, feature = "testing"))]
+pub(crate) use block::BlockBuilder;
 pub(crate) use builder::{Compression, SstBuilder, SstBuilderOptions};
 pub(crate) use reader::{Sst, SstIter};

@@ -18,7 +18,8 @@ use std::sync::Arc;
 pub(crate) struct Sst {
     file: Arc<dyn FileHandle>,
     path: Arc<Path>,
-    #[cfg_attr(not(test), allow(dead_code))] // checked by the tests
+    /// Checked by the tests.
+    #[cfg(test)]
     file_size: u64,
     /// The decoded index block (only its entry accessors are used).
     index: BlockIter,
@@ -27,7 +28,8 @@ pub(crate) struct Sst {
     /// Where the data blocks must end (start of the metadata blocks).
     data_end: u64,
     filter: Option<BloomFilter>,
-    #[cfg_attr(not(test), allow(dead_code))] // checked by the tests
+    /// Checked by the tests (open compares them with the index).
+    #[cfg(test)]
     props: SstProperties,
 }
 
@@ -80,7 +82,6 @@ impl Sst {
     pub(crate) fn open(
         file: Arc<dyn FileHandle>,
         path: PathBuf,
-        #[cfg_attr(not(test), allow(dead_code))] // checked by the tests
         file_size: u64,
     ) -> Result<Arc<Sst>> {
         let path: Arc<Path> = Arc::from(path);
@@ -165,11 +166,13 @@ impl Sst {
         Ok(Arc::new(Sst {
             file,
             path,
+            #[cfg(test)]
             file_size,
             index,
             handles,
             data_end,
             filter,
+            #[cfg(test)]
             props,
         }))
     }

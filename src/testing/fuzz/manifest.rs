@@ -1,9 +1,10 @@
 //! Fuzz entry points of the manifest: one edit, a whole manifest file.
 
 use super::{corrupt, model::*};
+use crate::files::FileName;
 use crate::files::CURRENT as CURRENT_FILE;
 use crate::io::Fs;
-use crate::manifest::{Manifest, ManifestState, VersionEdit};
+use crate::manifest::{encode_record, record_payloads, Manifest, ManifestState, VersionEdit};
 use crate::testing::FaultFs;
 use crate::{Db, Error, Result};
 use std::path::Path;
@@ -33,10 +34,7 @@ pub fn manifest_file(data: &[u8]) -> Result<()> {
         let mut r = rest;
         while r.len() >= 2 {
             let n = (usize::from(u16::from_le_bytes([r[0], r[1]]))).min(r.len() - 2);
-            let payload = &r[2..2 + n];
-            out.extend_from_slice(&(n as u32).to_le_bytes());
-            out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-            out.extend_from_slice(payload);
+            out.extend_from_slice(&encode_record(&r[2..2 + n])?);
             r = &r[2 + n..];
         }
         out
@@ -47,9 +45,13 @@ pub fn manifest_file(data: &[u8]) -> Result<()> {
     let dir = Path::new("/db");
     fs.create_dir_all(dir)
         .map_err(|e| Error::io("fuzz setup", e))?;
+    let manifest = crate::files::manifest(1);
     for (name, content) in [
-        ("MANIFEST-000001", bytes),
-        (CURRENT_FILE, b"MANIFEST-000001\n".to_vec()),
+        (manifest.clone(), bytes),
+        (
+            CURRENT_FILE.to_string(),
+            format!("{manifest}\n").into_bytes(),
+        ),
     ] {
         let path = dir.join(name);
         fs.create(&path).map_err(|e| Error::io("fuzz setup", e))?;
@@ -95,17 +97,8 @@ pub fn sample_manifest_edits() -> Vec<Vec<u8>> {
     db.close().unwrap();
     let mut out = Vec::new();
     for name in fs.list(dir).unwrap() {
-        if name.starts_with("MANIFEST-") {
-            let bytes = fs.contents(&dir.join(&name)).unwrap();
-            let mut r = &bytes[..];
-            while r.len() >= 8 {
-                let n = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize;
-                if r.len() < 8 + n {
-                    break;
-                }
-                out.push(r[8..8 + n].to_vec());
-                r = &r[8 + n..];
-            }
+        if let Some(FileName::Manifest(_)) = FileName::parse(&name) {
+            out.extend(record_payloads(&fs.contents(&dir.join(&name)).unwrap()));
         }
     }
     out

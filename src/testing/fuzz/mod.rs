@@ -28,6 +28,8 @@ pub use sstable::{block, bloom, footer_bytes, sample_table, sstable};
 pub use vlog::{hint_file, hint_in_db, value_pointer, vlog_record, vlog_segment};
 
 use crate::error::{Error, Result};
+use crate::files::FileName;
+use crate::lsm::sstable::format::FOOTER_LEN;
 use crate::vlog::hint;
 use crate::vlog::record;
 use crate::vlog::ValuePointer;
@@ -83,13 +85,17 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         v
     };
     let files = sample_db_files();
-    let file = |suffix: &str| -> Vec<Vec<u8>> {
+    let file = |kind: fn(&FileName) -> bool| -> Vec<Vec<u8>> {
         files
             .iter()
-            .filter(|(n, _)| n.ends_with(suffix) || (suffix == "MANIFEST" && n.starts_with(suffix)))
+            .filter(|(n, _)| FileName::parse(n).as_ref().is_some_and(kind))
             .map(|(_, c)| c.clone())
             .collect()
     };
+    let segments = |f: &FileName| matches!(f, FileName::Segment(_) | FileName::GcSegment(_));
+    let ssts = |f: &FileName| matches!(f, FileName::Sst(_));
+    let manifests = |f: &FileName| matches!(f, FileName::Manifest(_));
+    let hints = |f: &FileName| matches!(f, FileName::Hint(_));
     match target {
         "vlog_record" => {
             let mut out = Vec::new();
@@ -118,14 +124,14 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 .encode()
             })
             .collect(),
-        "vlog_segment" => file(".vlog")
+        "vlog_segment" => file(segments)
             .into_iter()
             .filter(|c| c.len() <= 20 << 10)
             .take(2)
             .collect(),
         "sstable" => {
             let mut v = vec![sample_table(40, 256, 10), sample_table(120, 1024, 0)];
-            v.extend(file(".sst").into_iter().take(1));
+            v.extend(file(ssts).into_iter().take(1));
             v
         }
         "block" => vec![
@@ -142,12 +148,12 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         "footer" => {
             let t = sample_table(40, 256, 10);
-            let f = &t[t.len() - 64..];
-            vec![with_mode(0, f), with_mode(1, &f[..60])]
+            let f = &t[t.len() - FOOTER_LEN..];
+            vec![with_mode(0, f), with_mode(1, &f[..FOOTER_LEN - 4])]
         }
         "manifest_edit" => sample_manifest_edits(),
         "manifest_file" => {
-            let mut out: Vec<Vec<u8>> = file("MANIFEST").iter().map(|m| with_mode(0, m)).collect();
+            let mut out: Vec<Vec<u8>> = file(manifests).iter().map(|m| with_mode(0, m)).collect();
             let mut framed = vec![1u8];
             for p in sample_manifest_edits() {
                 framed.extend_from_slice(&(p.len() as u16).to_le_bytes());
@@ -158,10 +164,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         "hint_file" => {
             let sample = sample_db();
-            let mut out: Vec<Vec<u8>> = file(".hint").iter().map(|h| with_mode(0, h)).collect();
+            let mut out: Vec<Vec<u8>> = file(hints).iter().map(|h| with_mode(0, h)).collect();
             out.push(with_mode(0, &hint::encode(5, 0, &[])));
-            if let Some(h) = file(".hint").first() {
-                out.push(with_mode(1, &h[..h.len() - 4]));
+            if let Some(h) = file(hints).first() {
+                out.push(with_mode(1, &h[..h.len() - hint::CHECKSUM_LEN]));
             }
             // Installed in the sample database: each segment's own hint, and
             // for the segments without one (the open heads) the hint a scan

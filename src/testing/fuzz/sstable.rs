@@ -5,9 +5,9 @@ use crate::io::bytes_file::BytesFile as MemFile;
 use crate::io::Fs;
 use crate::lsm::ikey;
 use crate::lsm::sstable::format::{
-    put_stored_block, BlockHandle, Footer, SstProperties, COMPRESSION_NONE,
+    put_stored_block, BlockHandle, Footer, SstProperties, COMPRESSION_NONE, FOOTER_LEN,
 };
-use crate::lsm::sstable::{Sst, SstBuilder, SstBuilderOptions};
+use crate::lsm::sstable::{BlockBuilder, Sst, SstBuilder, SstBuilderOptions};
 use crate::testing::FaultFs;
 use crate::Result;
 use std::path::{Path, PathBuf};
@@ -76,23 +76,20 @@ pub(super) fn stored(out: &mut Vec<u8>, payload: &[u8]) -> (u64, u64) {
     (h.offset, h.size)
 }
 
+/// The encoding of the handle `(offset, size)`, as an index entry holds it.
+fn handle_bytes((offset, size): (u64, u64)) -> Vec<u8> {
+    let mut b = Vec::new();
+    BlockHandle { offset, size }.encode_varint(&mut b);
+    b
+}
+
 /// A key/value block of restart points only (no prefix compression).
 pub(super) fn kv_block(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let mut b = Vec::new();
-    let mut restarts = Vec::new();
+    let mut b = BlockBuilder::new(1);
     for (k, v) in entries {
-        restarts.push(b.len() as u32);
-        crate::coding::put_varint(&mut b, 0);
-        crate::coding::put_varint(&mut b, k.len() as u64);
-        crate::coding::put_varint(&mut b, v.len() as u64);
-        b.extend_from_slice(k);
-        b.extend_from_slice(v);
+        b.add(k, v);
     }
-    for r in &restarts {
-        b.extend_from_slice(&r.to_le_bytes());
-    }
-    b.extend_from_slice(&(restarts.len() as u32).to_le_bytes());
-    b
+    b.finish()
 }
 
 pub(super) fn props_block(
@@ -145,9 +142,7 @@ pub fn block(data: &[u8]) -> Result<()> {
     // As a data block.
     let mut f = Vec::new();
     let d = stored(&mut f, data);
-    let mut index_entry = Vec::new();
-    crate::coding::put_varint(&mut index_entry, d.0);
-    crate::coding::put_varint(&mut index_entry, d.1);
+    let index_entry = handle_bytes(d);
     let ih = stored(&mut f, &kv_block(&[(mk.clone(), index_entry)]));
     let ph = stored(&mut f, &props_block(1, &mk, &mk, 1));
     footer(&mut f, ih, (0, 0), ph);
@@ -178,9 +173,7 @@ pub fn bloom(data: &[u8]) -> Result<()> {
     let mut f = Vec::new();
     let d = stored(&mut f, &kv_block(&entries));
     let fh = stored(&mut f, data);
-    let mut index_entry = Vec::new();
-    crate::coding::put_varint(&mut index_entry, d.0);
-    crate::coding::put_varint(&mut index_entry, d.1);
+    let index_entry = handle_bytes(d);
     let ih = stored(&mut f, &kv_block(&[(last.clone(), index_entry)]));
     let ph = stored(&mut f, &props_block(8, &entries[0].0, &last, 1));
     footer(&mut f, ih, fh, ph);
@@ -234,13 +227,11 @@ pub fn footer_bytes(data: &[u8]) -> Result<()> {
         return Ok(());
     };
     let full = sample_table(40, 256, 10);
-    let mut f = full[..full.len() - 64].to_vec();
+    let mut f = full[..full.len() - FOOTER_LEN].to_vec();
     if mode & 1 == 1 {
-        let mut body = rest.to_vec();
-        body.resize(60, 0);
-        let crc = crc32fast::hash(&body);
-        f.extend_from_slice(&body);
-        f.extend_from_slice(&crc.to_le_bytes());
+        f.extend_from_slice(&Footer::with_checksum(
+            &rest[..rest.len().min(FOOTER_LEN - 4)],
+        ));
     } else {
         f.extend_from_slice(rest);
     }

@@ -21,14 +21,7 @@ pub fn vlog_record(data: &[u8]) -> Result<()> {
     };
     let mut buf = rest.to_vec();
     if mode & 1 == 1 {
-        if let Some(h) = record::Header::decode(&buf) {
-            let len = h.record_len();
-            if len <= buf.len() as u64 {
-                let len = len as usize;
-                let crc = crc32fast::hash(&buf[..len - TRAILER_LEN]);
-                buf[len - TRAILER_LEN..len].copy_from_slice(&crc.to_le_bytes());
-            }
-        }
+        record::fix_checksum(&mut buf);
     }
     let rec = record::decode(&buf).map_err(|e| corrupt(e.describe()))?;
     let mut again = Vec::new();
@@ -117,12 +110,11 @@ pub fn hint_file(data: &[u8]) -> Result<()> {
 }
 
 pub(super) fn hint_bytes(mode: u8, rest: &[u8]) -> Vec<u8> {
-    let mut bytes = rest.to_vec();
     if mode & 1 == 1 {
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        hint::with_checksum(rest)
+    } else {
+        rest.to_vec()
     }
-    bytes
 }
 
 /// Decodes a hint and checks what a decoded hint promises.
