@@ -262,7 +262,8 @@ impl VLog {
         // With io_uring: the write and, linked behind it, the fdatasync.
         let r = seg.file.write_all_and_sync_at(buf, offset, sync);
         if let Err(e) = r {
-            // Whether the bytes landed is unknown; the caller poisons.
+            // Whether the bytes landed is unknown: the caller decides (a
+            // user append poisons; GC's, past the recorded GC head, need not).
             return Err(Error::io(format!("appending to {}", seg.path.display()), e));
         }
         h.offset += buf.len() as u64;

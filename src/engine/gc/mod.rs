@@ -444,8 +444,11 @@ impl Engine {
         if buf.is_empty() {
             return Ok(());
         }
-        let appended = self.vlog.gc_append(buf);
-        let (segment, offset) = self.or_poison("GC write", appended)?;
+        // A failed append fails the pass but does not poison: nothing points
+        // past the GC head the manifest records until this pass's edit, so
+        // whatever reached the segment is overwritten by the next pass (or
+        // cut off at the next open).
+        let (segment, offset) = self.vlog.gc_append(buf)?;
         let mut at = offset;
         let mut hints = Vec::new();
         for &j in pending.iter() {
