@@ -89,7 +89,7 @@ const ROOT: &str = "crate";
 /// dependency points down this table: a lower layer can be read, tested and
 /// changed without the layers above it. Sideways imports are allowed only
 /// where a row lists its own layer (`leaves`, `handles`). The layer of a file
-/// is the layer of its top-level module (`src/lsm/sstable/table.rs` is in
+/// is the layer of its top-level module (`src/lsm/sstable/reader.rs` is in
 /// `lsm`). A top-level module of `src/` that no row lists fails the test, so
 /// that a new module gets placed on purpose.
 #[rustfmt::skip]
@@ -174,7 +174,7 @@ fn layer_table_is_consistent() {
 
 /// A source file as read from disk.
 struct SourceFile {
-    /// Path relative to `src/`, `/`-separated: `lsm/sstable/table.rs`.
+    /// Path relative to `src/`, `/`-separated: `lsm/sstable/reader.rs`.
     rel: String,
     text: String,
 }

@@ -36,6 +36,7 @@ const MAX_GROUP_BYTES: usize = 8 << 20;
 /// The index entry (internal key, value) of one vLog record of an ordered
 /// table: a tombstone, an inline value (below the separation threshold), or
 /// a pointer to the record. The commit path and recovery both use it.
+#[inline]
 pub(super) fn index_entry(
     table: u32,
     key: &[u8],
@@ -220,6 +221,7 @@ impl GroupAppend {
 
     /// Seals `batch`'s records at the end of the pending bytes and lists
     /// what the index learns of each.
+    #[inline]
     fn add(
         &mut self,
         mut batch: RecordBatch,
@@ -356,7 +358,7 @@ impl Engine {
             );
         }
         self.append_pending(commit, &mut out, sync)?;
-        self.apply_group(commit, out, sync, group.len() as u64);
+        self.apply_group(commit, &mut out, sync, group.len() as u64);
         Ok(())
     }
 
@@ -405,17 +407,18 @@ impl Engine {
     fn apply_group(
         &self,
         commit: &mut CommitGuard<'_>,
-        out: GroupAppend,
+        out: &mut GroupAppend,
         sync: bool,
         batches: u64,
     ) {
-        self.keydirs.apply_written(out.unordered);
+        self.keydirs
+            .apply_written(std::mem::take(&mut out.unordered));
         let sv = self.versions.current();
-        for (k, v) in out.entries {
+        for (k, v) in out.entries.drain(..) {
             sv.mem.table.insert(k, v);
         }
         sv.mem.add_log_bytes(out.log_bytes);
-        for (seg, bytes) in out.wal_only {
+        for &(seg, bytes) in &out.wal_only {
             sv.mem.add_wal_garbage(seg, bytes);
         }
         commit.last_seq = out.seq;

@@ -78,6 +78,7 @@ impl RecordBatch {
 
     /// Gives the records sequence numbers from `first_seq` on, sets the
     /// continuation flag on all but the last, and computes their checksums.
+    #[inline]
     pub(crate) fn seal(&mut self, first_seq: u64) {
         let n = self.ops.len();
         for (i, op) in self.ops.iter().enumerate() {

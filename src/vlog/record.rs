@@ -164,6 +164,7 @@ pub(crate) fn encode_unsealed(
 
 /// Fills in the sequence number, the batch flag and the checksum of the
 /// record `rec` (exactly one record, as [`encode_unsealed`] wrote it).
+#[inline]
 pub(crate) fn seal(rec: &mut [u8], seq: u64, continues: bool) {
     if continues {
         rec[0] |= FLAG_CONTINUES;
