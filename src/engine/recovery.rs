@@ -156,8 +156,7 @@ impl Engine {
 
 /// Creates `dir` if missing and takes its lock.
 fn lock_directory(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Box<dyn FileLock>> {
-    fs.create_dir_all(dir)
-        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    create_directory(fs, dir)?;
     fs.lock(&dir.join(files::LOCK)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             Error::Locked(dir.to_path_buf())
@@ -165,6 +164,31 @@ fn lock_directory(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Box<dyn FileLock>> {
             Error::io(format!("locking {}", dir.display()), e)
         }
     })
+}
+
+/// Creates `dir` and any missing ancestors, and syncs the parent of each
+/// one it created, outermost first: a directory's entry is durable only
+/// once its parent is synced, and without that a new database (synced
+/// writes included) could vanish with a power loss.
+fn create_directory(fs: &Arc<dyn Fs>, dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !fs.exists(a))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    for d in missing.iter().rev() {
+        let parent = match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fs.sync_dir(parent)
+            .map_err(|e| Error::io(format!("syncing directory {}", parent.display()), e))?;
+    }
+    Ok(())
 }
 
 /// The manifest and its state, or `None` and an empty state for a new

@@ -210,3 +210,30 @@ fn an_empty_synced_batch_makes_earlier_writes_durable() {
     let db = Db::open(Path::new("/db"), opts()).unwrap();
     assert!(db.get(b"c").unwrap().is_none());
 }
+
+/// A new database, and the directories made for it, survive a power loss
+/// once a write is synced: each new directory's parent is synced.
+#[test]
+fn a_new_database_and_its_directories_survive_a_power_loss() {
+    use crate::testing::FaultFs;
+    use std::path::Path;
+    let fs = FaultFs::new();
+    let dir = Path::new("/x/y/db");
+    let opts = || Options::default().fs(std::sync::Arc::new(fs.clone()));
+    let db = Db::open(dir, opts()).unwrap();
+    db.write(
+        {
+            let mut b = WriteBatch::new();
+            b.put(b"k", b"v");
+            b
+        },
+        WriteOptions::default().sync(true),
+    )
+    .unwrap();
+    fs.crash();
+    drop(db);
+    fs.power_loss_clean();
+    fs.recover();
+    let db = Db::open(dir, opts()).unwrap();
+    assert_eq!(db.get(b"k").unwrap().unwrap(), b"v");
+}

@@ -7,7 +7,10 @@
 //!   cache) and its *durable* contents (as of its last `sync_data`/`sync_all`);
 //! - directory entries (create, rename, remove) are durable only once
 //!   `sync_dir` of their directory has run: the namespace has a current and a
-//!   durable copy too;
+//!   durable copy too. That holds for directories as well: a directory made
+//!   by `create_dir_all` survives a power loss only once its parent was
+//!   synced after it was made (and its parent survives), and with it go the
+//!   files in it (the strict model of ALICE and CrashMonkey);
 //! - [`FaultFs::power_loss`] reverts the namespace to its durable copy and
 //!   every file to its durable contents plus a torn, sector-granular prefix of
 //!   its unsynced changes, and kills every handle opened before (a reboot).
@@ -149,6 +152,8 @@ struct State {
     current: BTreeMap<PathBuf, u64>,
     durable: BTreeMap<PathBuf, u64>,
     dirs: BTreeSet<PathBuf>,
+    /// The directories whose entry in their parent is durable.
+    durable_dirs: BTreeSet<PathBuf>,
     /// Path → id of the guard holding it.
     locks: BTreeMap<PathBuf, u64>,
     next_lock: u64,
@@ -246,6 +251,28 @@ impl State {
         self.inodes.entry(ino).or_default()
     }
 
+    /// What a power loss keeps of the namespace: the directories durable
+    /// in parents that are themselves kept, and the durable entries of
+    /// files in them.
+    fn forget_undurable_namespace(&mut self) {
+        let kept: BTreeSet<PathBuf> = self
+            .durable_dirs
+            .iter()
+            .filter(|d| {
+                d.ancestors()
+                    .skip(1)
+                    .all(|a| a.as_os_str().is_empty() || self.durable_dirs.contains(a))
+            })
+            .cloned()
+            .collect();
+        self.durable.retain(|p, _| {
+            p.parent()
+                .is_none_or(|d| d.as_os_str().is_empty() || kept.contains(d))
+        });
+        self.durable_dirs = kept.clone();
+        self.dirs = kept;
+    }
+
     fn check_parent(&self, path: &Path) -> io::Result<()> {
         match path.parent() {
             Some(p) if p.as_os_str().is_empty() || self.dirs.contains(p) => Ok(()),
@@ -298,7 +325,10 @@ impl FaultFs {
     /// An empty file system with only the root directory.
     pub fn new() -> Self {
         let fs = FaultFs::default();
-        fs.shared.state.lock().dirs.insert(PathBuf::from("/"));
+        let mut st = fs.shared.state.lock();
+        st.dirs.insert(PathBuf::from("/"));
+        st.durable_dirs.insert(PathBuf::from("/"));
+        drop(st);
         fs
     }
 
@@ -344,6 +374,7 @@ impl FaultFs {
         let mut rng = Rng(rng_seed ^ 0x5eed_f00d_dead_beef);
         st.epoch += 1;
         st.locks.clear();
+        st.forget_undurable_namespace();
         st.current = st.durable.clone();
         let live: BTreeSet<u64> = st.durable.values().copied().collect();
         st.inodes.retain(|ino, _| live.contains(ino));
@@ -359,6 +390,7 @@ impl FaultFs {
         let mut st = self.shared.state.lock();
         st.epoch += 1;
         st.locks.clear();
+        st.forget_undurable_namespace();
         st.current = st.durable.clone();
         let live: BTreeSet<u64> = st.durable.values().copied().collect();
         st.inodes.retain(|ino, _| live.contains(ino));
@@ -650,8 +682,7 @@ impl Fs for FaultFs {
         if let (_, Verdict::Fail(e)) = st.begin(OpKind::CreateDir, path, 0, 0, None) {
             return Err(e);
         }
-        // Directories are durable at once: the engine creates its directory
-        // before anything else and never removes it.
+        // Durable once their parents are synced (see the module docs).
         for a in path.ancestors() {
             if !a.as_os_str().is_empty() {
                 st.dirs.insert(a.to_path_buf());
@@ -742,6 +773,9 @@ impl Fs for FaultFs {
             return Err(st.fail(idx, not_found(path)));
         }
         let in_dir = |p: &PathBuf| p.parent() == Some(path);
+        let subdirs: Vec<PathBuf> = st.dirs.iter().filter(|p| in_dir(p)).cloned().collect();
+        st.durable_dirs.retain(|p| !in_dir(p));
+        st.durable_dirs.extend(subdirs);
         st.durable.retain(|p, _| !in_dir(p));
         let now: Vec<(PathBuf, u64)> = st
             .current
@@ -821,6 +855,7 @@ mod tests {
     fn setup() -> FaultFs {
         let fs = FaultFs::new();
         fs.create_dir_all(&p("/db")).unwrap();
+        fs.sync_dir(&p("/")).unwrap();
         fs
     }
 
@@ -845,6 +880,38 @@ mod tests {
         // Old handles are dead after the reboot.
         assert!(f.write_at(b"x", 0).is_err());
         assert!(f.read_at(&mut [0u8; 1], 0).is_err());
+    }
+
+    #[test]
+    fn directories_need_their_parent_synced() {
+        let fs = FaultFs::new();
+        fs.create_dir_all(&p("/a/b/c")).unwrap();
+        let f = fs.create(&p("/a/b/c/f")).unwrap();
+        f.write_all_at(b"data", 0).unwrap();
+        f.sync_all().unwrap();
+        fs.sync_dir(&p("/a/b/c")).unwrap();
+        // The file is durable in its directory, but /a is not durable in /.
+        fs.power_loss_clean();
+        assert!(!fs.exists(&p("/a")));
+        assert!(!fs.exists(&p("/a/b/c/f")));
+        assert!(fs.list(&p("/")).unwrap().is_empty());
+        // Synced top-down, the chain survives; a parent synced below a
+        // lost ancestor does not help.
+        fs.create_dir_all(&p("/a/b/c")).unwrap();
+        fs.sync_dir(&p("/a")).unwrap();
+        fs.sync_dir(&p("/a/b")).unwrap();
+        fs.power_loss_clean();
+        assert!(!fs.exists(&p("/a/b")));
+        fs.create_dir_all(&p("/a/b/c")).unwrap();
+        for d in ["/", "/a", "/a/b"] {
+            fs.sync_dir(&p(d)).unwrap();
+        }
+        let f = fs.create(&p("/a/b/c/f")).unwrap();
+        f.write_all_at(b"data", 0).unwrap();
+        f.sync_all().unwrap();
+        fs.sync_dir(&p("/a/b/c")).unwrap();
+        fs.power_loss_clean();
+        assert_eq!(read_all(&fs, "/a/b/c/f"), b"data");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use wisckey::io::Fs;
 use wisckey::testing::FaultFs;
 use wisckey::{Db, Error, Table, TableOptions, WriteBatch, WriteOptions};
 
-pub const DIR: &str = "/db";
+/// The database directory. Neither it nor its parent exists when a workload
+/// starts: creating them is part of what must survive a power loss.
+pub const DIR: &str = "/data/db";
 pub const NUM_KEYS: u32 = 40;
 /// Table 0 is the default table, table 1 the ordered table "t", table 2 the
 /// unordered table "u".
