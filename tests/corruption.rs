@@ -352,6 +352,9 @@ enum Mutation {
     Replace(usize),
     /// The file is gone.
     Remove,
+    /// Cut to the `n`-th record boundary (mod the number of records) of a
+    /// vLog segment: what a lost tail looks like, each record whole.
+    CutAtRecord(usize),
     /// No damage (the baseline).
     Keep,
 }
@@ -381,8 +384,33 @@ fn mutate(data: &mut Vec<u8>, m: Mutation, fx: &Fixture) {
             data.extend((0..n).map(|_| if zeros { 0 } else { r.next() as u8 }));
         }
         Mutation::Replace(other) => *data = fx.files[other].1.clone(),
+        Mutation::CutAtRecord(n) => {
+            let ends = record_ends(data);
+            data.truncate(ends[n % ends.len()]);
+        }
         Mutation::Remove | Mutation::Keep => {}
     }
+}
+
+/// The offsets where the records of a vLog segment end, from 0 (the empty
+/// prefix) to the end of the last whole record.
+fn record_ends(data: &[u8]) -> Vec<usize> {
+    // Header: flags u8, table u32, seq u64, key length u32, value length
+    // u32; then key, value, crc32 (docs/format.md).
+    const HEADER: usize = 21;
+    let mut ends = vec![0];
+    let mut at = 0;
+    while at + HEADER <= data.len() {
+        let len =
+            |o: usize| u32::from_le_bytes(data[at + o..at + o + 4].try_into().unwrap()) as usize;
+        let end = at + HEADER + len(13) + len(17) + 4;
+        if end > data.len() {
+            break;
+        }
+        ends.push(end);
+        at = end;
+    }
+    ends
 }
 
 #[derive(Debug, Default, Clone)]
@@ -686,6 +714,32 @@ fn mutations_of_every_file_kind() {
             run_watched(&fx, target, m, kind, what, &mut counts);
         }
         let mut extra = 0;
+        if matches!(kind, Kind::VlogSealed | Kind::VlogNewest | Kind::Gc) {
+            // Every segment of the kind removed, and cut at record boundaries.
+            let mut detected = 0;
+            for &target in &cands {
+                let records = record_ends(&fx.files[target].1).len() - 1;
+                let cuts = (0..records).step_by((records / 8).max(1));
+                for m in cuts.map(Mutation::CutAtRecord).chain([Mutation::Remove]) {
+                    let what = format!("{kind:?}: {} {m:?}", fx.files[target].0);
+                    let before = counts.open_corruption;
+                    run_watched(&fx, target, m, kind, what.clone(), &mut counts);
+                    extra += 1;
+                    // The manifest records every sealed segment's length and
+                    // the user head: each of these must fail open, naming
+                    // the segment (a cut of the newest segment may also be
+                    // a lost tail).
+                    if counts.open_corruption > before {
+                        detected += 1;
+                    } else if kind != Kind::VlogNewest || matches!(m, Mutation::Remove) {
+                        counts
+                            .violations
+                            .push(format!("{what}: open did not report it"));
+                    }
+                }
+            }
+            eprintln!("{kind:?}: {detected} segment removals and cuts reported at open");
+        }
         if kind == Kind::Hint {
             // Well-formed hints in the wrong place, and missing hints.
             for &target in &cands {

@@ -21,8 +21,9 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::keydir::NewRecord;
 use crate::lsm::ikey::{self, Kind};
+use crate::manifest::{SealedSegment, VersionEdit};
 use crate::vlog::batch::RecordBatch;
-use crate::vlog::{Position, ValuePointer};
+use crate::vlog::{Position, SegmentKind, ValuePointer};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -395,10 +396,32 @@ impl Engine {
         let rolled = self.vlog.roll(self.versions.new_file_number());
         self.or_poison("vLog roll", rolled)?;
         self.publish_segments();
+        // Recorded only now that the seal is synced: at open, a recorded
+        // segment that is missing or shorter lost durable records.
+        self.record_roll(
+            SealedSegment {
+                number: sealed.segment,
+                kind: SegmentKind::User,
+                len: sealed.offset,
+            },
+            self.vlog.head_position().segment,
+        )?;
         self.write_hint(sealed.segment, sealed.offset);
         out.base = self.vlog.head_position();
         out.rolled = true;
         Ok(())
+    }
+
+    /// Records in the manifest that `sealed` was sealed and `head` is the
+    /// new user head (lock order: the commit lock, then the manifest's).
+    fn record_roll(&self, sealed: SealedSegment, head: u64) -> Result<()> {
+        let mut vs = self.versions.lock_manifest();
+        let edit = VersionEdit {
+            sealed: vec![sealed],
+            vlog_head: Some(head),
+            ..Default::default()
+        };
+        self.log_and_apply(&mut vs, edit, super::versions::LevelChange::default())
     }
 
     /// Makes a written group visible: memtable entries, keydir records, the

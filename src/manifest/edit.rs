@@ -13,7 +13,7 @@
 use crate::coding::{put_length_prefixed, put_varint, Reader};
 use crate::lsm::version::SstMeta;
 use crate::options::TableKind;
-use crate::vlog::Position;
+use crate::vlog::{Position, SegmentKind};
 
 /// Levels are numbered `0..MAX_LEVELS`; an edit naming a deeper level is corrupt.
 pub(crate) const MAX_LEVELS: u32 = 64;
@@ -46,6 +46,11 @@ pub(super) const TAG_SEGMENT_REMOVED: u64 = 8;
 pub(super) const TAG_DISCARD: u64 = 9;
 /// `gc_head`: segment varint, offset varint (at most once).
 pub(super) const TAG_GC_HEAD: u64 = 10;
+/// One element of `sealed`: segment number varint, kind u8 (0 user, 1 GC),
+/// sealed length varint.
+pub(super) const TAG_SEGMENT_SEALED: u64 = 11;
+/// `vlog_head`: the user head segment's number, varint (at most once).
+pub(super) const TAG_VLOG_HEAD: u64 = 12;
 
 /// A named table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +91,33 @@ impl TableDef {
     }
 }
 
+/// A vLog segment that was sealed: synced at `len` bytes and never written
+/// again. Recorded only after the seal's sync, so a segment that is missing
+/// or shorter at open lost durable records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SealedSegment {
+    pub number: u64,
+    pub kind: SegmentKind,
+    pub len: u64,
+}
+
+impl SealedSegment {
+    fn kind_byte(kind: SegmentKind) -> u8 {
+        match kind {
+            SegmentKind::User => 0,
+            SegmentKind::Gc => 1,
+        }
+    }
+
+    fn kind_from_byte(b: u8) -> Option<SegmentKind> {
+        match b {
+            0 => Some(SegmentKind::User),
+            1 => Some(SegmentKind::Gc),
+            _ => None,
+        }
+    }
+}
+
 /// One change to the manifest state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct VersionEdit {
@@ -108,6 +140,12 @@ pub(crate) struct VersionEdit {
     /// GC segment and the length of it that counts. GC segments past it
     /// (and bytes past the offset) were left by a crash mid-pass.
     pub gc_head: Option<Position>,
+    /// vLog segments sealed since the last edit (user segments at a roll,
+    /// GC segments in the edit of the pass that sealed them).
+    pub sealed: Vec<SealedSegment>,
+    /// The user segment appends go to (set at each roll, after its
+    /// directory entry is durable).
+    pub vlog_head: Option<u64>,
 }
 
 impl VersionEdit {
@@ -169,6 +207,16 @@ impl VersionEdit {
             put_varint(&mut b, TAG_GC_HEAD);
             put_varint(&mut b, g.segment);
             put_varint(&mut b, g.offset);
+        }
+        if let Some(h) = self.vlog_head {
+            put_varint(&mut b, TAG_VLOG_HEAD);
+            put_varint(&mut b, h);
+        }
+        for s in &self.sealed {
+            put_varint(&mut b, TAG_SEGMENT_SEALED);
+            put_varint(&mut b, s.number);
+            b.push(SealedSegment::kind_byte(s.kind));
+            put_varint(&mut b, s.len);
         }
         b
     }
@@ -250,6 +298,18 @@ impl VersionEdit {
                     let segment = r.varint().ok_or_else(truncated)?;
                     let offset = r.varint().ok_or_else(truncated)?;
                     set_once(&mut e.gc_head, Position { segment, offset }, "gc_head", at)?;
+                }
+                TAG_VLOG_HEAD => {
+                    let h = r.varint().ok_or_else(truncated)?;
+                    set_once(&mut e.vlog_head, h, "vLog head", at)?;
+                }
+                TAG_SEGMENT_SEALED => {
+                    let number = r.varint().ok_or_else(truncated)?;
+                    let byte = r.u8().ok_or_else(truncated)?;
+                    let kind = SealedSegment::kind_from_byte(byte)
+                        .ok_or_else(|| format!("unknown segment kind {byte} at byte {at}"))?;
+                    let len = r.varint().ok_or_else(truncated)?;
+                    e.sealed.push(SealedSegment { number, kind, len });
                 }
                 TAG_DISCARD => {
                     let seg = r.varint().ok_or_else(truncated)?;

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use super::edit::{TableDef, VersionEdit, MAX_LEVELS};
+use super::edit::{SealedSegment, TableDef, VersionEdit, MAX_LEVELS};
 use crate::lsm::ikey;
 use crate::lsm::version::SstMeta;
 use crate::vlog::Position;
@@ -26,6 +26,11 @@ pub(crate) struct ManifestState {
     pub discard: BTreeMap<u64, u64>,
     /// See [`VersionEdit::gc_head`]; segment 0 while GC has written nothing.
     pub gc_head: Position,
+    /// The live sealed segments by number (see [`SealedSegment`]).
+    pub sealed: BTreeMap<u64, SealedSegment>,
+    /// See [`VersionEdit::vlog_head`]; 0 when not recorded (a database
+    /// written before heads were recorded).
+    pub vlog_head: u64,
 }
 
 impl ManifestState {
@@ -147,16 +152,26 @@ impl ManifestState {
             let g = self.discard.entry(seg).or_insert(0);
             *g = g.saturating_add(bytes);
         }
+        for s in &edit.sealed {
+            if !self.segments_removed.contains(&s.number) && s.number >= self.vlog_tail {
+                self.sealed.insert(s.number, *s);
+            }
+        }
         for s in &edit.segments_removed {
             self.discard.remove(s);
+            self.sealed.remove(s);
         }
         if let Some(g) = edit.gc_head {
             self.gc_head = g;
+        }
+        if let Some(h) = edit.vlog_head {
+            self.vlog_head = h;
         }
         // Numbers below the tail are gone for good: no need to remember them.
         let tail = self.vlog_tail;
         self.segments_removed.retain(|&s| s >= tail);
         self.discard.retain(|&s, _| s >= tail);
+        self.sealed.retain(|&s, _| s >= tail);
         Ok(())
     }
 
@@ -174,6 +189,8 @@ impl ManifestState {
             segments_removed: self.segments_removed.iter().copied().collect(),
             discard: self.discard.iter().map(|(&s, &b)| (s, b)).collect(),
             gc_head: Some(self.gc_head),
+            sealed: self.sealed.values().copied().collect(),
+            vlog_head: (self.vlog_head != 0).then_some(self.vlog_head),
         }
     }
 }

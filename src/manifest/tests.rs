@@ -8,7 +8,7 @@ use crate::io::StdFs;
 use crate::lsm::ikey;
 use crate::lsm::version::SstMeta;
 use crate::options::TableKind;
-use crate::vlog::Position;
+use crate::vlog::{Position, SegmentKind};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -90,6 +90,17 @@ fn random_edit(rng: &mut StdRng, state: &ManifestState) -> VersionEdit {
         e.discard
             .push((rng.gen_range(0..100), rng.gen_range(0..1 << 20)));
     }
+    if rng.gen_ratio(1, 4) {
+        e.sealed.push(SealedSegment {
+            number: rng.gen_range(0..100),
+            kind: if rng.gen_bool(0.5) {
+                SegmentKind::Gc
+            } else {
+                SegmentKind::User
+            },
+            len: rng.gen_range(0..1 << 20),
+        });
+    }
     if e.is_empty() {
         e.last_sequence = Some(state.last_sequence + 1);
     }
@@ -147,6 +158,7 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
         proptest::collection::vec(any::<u64>(), 0..4),
         proptest::collection::vec((any::<u64>(), any::<u64>()), 0..3),
         proptest::option::of((any::<u64>(), any::<u64>())),
+        proptest::collection::vec((any::<u64>(), any::<bool>(), any::<u64>()), 0..3),
     )
         .prop_map(
             |(
@@ -160,6 +172,7 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                 segs,
                 discard,
                 gc_head,
+                sealed,
             )| {
                 VersionEdit {
                     added,
@@ -172,6 +185,19 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                     segments_removed: segs,
                     discard,
                     gc_head: gc_head.map(|(segment, offset)| Position { segment, offset }),
+                    vlog_head: None,
+                    sealed: sealed
+                        .into_iter()
+                        .map(|(number, gc, len)| SealedSegment {
+                            number,
+                            kind: if gc {
+                                SegmentKind::Gc
+                            } else {
+                                SegmentKind::User
+                            },
+                            len,
+                        })
+                        .collect(),
                 }
             },
         )
@@ -232,6 +258,19 @@ fn empty_and_full_edits_round_trip() {
             segment: 5,
             offset: 77,
         }),
+        vlog_head: Some(8),
+        sealed: vec![
+            SealedSegment {
+                number: 6,
+                kind: SegmentKind::User,
+                len: 1 << 27,
+            },
+            SealedSegment {
+                number: u64::MAX,
+                kind: SegmentKind::Gc,
+                len: 0,
+            },
+        ],
     };
     assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
 }

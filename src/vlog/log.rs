@@ -357,10 +357,17 @@ impl VLog {
         match set.get(&ptr.segment) {
             Some(s) => Ok(s.clone()),
             None => self.zombie(ptr.segment).ok_or_else(|| {
+                // A pointer does not say which head wrote its segment: name
+                // both files it could be.
                 Error::corruption(
-                    self.dir.join(crate::files::segment(ptr.segment)),
+                    &self.dir,
                     ptr.offset,
-                    "value pointer names a segment that does not exist",
+                    format!(
+                        "a value pointer names segment {}, which is not in the vLog (neither {} nor {})",
+                        ptr.segment,
+                        crate::files::segment(ptr.segment),
+                        crate::files::gc_segment(ptr.segment)
+                    ),
                 )
             }),
         }

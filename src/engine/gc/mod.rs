@@ -28,7 +28,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
-use crate::manifest::VersionEdit;
+use crate::manifest::{SealedSegment, VersionEdit};
 use crate::options::GcOptions;
 use crate::value::Value;
 use crate::vlog::hint::HintEntry;
@@ -40,7 +40,15 @@ use std::time::{Duration, Instant};
 /// GC's own state: passes run one at a time (lock order step 1).
 #[derive(Debug, Default)]
 pub(super) struct GcState {
-    pass: Mutex<()>,
+    pass: Mutex<PassState>,
+}
+
+/// What one pass hands the next.
+#[derive(Debug, Default)]
+struct PassState {
+    /// GC segments sealed (synced) by passes whose manifest edit has not
+    /// recorded them yet: the next edit of a pass does.
+    unrecorded_seals: Vec<SealedSegment>,
 }
 
 /// Automatic GC starts a round when the estimated space amplification
@@ -173,7 +181,7 @@ impl Engine {
     /// report when no segment qualifies.
     pub(crate) fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
         self.health.check_writable()?;
-        let _one_at_a_time = self.gc.pass.lock();
+        let mut pass = self.gc.pass.lock();
         let policy = opts.policy.unwrap_or(self.opts.gc_policy);
         let candidates = self.gc_candidates();
         let victims: Vec<u64> = if opts.all_sealed {
@@ -195,7 +203,7 @@ impl Engine {
         if victims.is_empty() {
             return Ok(GcReport::default());
         }
-        let r = self.gc_pass(&victims);
+        let r = self.gc_pass(&mut pass, &victims);
         if let Err(e) = &r {
             log::warn!(
                 "{}: GC pass over {victims:?} failed: {e}",
@@ -205,7 +213,7 @@ impl Engine {
         r
     }
 
-    fn gc_pass(&self, victims: &[u64]) -> Result<GcReport> {
+    fn gc_pass(&self, pass: &mut PassState, victims: &[u64]) -> Result<GcReport> {
         let started = Instant::now();
         let mut report = GcReport {
             victims: victims.to_vec(),
@@ -271,7 +279,7 @@ impl Engine {
         }
         // 2. Key order, then append at the GC head.
         survivors.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
-        self.relocate(&mut survivors, &mut report)?;
+        self.relocate(pass, &mut survivors, &mut report)?;
 
         // 3. Repoint the index: one table and one manifest edit.
         let mut vs = self.versions.lock_manifest();
@@ -320,6 +328,7 @@ impl Engine {
             discard: superseded,
             gc_head: self.vlog.gc_head_position(),
             vlog_tail: live_after.first().copied(),
+            sealed: std::mem::take(&mut pass.unrecorded_seals),
             ..Default::default()
         };
         // A failed append leaves the edit's fate unknown: keep the table
@@ -376,7 +385,12 @@ impl Engine {
     /// Appends the survivors' records at the GC head, in order, in chunks,
     /// rate-limited; fills in their new pointers and syncs the GC head. The
     /// values are read in batches (one submission each with io_uring).
-    fn relocate(&self, survivors: &mut [Survivor], report: &mut GcReport) -> Result<()> {
+    fn relocate(
+        &self,
+        pass: &mut PassState,
+        survivors: &mut [Survivor],
+        report: &mut GcReport,
+    ) -> Result<()> {
         const CHUNK: usize = 1 << 20;
         const READ_BATCH: usize = 256;
         let set = self.vlog.live_set();
@@ -414,6 +428,11 @@ impl Engine {
                     self.or_poison("GC segment roll", rolled)?;
                     self.publish_segments();
                     if let Some(sealed) = sealed {
+                        pass.unrecorded_seals.push(SealedSegment {
+                            number: sealed.segment,
+                            kind: SegmentKind::Gc,
+                            len: sealed.offset,
+                        });
                         self.write_hint(sealed.segment, sealed.offset);
                     }
                 }

@@ -4,11 +4,13 @@
 //! 2. [`read_manifest`]: `CURRENT`, then the manifest it names (or a new
 //!    database, refused where data would be thrown away).
 //! 3. [`open_ssts`]: the SSTables the manifest names.
-//! 4. [`open_user_segments`] and [`open_gc_segments`]: the vLog from its
-//!    tail on; bytes a crashed GC pass left past GC's head are cut off.
-//! 5. [`replay`]: the user segments from the replay point into memtables;
+//! 4. `check_sealed_segments`, then `open_user_segments` and
+//!    `open_gc_segments`: the vLog from its
+//!    tail on; bytes a crashed GC pass left past GC's head are cut off
+//!    (these steps, and 5 and 6, are in `vlog.rs`).
+//! 5. `replay`: the user segments from the replay point into memtables;
 //!    a torn tail of the newest segment is truncated.
-//! 6. [`rebuild_keydirs`]: the unordered tables' keydirs, from hint files
+//! 6. `rebuild_keydirs`: the unordered tables' keydirs, from hint files
 //!    or by scanning segments.
 //! 7. a fresh manifest: one snapshot edit of the recovered state.
 //! 8. [`remove_leftovers`]: files a crash left that the manifest does not
@@ -16,9 +18,11 @@
 //!
 //! Then [`Engine::open`] assembles the parts and starts the workers.
 
+mod vlog;
+
 use super::versions::{LoggedMemtable, SuperVersion, Versions};
 use super::workers::Workers;
-use super::write::{index_entry, Writer};
+use super::write::Writer;
 use super::{gc, Engine};
 use crate::error::{Error, Result};
 use crate::files::{self, FileName};
@@ -28,11 +32,15 @@ use crate::lsm::sstable::Sst;
 use crate::lsm::version::{SstHandle, Version};
 use crate::manifest::{Manifest, ManifestState};
 use crate::options::{Options, TableKind};
-use crate::vlog::{hint, replay_segment, Position, Segment, SegmentKind, VLog};
+use crate::vlog::VLog;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use vlog::{
+    check_sealed_segments, open_gc_segments, open_user_segments, rebuild_keydirs,
+    record_unrecorded_seals, replay,
+};
 
 impl Engine {
     /// Opens (or creates) the database in `dir` and starts its workers.
@@ -68,6 +76,9 @@ impl Engine {
         );
         let alloc = || next_file.fetch_add(1, Ordering::Relaxed);
 
+        if !is_new {
+            check_sealed_segments(&fs, dir, &state, &parsed, &blame)?;
+        }
         let (levels, live_ssts) = open_ssts(&fs, dir, &state, &blame)?;
         let segments = if is_new {
             Vec::new()
@@ -104,6 +115,8 @@ impl Engine {
             mem = LoggedMemtable::new(head);
         }
 
+        record_unrecorded_seals(&vlog, &mut state)?;
+        state.vlog_head = vlog.head_position().segment;
         state.last_sequence = last_seq;
         let manifest_number = alloc();
         state.next_file_number = next_file.load(Ordering::Relaxed) + 1;
@@ -303,294 +316,6 @@ fn open_ssts(
         l0.reverse();
     }
     Ok((levels, live))
-}
-
-/// The user segments from the tail on, oldest first; the newest is opened
-/// for writing.
-fn open_user_segments(
-    fs: &Arc<dyn Fs>,
-    dir: &Path,
-    state: &ManifestState,
-    names: &[(&str, FileName)],
-    blame: &Blame,
-) -> Result<Vec<Arc<Segment>>> {
-    let mut numbers: Vec<u64> = names
-        .iter()
-        .filter_map(|(_, f)| match f {
-            FileName::Segment(n) => Some(*n),
-            _ => None,
-        })
-        .filter(|n| *n >= state.vlog_tail && !state.segments_removed.contains(n))
-        .collect();
-    numbers.sort_unstable();
-    let rp = state.replay_point;
-    if !numbers.contains(&rp.segment) {
-        return Err(blame.missing(
-            &dir.join(files::segment(rp.segment)),
-            rp.offset,
-            "the vLog segment holding the replay point is missing",
-        ));
-    }
-    let mut segments = Vec::with_capacity(numbers.len());
-    for (i, &n) in numbers.iter().enumerate() {
-        let path = dir.join(files::segment(n));
-        let writable = i + 1 == numbers.len();
-        let file = fs
-            .open(&path, writable)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        segments.push(Arc::new(Segment::new(
-            fs.clone(),
-            n,
-            SegmentKind::User,
-            path,
-            file,
-        )));
-    }
-    Ok(segments)
-}
-
-/// The GC segments from the tail up to the GC head the manifest knows.
-/// Anything past it was written by a pass that a crash cut short, before
-/// its index entries were recorded: nothing points there, and it is cut
-/// off (a whole segment past the head is left for [`remove_leftovers`]).
-fn open_gc_segments(
-    fs: &Arc<dyn Fs>,
-    dir: &Path,
-    state: &ManifestState,
-    names: &[(&str, FileName)],
-    blame: &Blame,
-) -> Result<Vec<Arc<Segment>>> {
-    let gc_head = state.gc_head;
-    let mut numbers: Vec<u64> = names
-        .iter()
-        .filter_map(|(_, f)| match f {
-            FileName::GcSegment(n) => Some(*n),
-            _ => None,
-        })
-        .filter(|n| {
-            *n >= state.vlog_tail && *n <= gc_head.segment && !state.segments_removed.contains(n)
-        })
-        .collect();
-    numbers.sort_unstable();
-    if gc_head.segment != 0 && !numbers.contains(&gc_head.segment) {
-        return Err(blame.missing(
-            &dir.join(files::gc_segment(gc_head.segment)),
-            gc_head.offset,
-            "the GC head segment named by the manifest is missing",
-        ));
-    }
-    let mut segments = Vec::with_capacity(numbers.len());
-    for &n in &numbers {
-        let path = dir.join(files::gc_segment(n));
-        let is_head = n == gc_head.segment;
-        let file = fs
-            .open(&path, is_head)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        if is_head {
-            let len = file
-                .len()
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            if len < gc_head.offset {
-                return Err(blame.missing(
-                    &path,
-                    len,
-                    "GC segment is shorter than the manifest records",
-                ));
-            }
-            if len > gc_head.offset {
-                log::warn!(
-                    "{}: dropping {} bytes a crashed GC pass left",
-                    path.display(),
-                    len - gc_head.offset
-                );
-                file.set_len(gc_head.offset)
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
-            }
-        }
-        segments.push(Arc::new(Segment::new(
-            fs.clone(),
-            n,
-            SegmentKind::Gc,
-            path,
-            file,
-        )));
-    }
-    Ok(segments)
-}
-
-/// What replay rebuilt.
-struct Replayed {
-    mem: Arc<LoggedMemtable>,
-    /// Frozen memtables (a long replay fills more than one), newest first.
-    imms: Vec<Arc<LoggedMemtable>>,
-    last_seq: u64,
-    /// Where appending goes on in the newest user segment.
-    head_offset: u64,
-}
-
-/// Replays the user segments from the replay point into memtables (records
-/// of unordered tables only move the sequence number: their keydirs are
-/// rebuilt from every segment), and truncates a torn tail of the newest.
-fn replay(
-    segments: &[Arc<Segment>],
-    state: &ManifestState,
-    opts: &Options,
-    keydirs: &Keydirs,
-) -> Result<Replayed> {
-    let rp = state.replay_point;
-    let mut imms: Vec<Arc<LoggedMemtable>> = Vec::new();
-    let mut mem = LoggedMemtable::new(rp);
-    let mut last_seq = state.last_sequence;
-    let mut head_offset = 0;
-    let mut replayed = 0u64;
-    for (i, seg) in segments.iter().enumerate() {
-        if seg.number < rp.segment {
-            continue;
-        }
-        let start = if seg.number == rp.segment {
-            rp.offset
-        } else {
-            0
-        };
-        let is_last = i + 1 == segments.len();
-        let outcome = replay_segment(seg, start, is_last, opts.value_threshold, |batch| {
-            let Some(first) = batch.records.first() else {
-                return Ok(());
-            };
-            if mem.table.approx_bytes() >= opts.memtable_size
-                || mem.log_bytes() >= opts.max_replay_bytes
-            {
-                let start = Position {
-                    segment: first.pointer.segment,
-                    offset: first.pointer.offset,
-                };
-                let full = std::mem::replace(&mut mem, LoggedMemtable::new(start));
-                imms.insert(0, full);
-            }
-            for r in batch.records {
-                last_seq = last_seq.max(r.seq);
-                replayed += 1;
-                mem.add_log_bytes(u64::from(r.pointer.len));
-                if keydirs.is_unordered(r.table) {
-                    continue;
-                }
-                let (k, v) = index_entry(
-                    r.table,
-                    &r.key,
-                    r.seq,
-                    r.is_put,
-                    r.inline_value.as_deref(),
-                    r.pointer,
-                );
-                mem.table.insert(k, v);
-            }
-            Ok(())
-        })?;
-        if is_last {
-            head_offset = outcome.valid_end;
-            if outcome.torn {
-                seg.file
-                    .set_len(outcome.valid_end)
-                    .and_then(|_| seg.file.sync_all())
-                    .map_err(|e| Error::io(format!("truncating {}", seg.path.display()), e))?;
-            }
-        }
-    }
-    if replayed > 0 {
-        log::info!("replayed {replayed} records from the vLog");
-    }
-    if let (Some(last), true) = (segments.last(), head_offset == 0) {
-        // A last segment before the replay point (never replayed) or empty.
-        head_offset = last
-            .file
-            .len()
-            .map_err(|e| Error::io(format!("reading {}", last.path.display()), e))?;
-    }
-    Ok(Replayed {
-        mem,
-        imms,
-        last_seq,
-        head_offset,
-    })
-}
-
-/// Rebuilds the keydirs of the unordered tables from every live segment:
-/// from its hint file when there is a good one, else by scanning it (and
-/// then writing the hint it lacked, if it is sealed). Returns the highest
-/// sequence number found.
-fn rebuild_keydirs(fs: &Arc<dyn Fs>, dir: &Path, vlog: &VLog, keydirs: &Keydirs) -> Result<u64> {
-    let head = vlog.head_position().segment;
-    let gc_head = vlog.gc_head_position().map(|p| p.segment);
-    let mut max_seq = 0;
-    let (mut hinted, mut scanned) = (0u64, 0u64);
-    for seg in vlog.live_set().values() {
-        let n = seg.number;
-        let open = n == head || Some(n) == gc_head;
-        let len = seg
-            .file
-            .len()
-            .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
-        let from_hint = match hint::read(fs, dir, n) {
-            Ok(Some(h)) if h.segment_len == len => Some(h.entries),
-            // A hint is written after its segment was sealed and synced, so
-            // a sealed segment shorter than its hint lost durable records;
-            // a scan would end cleanly at a record boundary and drop them.
-            Ok(Some(h)) if !open && h.segment_len > len => {
-                return Err(Error::corruption(
-                    &seg.path,
-                    len,
-                    format!(
-                        "the segment ends at {len} bytes but was sealed at {} (its hint says so): records were cut off",
-                        h.segment_len
-                    ),
-                ));
-            }
-            Ok(Some(h)) => {
-                log::info!(
-                    "{}: hint describes {} bytes, the segment has {len}: scanning it",
-                    seg.path.display(),
-                    h.segment_len
-                );
-                None
-            }
-            Ok(None) => None,
-            Err(e) => {
-                log::warn!(
-                    "{}: hint not used, scanning the segment: {e}",
-                    seg.path.display()
-                );
-                None
-            }
-        };
-        let entries = match from_hint {
-            Some(entries) => {
-                hinted += 1;
-                entries
-            }
-            None => {
-                scanned += 1;
-                let entries = hint::scan(seg, |t| keydirs.is_unordered(t))?;
-                if !open {
-                    if let Err(e) = hint::write(fs, dir, n, len, &entries) {
-                        log::warn!("{}: {e}", seg.path.display());
-                    }
-                }
-                entries
-            }
-        };
-        max_seq = entries.iter().map(|e| e.seq).fold(max_seq, u64::max);
-        keydirs.apply_found(n, &entries);
-        if open {
-            keydirs.reopen_segment(n, entries);
-        }
-    }
-    log::debug!(
-        "{}: keydirs rebuilt: {} keys, {hinted} segments from hints, {scanned} scanned",
-        dir.display(),
-        keydirs.len()
-    );
-    Ok(max_seq)
 }
 
 /// The files the new manifest names (or that the engine keeps).
