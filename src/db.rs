@@ -72,6 +72,18 @@ impl Db {
         })
     }
 
+    /// Opens the existing database in `path` read-only: `Db::open` with
+    /// [`Options::read_only`] set. Nothing in the directory is written,
+    /// created or removed, and every write returns `Error::ReadOnly`.
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` when `path` holds no database;
+    /// `Error::Locked` while a writer has it open; as [`Db::open`]
+    /// otherwise.
+    pub fn open_read_only(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        Db::open(path, opts.read_only(true))
+    }
+
     /// The engine behind this handle.
     pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.engine

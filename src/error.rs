@@ -45,6 +45,10 @@ pub enum Error {
     /// writes are refused until the database is reopened.
     #[error("database is poisoned (reopen it): {0}")]
     Poisoned(String),
+    /// The database was opened read-only ([`crate::Options::read_only`]):
+    /// the call would have written.
+    #[error("database {0} is open read-only")]
+    ReadOnly(PathBuf),
 }
 
 impl Error {
@@ -95,6 +99,7 @@ impl Error {
             Error::Unsupported(s) => Error::Unsupported(s.clone()),
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
             Error::Poisoned(s) => Error::Poisoned(s.clone()),
+            Error::ReadOnly(p) => Error::ReadOnly(p.clone()),
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Options {
     pub(crate) gc_rate_limit: u64,
     pub(crate) gc_interval: std::time::Duration,
     pub(crate) private_files: bool,
+    pub(crate) read_only: bool,
+    pub(crate) create_if_missing: bool,
 }
 
 impl Default for Options {
@@ -79,6 +81,8 @@ impl Default for Options {
             gc_rate_limit: 0,
             gc_interval: std::time::Duration::from_millis(250),
             private_files: false,
+            read_only: false,
+            create_if_missing: true,
         }
     }
 }
@@ -111,6 +115,8 @@ impl fmt::Debug for Options {
             .field("gc_rate_limit", &self.gc_rate_limit)
             .field("gc_interval", &self.gc_interval)
             .field("private_files", &self.private_files)
+            .field("read_only", &self.read_only)
+            .field("create_if_missing", &self.create_if_missing)
             .finish()
     }
 }
@@ -276,6 +282,38 @@ impl Options {
     #[must_use]
     pub fn private_files(mut self, private: bool) -> Self {
         self.private_files = private;
+        self
+    }
+
+    /// Opens the database without writing a byte: no file is created,
+    /// changed or removed (a torn tail is reported, not truncated; no hint
+    /// file is written; leftovers stay), no background work runs, and every
+    /// call that would write returns [`crate::Error::ReadOnly`]. The
+    /// directory lock is a shared one, which works on read-only media: any
+    /// number of read-only opens may share a database, and none is allowed
+    /// while a writer has it (nor a writer while they do): `Error::Locked`.
+    /// The database must exist. Default false.
+    ///
+    /// ```
+    /// use wisckey::{Db, Error, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// Db::open(dir.path(), Options::default())?.put(b"k", b"v")?;
+    /// let ro = Db::open(dir.path(), Options::default().read_only(true))?;
+    /// assert_eq!(ro.get(b"k")?.as_deref(), Some(&b"v"[..]));
+    /// assert!(matches!(ro.put(b"k", b"w"), Err(Error::ReadOnly(_))));
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+    /// Whether opening a directory that holds no database creates one
+    /// (creating the directory too, if missing). With false, that is
+    /// `Error::InvalidArgument`. Default true.
+    #[must_use]
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
         self
     }
 
@@ -451,6 +489,8 @@ mod tests {
         assert_eq!(o.gc_rate_limit, 0);
         assert_eq!(o.gc_interval, std::time::Duration::from_millis(250));
         assert!(!o.private_files);
+        assert!(!o.read_only);
+        assert!(o.create_if_missing);
         assert!(!WriteOptions::default().sync);
         assert_eq!(TableOptions::default().kind, TableKind::Ordered);
     }

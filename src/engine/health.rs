@@ -6,11 +6,14 @@
 use super::Engine;
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Closed and poisoned, with the poison's reason.
+/// Closed and poisoned, with the poison's reason; and read-only.
 #[derive(Debug, Default)]
 pub(super) struct Health {
+    /// The directory, when the database is open read-only.
+    read_only: Option<PathBuf>,
     closed: AtomicBool,
     poisoned: AtomicBool,
     /// Why the database was poisoned (the first reason only).
@@ -18,6 +21,18 @@ pub(super) struct Health {
 }
 
 impl Health {
+    /// The health of a database just opened (read-only for `Some(dir)`).
+    pub(super) fn new(read_only: Option<PathBuf>) -> Health {
+        Health {
+            read_only,
+            ..Health::default()
+        }
+    }
+
+    pub(super) fn is_read_only(&self) -> bool {
+        self.read_only.is_some()
+    }
+
     /// Marks the database closed; true the first time.
     pub(super) fn close(&self) -> bool {
         !self.closed.swap(true, Ordering::AcqRel)
@@ -39,9 +54,13 @@ impl Health {
         Ok(())
     }
 
-    /// `Err` once the database is closed or poisoned.
+    /// `Err` once the database is closed or poisoned, and always when it is
+    /// open read-only.
     pub(super) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if let Some(dir) = &self.read_only {
+            return Err(Error::ReadOnly(dir.clone()));
+        }
         self.check_not_poisoned()
     }
 
@@ -92,8 +111,12 @@ impl Engine {
 impl Engine {
     /// Makes every acknowledged write durable against power loss. Refused
     /// once poisoned: after a failed fsync a later one that succeeds proves
-    /// nothing about the bytes the failed one lost.
+    /// nothing about the bytes the failed one lost. Read-only: nothing was
+    /// written, nothing to do.
     pub(crate) fn sync(&self) -> Result<()> {
+        if self.health.is_read_only() {
+            return self.health.check_open();
+        }
         self.health.check_writable()?;
         self.sync_vlog()
     }

@@ -130,6 +130,9 @@ impl Engine {
     /// returns the poison instead (a sync then proves nothing).
     pub(crate) fn close(&self) -> crate::Result<()> {
         self.shutdown();
+        if self.health.is_read_only() {
+            return Ok(());
+        }
         self.health.check_not_poisoned()?;
         self.vlog.sync()
     }
@@ -145,7 +148,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
-        if self.health.is_poisoned() {
+        if self.health.is_poisoned() || self.health.is_read_only() {
             return;
         }
         if let Err(e) = self.vlog.sync() {

@@ -213,6 +213,9 @@ impl Engine {
     /// SSTable (and the replay point has moved past it).
     pub(crate) fn flush(&self) -> Result<()> {
         self.health.check_open()?;
+        if self.health.is_read_only() {
+            return self.health.check_writable();
+        }
         {
             let commit = self.writer.lock_commit();
             self.rotate_memtable(&commit);
@@ -223,6 +226,10 @@ impl Engine {
     /// Waits until no frozen memtable waits for flush and no level needs
     /// compaction.
     pub(crate) fn wait_for_background(&self) -> Result<()> {
+        if self.health.is_read_only() {
+            // No background work runs.
+            return self.health.check_open();
+        }
         self.wait_until(|e| e.versions.current().imms.is_empty() && !e.needs_compaction())
     }
 

@@ -172,8 +172,21 @@ pub trait Fs: Send + Sync + Debug {
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> bool;
     /// Takes an exclusive advisory lock on `path` (created if missing) without
-    /// waiting; `WouldBlock` when someone else holds it.
+    /// waiting; `WouldBlock` when someone else holds it, exclusively or
+    /// shared.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+
+    /// Takes a shared advisory lock on `path`, which must exist, without
+    /// waiting: any number of shared holders at once, none while someone
+    /// holds it exclusively (`WouldBlock`). The file is opened read-only, so
+    /// that the lock works on read-only media. Default: `Unsupported` (a
+    /// read-only open then fails).
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{}: this backend has no shared locks", path.display()),
+        ))
+    }
 
     /// Performs many positioned reads, possibly at once. Each request is
     /// filled completely, as [`FileHandle::read_exact_at`] would: reaching

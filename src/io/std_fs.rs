@@ -2,19 +2,21 @@
 //! `rename`, and the directory lock.
 //!
 //! The lock is a POSIX record lock (`fcntl(F_SETLK)`) on the whole LOCK file
-//! plus a process-wide registry of held lock paths. Unlike `flock`, a record
-//! lock is owned by the process, not by the open file: a child that another
+//! (a write lock for a writer, a read lock for read-only opens) plus a
+//! process-wide registry of held lock paths. Unlike `flock`, a record lock
+//! is owned by the process, not by the open file: a child that another
 //! thread forks (before its `exec`) does not inherit it, so closing the
 //! database unlocks the directory at once. A record lock does not exclude
-//! the same process, and closing *any* descriptor of the file drops it, so
-//! the registry refuses a second lock in this process before the file is
-//! even opened.
+//! the same process, and closing *any* descriptor of the file drops the
+//! process's locks on it, so the registry decides within the process
+//! before the file is even opened, and the shared holders of one path share
+//! one descriptor, closed when the last of them goes.
 
 // The record lock needs `fcntl`; the fork test needs `fork`.
 #![allow(unsafe_code)]
 
 use super::{FileHandle, FileLock, Fs};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -68,14 +70,29 @@ impl FileHandle for StdFile {
     }
 }
 
-/// Lock files held by this process (canonical paths).
-static HELD_LOCKS: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+/// How this process holds a lock file.
+#[derive(Debug)]
+enum Held {
+    /// One exclusive holder (it owns its descriptor).
+    Exclusive,
+    /// `count` shared holders, and the one descriptor their read lock is on
+    /// (held only to keep the lock: closing it releases it).
+    Shared {
+        count: usize,
+        #[allow(dead_code)]
+        file: File,
+    },
+}
 
-fn held_locks() -> std::sync::MutexGuard<'static, Option<HashSet<PathBuf>>> {
+/// Lock files held by this process (canonical paths).
+static HELD_LOCKS: Mutex<Option<HashMap<PathBuf, Held>>> = Mutex::new(None);
+
+fn held_locks() -> std::sync::MutexGuard<'static, Option<HashMap<PathBuf, Held>>> {
     HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A held directory lock: the open LOCK file and its registry entry.
+/// A held directory lock: its registry entry (and, when exclusive, the
+/// open LOCK file).
 #[derive(Debug)]
 struct StdLock {
     file: Option<File>,
@@ -90,8 +107,15 @@ impl Drop for StdLock {
         // registry: the other order would let a new holder in this process
         // take the lock and then lose it to this close.
         drop(self.file.take());
-        if let Some(set) = held_locks().as_mut() {
-            set.remove(&self.key);
+        let mut held = held_locks();
+        let Some(map) = held.as_mut() else { return };
+        match map.get_mut(&self.key) {
+            Some(Held::Shared { count, .. }) if *count > 1 => *count -= 1,
+            // The last shared holder: dropping the entry closes the file.
+            Some(_) => {
+                map.remove(&self.key);
+            }
+            None => {}
         }
     }
 }
@@ -109,12 +133,17 @@ fn lock_key(path: &Path) -> io::Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-/// Takes a write lock on the whole file without waiting.
-fn set_record_lock(f: &File) -> io::Result<()> {
+/// Takes a write lock (`exclusive`) or a read lock on the whole file
+/// without waiting.
+fn set_record_lock(f: &File, exclusive: bool) -> io::Result<()> {
     // SAFETY: `flock` is plain data; zeroed is a valid starting value, and
     // the fields set below describe the whole file.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_type = if exclusive {
+        libc::F_WRLCK
+    } else {
+        libc::F_RDLCK
+    } as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = 0;
     fl.l_len = 0;
@@ -177,10 +206,10 @@ impl Fs for StdFs {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         let key = lock_key(path)?;
         let mut held = held_locks();
-        let set = held.get_or_insert_with(HashSet::new);
+        let map = held.get_or_insert_with(HashMap::new);
         // Checked before opening: closing a second descriptor of the file
         // would release the lock the first holder has.
-        if set.contains(&key) {
+        if map.contains_key(&key) {
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "lock held by this process",
@@ -193,9 +222,29 @@ impl Fs for StdFs {
             .truncate(false)
             .mode(self.mode)
             .open(&key)?;
-        set_record_lock(&f)?;
-        set.insert(key.clone());
+        set_record_lock(&f, true)?;
+        map.insert(key.clone(), Held::Exclusive);
         Ok(Box::new(StdLock { file: Some(f), key }))
+    }
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let key = lock_key(path)?;
+        let mut held = held_locks();
+        let map = held.get_or_insert_with(HashMap::new);
+        match map.get_mut(&key) {
+            Some(Held::Exclusive) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "lock held exclusively by this process",
+                ))
+            }
+            Some(Held::Shared { count, .. }) => *count += 1,
+            None => {
+                let f = OpenOptions::new().read(true).open(&key)?;
+                set_record_lock(&f, false)?;
+                map.insert(key.clone(), Held::Shared { count: 1, file: f });
+            }
+        }
+        Ok(Box::new(StdLock { file: None, key }))
     }
 }
 
@@ -233,6 +282,33 @@ mod tests {
         );
         drop(l);
         fs.lock(&other).unwrap();
+    }
+
+    #[test]
+    fn shared_locks_share_and_exclude_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = StdFs::default();
+        let p = dir.path().join("LOCK");
+        // A shared lock needs the file: it never creates one.
+        assert_eq!(
+            fs.lock_shared(&p).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+        drop(fs.lock(&p).unwrap());
+        let a = fs.lock_shared(&p).unwrap();
+        let b = fs.lock_shared(&p).unwrap();
+        assert_eq!(fs.lock(&p).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(a);
+        // The other shared holder still excludes a writer.
+        assert_eq!(fs.lock(&p).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(b);
+        let w = fs.lock(&p).unwrap();
+        assert_eq!(
+            fs.lock_shared(&p).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        drop(w);
+        fs.lock_shared(&p).unwrap();
     }
 
     /// Regression: with `flock`, a child forked while the lock was held kept

@@ -673,6 +673,9 @@ impl Fs for UringFs {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         self.std.lock(path)
     }
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        self.std.lock_shared(path)
+    }
 
     /// Reads through a ring: see the module docs. Requests with an empty
     /// buffer succeed at once; requests whose handle has no raw fd use

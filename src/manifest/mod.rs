@@ -237,15 +237,19 @@ impl Manifest {
     /// missing manifest, a checksum mismatch followed by more data, an
     /// undecodable or inapplicable edit, no intact first record — is
     /// [`Error::Corruption`] naming the file and offset.
+    ///
+    /// `writable` opens the file for the appends that follow; without it
+    /// (a read-only open) the file is only read.
     pub(crate) fn recover(
         fs: Arc<dyn Fs>,
         dir: &Path,
+        writable: bool,
     ) -> Result<Option<(Manifest, ManifestState)>> {
         let Some(number) = read_current(&*fs, dir)? else {
             return Ok(None);
         };
         let path = dir.join(files::manifest(number));
-        let file = match fs.open(&path, true) {
+        let file = match fs.open(&path, writable) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::corruption(

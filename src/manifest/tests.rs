@@ -494,7 +494,7 @@ fn build(dir: &Path, seed: u64, number: u64, n: usize) -> (Manifest, Vec<Manifes
 }
 
 fn recover(dir: &Path) -> Result<Option<(Manifest, ManifestState)>> {
-    Manifest::recover(fs(), dir)
+    Manifest::recover(fs(), dir, true)
 }
 
 #[test]

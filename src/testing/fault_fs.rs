@@ -154,8 +154,10 @@ struct State {
     dirs: BTreeSet<PathBuf>,
     /// The directories whose entry in their parent is durable.
     durable_dirs: BTreeSet<PathBuf>,
-    /// Path → id of the guard holding it.
+    /// Path → id of the guard holding it exclusively.
     locks: BTreeMap<PathBuf, u64>,
+    /// Path → shared holders.
+    shared_locks: BTreeMap<PathBuf, usize>,
     next_lock: u64,
     /// Bumped by every power loss; handles of older epochs are dead.
     epoch: u64,
@@ -374,6 +376,7 @@ impl FaultFs {
         let mut rng = Rng(rng_seed ^ 0x5eed_f00d_dead_beef);
         st.epoch += 1;
         st.locks.clear();
+        st.shared_locks.clear();
         st.forget_undurable_namespace();
         st.current = st.durable.clone();
         let live: BTreeSet<u64> = st.durable.values().copied().collect();
@@ -390,6 +393,7 @@ impl FaultFs {
         let mut st = self.shared.state.lock();
         st.epoch += 1;
         st.locks.clear();
+        st.shared_locks.clear();
         st.forget_undurable_namespace();
         st.current = st.durable.clone();
         let live: BTreeSet<u64> = st.durable.values().copied().collect();
@@ -659,6 +663,9 @@ struct FaultLock {
     shared: Arc<Shared>,
     path: PathBuf,
     id: u64,
+    /// Whether it is one of the shared holders (their count is kept per
+    /// path; `id` is then the power-loss epoch it was taken in).
+    is_shared: bool,
 }
 
 impl FileLock for FaultLock {}
@@ -666,7 +673,16 @@ impl FileLock for FaultLock {}
 impl Drop for FaultLock {
     fn drop(&mut self) {
         let mut st = self.shared.state.lock();
-        if st.locks.get(&self.path) == Some(&self.id) {
+        if self.is_shared {
+            if self.id == st.epoch {
+                if let Some(n) = st.shared_locks.get_mut(&self.path) {
+                    *n -= 1;
+                    if *n == 0 {
+                        st.shared_locks.remove(&self.path);
+                    }
+                }
+            }
+        } else if st.locks.get(&self.path) == Some(&self.id) {
             st.locks.remove(&self.path);
         }
     }
@@ -821,7 +837,7 @@ impl Fs for FaultFs {
         if let Err(e) = st.check_parent(path) {
             return Err(st.fail(idx, e));
         }
-        if st.locks.contains_key(path) {
+        if st.locks.contains_key(path) || st.shared_locks.contains_key(path) {
             return Err(st.fail(
                 idx,
                 io::Error::new(io::ErrorKind::WouldBlock, "lock held elsewhere (FaultFs)"),
@@ -840,6 +856,31 @@ impl Fs for FaultFs {
             shared: self.shared.clone(),
             path: path.to_path_buf(),
             id,
+            is_shared: false,
+        }))
+    }
+
+    fn lock_shared(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let mut st = self.shared.state.lock();
+        let (idx, v) = st.begin(OpKind::Lock, path, 1, 0, None);
+        if let Verdict::Fail(e) = v {
+            return Err(e);
+        }
+        if !st.current.contains_key(path) {
+            return Err(st.fail(idx, not_found(path)));
+        }
+        if st.locks.contains_key(path) {
+            return Err(st.fail(
+                idx,
+                io::Error::new(io::ErrorKind::WouldBlock, "lock held elsewhere (FaultFs)"),
+            ));
+        }
+        *st.shared_locks.entry(path.to_path_buf()).or_insert(0) += 1;
+        Ok(Box::new(FaultLock {
+            shared: self.shared.clone(),
+            path: path.to_path_buf(),
+            id: st.epoch,
+            is_shared: true,
         }))
     }
 }

@@ -201,15 +201,17 @@ pub(crate) fn remove(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) {
     }
 }
 
-/// The hint entries of `seg` found by scanning it: every record whose table
-/// `keep` accepts, in file order. What a hint of `seg` lists, for a segment
-/// that has none (or a bad one).
+/// The hint entries of `seg` found by scanning it (its first `end` bytes,
+/// for a head whose tail is not the log's: all of it for `None`): every
+/// record whose table `keep` accepts, in file order. What a hint of `seg`
+/// lists, for a segment that has none (or a bad one).
 pub(crate) fn scan(
     seg: &crate::vlog::Segment,
+    end: Option<u64>,
     keep: impl Fn(u32) -> bool,
 ) -> Result<Vec<HintEntry>> {
     let mut entries = Vec::new();
-    crate::vlog::replay_segment(seg, 0, false, 0, |batch| {
+    crate::vlog::replay_range(seg, 0, end, false, 0, |batch| {
         entries.extend(
             batch
                 .records

@@ -530,12 +530,27 @@ pub(crate) fn replay_segment(
     start: u64,
     is_last: bool,
     inline_below: usize,
+    apply: impl FnMut(ReplayBatch) -> Result<()>,
+) -> Result<ReplayOutcome> {
+    replay_range(seg, start, None, is_last, inline_below, apply)
+}
+
+/// [`replay_segment`] of the segment's first `end` bytes only (all of it
+/// for `None`): what a read-only open reads of a head whose tail it may
+/// not cut off.
+pub(crate) fn replay_range(
+    seg: &Segment,
+    start: u64,
+    end: Option<u64>,
+    is_last: bool,
+    inline_below: usize,
     mut apply: impl FnMut(ReplayBatch) -> Result<()>,
 ) -> Result<ReplayOutcome> {
-    let file_len = seg
+    let len = seg
         .file
         .len()
         .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
+    let file_len = end.map_or(len, |e| e.min(len));
     if start > file_len {
         return Err(Error::corruption(
             &seg.path,

@@ -6,5 +6,7 @@ pub(crate) mod hint;
 mod log;
 pub(crate) mod record;
 
-pub(crate) use log::{replay_segment, Position, Segment, SegmentKind, SegmentSet, VLog};
+pub(crate) use log::{
+    replay_range, replay_segment, Position, Segment, SegmentKind, SegmentSet, VLog,
+};
 pub(crate) use record::ValuePointer;

@@ -1,8 +1,10 @@
 //! `inspect`, `verify` and `gc`: tools for an existing database.
 //!
-//! Each opens the database with automatic GC off (so that only what the
-//! tool asks for changes the vLog). Opening still runs recovery and may
-//! start compactions the database owed.
+//! `inspect` and `verify` open the database read-only: they change nothing
+//! (not even a torn tail or a missing hint, which they leave for the next
+//! writer), work on read-only media, and share the database with other
+//! read-only opens (not with a writer). `gc` opens it for writing, with
+//! automatic GC off, so that only the pass it asks for changes the vLog.
 
 use crate::bench::PolicyArg;
 use anyhow::{bail, ensure, Context, Result};
@@ -57,19 +59,17 @@ pub struct GcArgs {
     json: bool,
 }
 
-/// Opens an existing database (refusing a directory without `CURRENT`:
-/// `Db::open` would create one) with automatic GC off.
-pub fn open_existing(dir: &Path) -> Result<Db> {
-    open_with(dir, Options::default())
+/// Opens an existing database read-only: nothing in it changes.
+pub fn open_read_only(dir: &Path) -> Result<Db> {
+    Db::open_read_only(dir, Options::default())
+        .with_context(|| format!("opening {} read-only", dir.display()))
 }
 
+/// Opens an existing database for writing (never creating one), with
+/// automatic GC off.
 fn open_with(dir: &Path, opts: Options) -> Result<Db> {
-    ensure!(
-        dir.join("CURRENT").is_file(),
-        "{} holds no wisckey database (no CURRENT file)",
-        dir.display()
-    );
-    Db::open(dir, opts.background_gc(false)).with_context(|| format!("opening {}", dir.display()))
+    Db::open(dir, opts.create_if_missing(false).background_gc(false))
+        .with_context(|| format!("opening {}", dir.display()))
 }
 
 fn pct(part: u64, whole: u64) -> f64 {
@@ -116,7 +116,7 @@ struct Inspect {
 }
 
 pub fn inspect(args: &InspectArgs) -> Result<()> {
-    let db = open_existing(&args.dir)?;
+    let db = open_read_only(&args.dir)?;
     let st = db.stats();
     let (dir_files, dir_bytes, _) = crate::bench::dir_size(&args.dir)?;
     let r = Inspect {
@@ -271,7 +271,7 @@ struct VerifyReport {
 /// (ordered tables scanned and each key read again at one snapshot,
 /// unordered tables listed from the keydir and read with `multi_get`).
 pub fn verify(args: &VerifyArgs) -> Result<()> {
-    let db = open_existing(&args.dir)?;
+    let db = open_read_only(&args.dir)?;
     let start = Instant::now();
     eprintln!("[verify] {} table(s)", db.table_kinds().len() + 1);
     let mut result = db.verify().context("verifying");

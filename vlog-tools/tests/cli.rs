@@ -137,3 +137,59 @@ fn bench_runs_on_both_table_kinds() {
     // Both runs removed their databases.
     assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0);
 }
+
+/// Every file of `dir`, with its bytes.
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `inspect`, `stats` and `verify` open the database read-only: not a byte
+/// of it changes, even where a writer's open would repair something (a
+/// missing hint file, a leftover temporary file).
+#[test]
+fn inspection_commands_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let hint = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".hint"))
+        .expect("a hint file");
+    std::fs::remove_file(dir.path().join(hint)).unwrap();
+    std::fs::write(dir.path().join("CURRENT.tmp"), b"left over").unwrap();
+    let before = files_of(dir.path());
+    let d = dir.path().to_str().unwrap();
+    for args in [
+        vec!["inspect", d],
+        vec!["inspect", d, "--json"],
+        vec!["stats", d],
+        vec!["verify", d],
+        vec!["verify", d, "--json"],
+    ] {
+        let (ok, _, err) = tool(&args);
+        assert!(ok, "{args:?} failed: {err}");
+        assert!(
+            files_of(dir.path()) == before,
+            "{args:?} changed the database's files"
+        );
+    }
+    // A directory without a database is refused, and nothing is created.
+    let empty = dir.path().join("none");
+    let e = empty.to_str().unwrap();
+    for cmd in ["inspect", "stats", "verify", "gc"] {
+        let (ok, _, err) = tool(&[cmd, e]);
+        assert!(!ok && err.contains("no wisckey database"), "{cmd}: {err}");
+        assert!(!empty.exists(), "{cmd} created {e}");
+    }
+}

@@ -20,6 +20,7 @@
 
 mod vlog;
 
+use super::health::Health;
 use super::versions::{LoggedMemtable, SuperVersion, Versions};
 use super::workers::Workers;
 use super::write::Writer;
@@ -49,7 +50,8 @@ impl Engine {
             (Some(fs), _) => fs.clone(),
             (None, backend) => select_fs(backend, opts.file_mode())?,
         };
-        let lock = lock_directory(&fs, dir)?;
+        let ro = opts.read_only;
+        let lock = lock_directory(&fs, dir, &opts)?;
         let names = fs
             .list(dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
@@ -57,8 +59,12 @@ impl Engine {
             .iter()
             .filter_map(|n| FileName::parse(n).map(|f| (n.as_str(), f)))
             .collect();
-        let (recovered, mut state) = read_manifest(&fs, dir, &parsed)?;
+        let (recovered, mut state) = read_manifest(&fs, dir, &parsed, ro)?;
         let is_new = recovered.is_none();
+        if is_new && (ro || !opts.create_if_missing) {
+            // CURRENT went between the check before the lock and now.
+            return Err(no_database(dir));
+        }
         let blame = Blame::new(recovered.as_ref());
         let keydirs = Keydirs::new(
             state
@@ -83,15 +89,22 @@ impl Engine {
         let segments = if is_new {
             Vec::new()
         } else {
-            open_user_segments(&fs, dir, &state, &parsed, &blame)?
+            open_user_segments(&fs, dir, &state, &parsed, &blame, ro)?
         };
         let gc_segments = if is_new {
             Vec::new()
         } else {
-            open_gc_segments(&fs, dir, &state, &parsed, &blame)?
+            open_gc_segments(&fs, dir, &state, &parsed, &blame, ro)?
         };
         let gc_numbers: HashSet<u64> = gc_segments.iter().map(|s| s.number).collect();
         let replayed = replay(&segments, &state, &opts, &keydirs)?;
+        if ro && segments.is_empty() {
+            return Err(Error::corruption(
+                dir,
+                0,
+                "no user vLog segment: the database has no vLog head",
+            ));
+        }
 
         let mut all_segments = segments;
         all_segments.extend(gc_segments);
@@ -105,7 +118,7 @@ impl Engine {
         )?;
         let mut last_seq = replayed.last_seq;
         if keydirs.any() {
-            last_seq = last_seq.max(rebuild_keydirs(&fs, dir, &vlog, &keydirs)?);
+            last_seq = last_seq.max(rebuild_keydirs(&fs, dir, &vlog, &keydirs, ro)?);
         }
         let (mut mem, imms) = (replayed.mem, replayed.imms);
         if is_new {
@@ -115,27 +128,35 @@ impl Engine {
             mem = LoggedMemtable::new(head);
         }
 
-        record_unrecorded_seals(&vlog, &mut state)?;
-        state.vlog_head = vlog.head_position().segment;
-        state.last_sequence = last_seq;
-        let manifest_number = alloc();
-        state.next_file_number = next_file.load(Ordering::Relaxed) + 1;
-        let manifest = Manifest::create(fs.clone(), dir, manifest_number, &state)?;
-        log::debug!(
-            "{}: manifest {} written, {} tables, vLog head at {}:{}",
-            dir.display(),
-            manifest.number(),
-            state.levels.iter().map(|l| l.len()).sum::<usize>(),
-            vlog.head_position().segment,
-            vlog.head_position().offset
-        );
-        let live = Live {
-            ssts: live_ssts,
-            gc_segments: gc_numbers,
-            segments: vlog.live_set().keys().copied().collect(),
-            manifest: manifest_number,
+        let manifest = match recovered {
+            // Read-only: the recovered manifest stays, untouched (nothing is
+            // ever appended to it: every write is refused).
+            Some(m) if ro => m,
+            _ => {
+                record_unrecorded_seals(&vlog, &mut state)?;
+                state.vlog_head = vlog.head_position().segment;
+                state.last_sequence = last_seq;
+                let manifest_number = alloc();
+                state.next_file_number = next_file.load(Ordering::Relaxed) + 1;
+                let manifest = Manifest::create(fs.clone(), dir, manifest_number, &state)?;
+                log::debug!(
+                    "{}: manifest {} written, {} tables, vLog head at {}:{}",
+                    dir.display(),
+                    manifest.number(),
+                    state.levels.iter().map(|l| l.len()).sum::<usize>(),
+                    vlog.head_position().segment,
+                    vlog.head_position().offset
+                );
+                let live = Live {
+                    ssts: live_ssts,
+                    gc_segments: gc_numbers,
+                    segments: vlog.live_set().keys().copied().collect(),
+                    manifest: manifest_number,
+                };
+                remove_leftovers(&fs, dir, &parsed, &state, is_new, &live);
+                manifest
+            }
         };
-        remove_leftovers(&fs, dir, &parsed, &state, is_new, &live);
 
         let current = SuperVersion {
             mem,
@@ -153,11 +174,15 @@ impl Engine {
             keydirs,
             snapshots: Default::default(),
             workers: Workers::new(opts.background_gc),
-            health: Default::default(),
+            health: Health::new(ro.then(|| dir.to_path_buf())),
             counters: Default::default(),
             gc: gc::GcState::default(),
             opts,
         });
+        if ro {
+            // No background work: nothing may be written.
+            return Ok(engine);
+        }
         Workers::start(&engine)?;
         // Frozen memtables left by a long replay, and compactions a crash
         // interrupted, go to the workers now.
@@ -167,10 +192,48 @@ impl Engine {
     }
 }
 
-/// Creates `dir` if missing and takes its lock.
-fn lock_directory(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Box<dyn FileLock>> {
-    create_directory(fs, dir)?;
-    fs.lock(&dir.join(files::LOCK)).map_err(|e| {
+/// The error for a directory that holds no database where one must exist.
+fn no_database(dir: &Path) -> Error {
+    Error::InvalidArgument(format!(
+        "{} holds no wisckey database (no CURRENT file) and the open may not create one",
+        dir.display()
+    ))
+}
+
+/// Takes the directory's lock: an exclusive one, creating the directory
+/// if missing (and allowed); for a read-only open, a shared one, on an
+/// existing database only. Nothing is created in a directory that holds no
+/// database when none may be created, or that holds files of something
+/// else.
+fn lock_directory(fs: &Arc<dyn Fs>, dir: &Path, opts: &Options) -> Result<Box<dyn FileLock>> {
+    let may_create = opts.create_if_missing && !opts.read_only;
+    if fs.exists(dir) {
+        let names = fs
+            .list(dir)
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        if !names.iter().any(|n| n == files::CURRENT) {
+            if !may_create {
+                return Err(no_database(dir));
+            }
+            if let Some(other) = names.iter().find(|n| FileName::parse(n).is_none()) {
+                return Err(Error::InvalidArgument(format!(
+                    "{} holds files that are not a wisckey database's (such as {other:?}); refusing to create one there",
+                    dir.display()
+                )));
+            }
+        }
+    } else if !may_create {
+        return Err(no_database(dir));
+    } else {
+        create_directory(fs, dir)?;
+    }
+    let path = dir.join(files::LOCK);
+    let lock = if opts.read_only {
+        fs.lock_shared(&path)
+    } else {
+        fs.lock(&path)
+    };
+    lock.map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
             Error::Locked(dir.to_path_buf())
         } else {
@@ -214,8 +277,9 @@ fn read_manifest(
     fs: &Arc<dyn Fs>,
     dir: &Path,
     names: &[(&str, FileName)],
+    read_only: bool,
 ) -> Result<(Option<Manifest>, ManifestState)> {
-    if let Some((m, state)) = Manifest::recover(fs.clone(), dir)? {
+    if let Some((m, state)) = Manifest::recover(fs.clone(), dir, !read_only)? {
         return Ok((Some(m), state));
     }
     for (name, f) in names {

@@ -122,6 +122,7 @@ pub(super) fn open_user_segments(
     state: &ManifestState,
     names: &[(&str, FileName)],
     blame: &Blame,
+    read_only: bool,
 ) -> Result<Vec<Arc<Segment>>> {
     let mut numbers: Vec<u64> = names
         .iter()
@@ -143,7 +144,7 @@ pub(super) fn open_user_segments(
     let mut segments = Vec::with_capacity(numbers.len());
     for (i, &n) in numbers.iter().enumerate() {
         let path = dir.join(files::segment(n));
-        let writable = i + 1 == numbers.len();
+        let writable = i + 1 == numbers.len() && !read_only;
         let file = fs
             .open(&path, writable)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
@@ -168,6 +169,7 @@ pub(super) fn open_gc_segments(
     state: &ManifestState,
     names: &[(&str, FileName)],
     blame: &Blame,
+    read_only: bool,
 ) -> Result<Vec<Arc<Segment>>> {
     let gc_head = state.gc_head;
     let mut numbers: Vec<u64> = names
@@ -193,7 +195,7 @@ pub(super) fn open_gc_segments(
         let path = dir.join(files::gc_segment(n));
         let is_head = n == gc_head.segment;
         let file = fs
-            .open(&path, is_head)
+            .open(&path, is_head && !read_only)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         if is_head {
             let len = file
@@ -206,7 +208,13 @@ pub(super) fn open_gc_segments(
                     "GC segment is shorter than the manifest records",
                 ));
             }
-            if len > gc_head.offset {
+            if len > gc_head.offset && read_only {
+                log::warn!(
+                    "{}: {} bytes past the GC head, left by a crashed GC pass (read-only: not cut off)",
+                    path.display(),
+                    len - gc_head.offset
+                );
+            } else if len > gc_head.offset {
                 log::warn!(
                     "{}: dropping {} bytes a crashed GC pass left",
                     path.display(),
@@ -298,7 +306,13 @@ pub(super) fn replay(
         })?;
         if is_last {
             head_offset = outcome.valid_end;
-            if outcome.torn {
+            if outcome.torn && opts.read_only {
+                log::warn!(
+                    "{}: torn tail from offset {} (read-only: reported, not truncated)",
+                    seg.path.display(),
+                    outcome.valid_end
+                );
+            } else if outcome.torn {
                 seg.file
                     .set_len(outcome.valid_end)
                     .and_then(|_| seg.file.sync_all())
@@ -333,6 +347,7 @@ pub(super) fn rebuild_keydirs(
     dir: &Path,
     vlog: &VLog,
     keydirs: &Keydirs,
+    read_only: bool,
 ) -> Result<u64> {
     let head = vlog.head_position().segment;
     let gc_head = vlog.gc_head_position().map(|p| p.segment);
@@ -384,8 +399,17 @@ pub(super) fn rebuild_keydirs(
             }
             None => {
                 scanned += 1;
-                let entries = hint::scan(seg, |t| keydirs.is_unordered(t))?;
-                if !open {
+                // A head is read to where appends go on: a read-only open
+                // keeps a torn tail or a crashed GC pass's bytes there.
+                let end = if n == head {
+                    Some(vlog.head_position().offset)
+                } else if Some(n) == gc_head {
+                    vlog.gc_head_position().map(|p| p.offset)
+                } else {
+                    None
+                };
+                let entries = hint::scan(seg, end, |t| keydirs.is_unordered(t))?;
+                if !open && !read_only {
                     if let Err(e) = hint::write(fs, dir, n, len, &entries) {
                         log::warn!("{}: {e}", seg.path.display());
                     }

@@ -59,7 +59,7 @@ pub fn manifest_file(data: &[u8]) -> Result<()> {
             .map_err(|e| Error::io("fuzz setup", e))?;
     }
     let fs: Arc<dyn Fs> = Arc::new(fs);
-    match Manifest::recover(fs, dir)? {
+    match Manifest::recover(fs, dir, true)? {
         Some((_m, state)) => {
             // The recovered state must survive a snapshot round trip.
             let snap = state.snapshot_edit();

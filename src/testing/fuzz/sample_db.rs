@@ -66,7 +66,7 @@ pub(super) fn scan_entries(
         PathBuf::from("/db").join(name),
         Arc::new(MemFile(bytes.to_vec())),
     );
-    sorted_entries(hint::scan(&seg, |t| t == table).expect("scanning a sample segment"))
+    sorted_entries(hint::scan(&seg, None, |t| t == table).expect("scanning a sample segment"))
 }
 
 pub(super) fn build_sample_db() -> SampleDb {
