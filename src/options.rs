@@ -366,6 +366,7 @@ pub struct GcOptions {
     pub(crate) max_segments: Option<usize>,
     pub(crate) all_sealed: bool,
     pub(crate) min_garbage_ratio: Option<f64>,
+    pub(crate) salvage: bool,
 }
 
 impl GcOptions {
@@ -397,6 +398,19 @@ impl GcOptions {
     #[must_use]
     pub fn min_garbage_ratio(mut self, r: f64) -> Self {
         self.min_garbage_ratio = Some(r.clamp(0.0, 1.0));
+        self
+    }
+    /// Salvage: find the victims' live records from the index (keys and
+    /// pointers only, never by reading the segments through), so that a
+    /// segment with damaged garbage can still be collected. Each live record
+    /// is read and checked before anything moves: if any lies in damaged
+    /// bytes, that is data loss, and the pass returns `Error::Corruption`
+    /// naming the keys and changes nothing (the segment stays: nothing a live
+    /// pointer references is ever freed). Costs a walk of the whole index.
+    /// Default false.
+    #[must_use]
+    pub fn salvage(mut self, salvage: bool) -> Self {
+        self.salvage = salvage;
         self
     }
 }

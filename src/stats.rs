@@ -130,4 +130,14 @@ pub struct Stats {
     pub gc_write_amplification: f64,
     /// Segments GC retired that are kept for snapshots older than the pass.
     pub retired_segments_kept: u64,
+    /// GC passes that failed since open (manual and automatic).
+    pub gc_errors: u64,
+    /// The last failed pass's error, if any.
+    pub gc_last_error: Option<String>,
+    /// The segments the last failed pass was blamed on (the damaged one when
+    /// the error names it, else every victim). Automatic GC leaves them
+    /// alone for a while, doubling each time they fail again (up to ten
+    /// minutes); `Db::gc` with [`crate::GcOptions::salvage`] can collect a
+    /// segment with damaged garbage.
+    pub gc_last_error_segments: Vec<u64>,
 }

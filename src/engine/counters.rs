@@ -83,6 +83,7 @@ impl Engine {
             })
             .collect();
         let segments = self.segment_stats();
+        let gc_errors = self.gc_error_summary();
         Stats {
             io_backend: self.fs.name().to_string(),
             user_bytes_written: user,
@@ -110,6 +111,9 @@ impl Engine {
             },
             vlog_space_amplification: self.vlog_space_amplification(),
             retired_segments_kept: self.vlog.zombie_count() as u64,
+            gc_errors: gc_errors.count,
+            gc_last_error: gc_errors.last_error,
+            gc_last_error_segments: gc_errors.last_segments,
             lsm_write_amplification: ratio(flush_w + comp_w),
             vlog_segments: segments.len() as u64,
             vlog_bytes: segments.iter().map(|s| s.bytes).sum(),

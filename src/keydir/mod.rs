@@ -299,6 +299,23 @@ impl Keydirs {
             .unwrap_or_default()
     }
 
+    /// Every key whose newest record lies in one of `victims`: table, key and
+    /// entry (salvage finds a segment's live records this way, without
+    /// reading it).
+    pub(crate) fn entries_in(&self, victims: &[u64]) -> Vec<(u32, Vec<u8>, KeyEntry)> {
+        let tables = self.tables.read();
+        let mut out = Vec::new();
+        for (&id, kd) in tables.iter() {
+            let map = kd.map.read();
+            out.extend(
+                map.iter()
+                    .filter(|(_, e)| victims.contains(&e.ptr.segment))
+                    .map(|(k, e)| (id, k.to_vec(), *e)),
+            );
+        }
+        out
+    }
+
     /// GC's question for a record of an unordered table found in one of
     /// `victims` at `ptr`.
     pub(crate) fn liveness(

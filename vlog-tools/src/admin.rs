@@ -54,6 +54,12 @@ pub struct GcArgs {
     /// database: give the one the database was written with.
     #[arg(long)]
     segment_size: Option<u64>,
+    /// Salvage: find the victims' live records from the index instead of
+    /// reading the segments through, so that a segment with damaged garbage
+    /// can be collected. A live record in damaged bytes fails the pass,
+    /// naming its keys, and nothing changes.
+    #[arg(long)]
+    salvage: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -344,6 +350,7 @@ struct GcRun {
     dir: PathBuf,
     policy: Option<PolicyArg>,
     all: bool,
+    salvage: bool,
     report: GcReport,
     vlog_segments_before: u64,
     vlog_segments_after: u64,
@@ -368,7 +375,9 @@ pub fn gc(args: &GcArgs) -> Result<()> {
     }
     let db = open_with(&args.dir, db_opts)?;
     let before = db.stats();
-    let mut opts = GcOptions::default().all_sealed(args.all);
+    let mut opts = GcOptions::default()
+        .all_sealed(args.all)
+        .salvage(args.salvage);
     if let Some(p) = args.policy {
         opts = opts.policy(p.policy());
     }
@@ -385,6 +394,7 @@ pub fn gc(args: &GcArgs) -> Result<()> {
         dir: args.dir.clone(),
         policy: args.policy,
         all: args.all,
+        salvage: args.salvage,
         report,
         vlog_segments_before: before.vlog_segments,
         vlog_segments_after: after.vlog_segments,

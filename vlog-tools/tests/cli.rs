@@ -193,3 +193,55 @@ fn inspection_commands_change_nothing() {
         assert!(!empty.exists(), "{cmd} created {e}");
     }
 }
+
+/// `gc --salvage` collects a segment whose garbage is damaged, where a plain
+/// pass fails (exit status and error both say so).
+#[test]
+fn gc_salvage_collects_a_segment_with_damaged_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default()
+        .segment_size(64 << 10)
+        .background_gc(false);
+    let db = Db::open(dir.path(), opts).unwrap();
+    for i in 0..40u32 {
+        db.put(format!("live{i:04}"), vec![1u8; 3000]).unwrap();
+        db.put(format!("gone{i:04}"), vec![2u8; 3000]).unwrap();
+    }
+    for i in 0..40u32 {
+        db.put(format!("gone{i:04}"), vec![3u8; 3000]).unwrap();
+    }
+    db.compact().unwrap();
+    let first = db.segment_stats()[0].number;
+    db.close().unwrap();
+    let seg = dir.path().join(format!("{first:06}.vlog"));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w.iter().all(|&b| b == 2))
+        .unwrap();
+    bytes[at + 100] ^= 1;
+    std::fs::write(&seg, bytes).unwrap();
+    let d = dir.path().to_str().unwrap();
+    let pass = [
+        "gc",
+        d,
+        "--policy",
+        "tail",
+        "--min-garbage-ratio",
+        "0",
+        "--segment-size",
+        "65536",
+    ];
+    let (ok, _, err) = tool(&pass);
+    assert!(!ok && err.contains("corruption"), "a plain pass: {err}");
+    let mut salvage = pass.to_vec();
+    salvage.extend(["--salvage", "--json"]);
+    let (ok, out, err) = tool(&salvage);
+    assert!(ok, "salvage failed: {err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["salvage"], true);
+    assert_eq!(j["report"]["victims"][0], first);
+    assert!(!seg.exists());
+    let (ok, _, err) = tool(&["verify", d]);
+    assert!(ok, "verify after salvage: {err}");
+}

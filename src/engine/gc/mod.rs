@@ -20,12 +20,14 @@
 //!    them and no snapshot older than the pass is alive.
 
 mod policy;
+mod salvage;
 
 use super::counters;
 use super::versions::LevelChange;
 use super::write::index_entry;
 use super::Engine;
 use crate::error::{Error, Result};
+use crate::files::FileName;
 use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
 use crate::manifest::{SealedSegment, VersionEdit};
@@ -34,14 +36,41 @@ use crate::value::Value;
 use crate::vlog::hint::HintEntry;
 use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// GC's own state: passes run one at a time (lock order step 1).
+/// GC's own state: passes run one at a time (lock order step 1), and the
+/// record of failed passes (taken on its own, briefly, never with another
+/// lock but the pass's).
 #[derive(Debug, Default)]
 pub(super) struct GcState {
     pass: Mutex<PassState>,
+    errors: Mutex<GcErrors>,
 }
+
+/// Failed passes: counted, the last one kept, and the segments they were
+/// blamed on backed off from automatic GC.
+#[derive(Debug, Default)]
+struct GcErrors {
+    count: u64,
+    last_error: Option<String>,
+    last_segments: Vec<u64>,
+    /// Segment → (failures in a row, automatic GC leaves it alone until).
+    backoff: BTreeMap<u64, (u32, Instant)>,
+}
+
+/// What `Stats` shows of the failed passes.
+pub(super) struct GcErrorSummary {
+    pub(super) count: u64,
+    pub(super) last_error: Option<String>,
+    pub(super) last_segments: Vec<u64>,
+}
+
+/// The first back-off of a segment automatic GC failed on; it doubles with
+/// each further failure, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// What one pass hands the next.
 #[derive(Debug, Default)]
@@ -82,6 +111,10 @@ pub struct GcReport {
     /// Wall time of the pass, in seconds.
     pub seconds: f64,
 }
+
+/// A tombstone of an unordered table a pass leaves behind: table, key, and
+/// where the keydir points (forgotten if it still points there).
+type DroppedTombstone = (u32, Vec<u8>, ValuePointer);
 
 /// A live record found in a victim.
 struct Survivor {
@@ -180,10 +213,36 @@ impl Engine {
     /// Runs one GC pass with `opts` (victims chosen by its policy); an empty
     /// report when no segment qualifies.
     pub(crate) fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
+        self.run_gc(opts, false)
+    }
+
+    /// What `Stats` shows of the failed passes.
+    pub(super) fn gc_error_summary(&self) -> GcErrorSummary {
+        let e = self.gc.errors.lock();
+        GcErrorSummary {
+            count: e.count,
+            last_error: e.last_error.clone(),
+            last_segments: e.last_segments.clone(),
+        }
+    }
+
+    /// One pass; `automatic` leaves out the segments failed passes backed
+    /// off from (a pass asked for by hand takes them, and may salvage them).
+    fn run_gc(&self, opts: &GcOptions, automatic: bool) -> Result<GcReport> {
         self.health.check_writable()?;
         let mut pass = self.gc.pass.lock();
         let policy = opts.policy.unwrap_or(self.opts.gc_policy);
-        let candidates = self.gc_candidates();
+        let mut candidates = self.gc_candidates();
+        if automatic {
+            let now = Instant::now();
+            let errors = self.gc.errors.lock();
+            candidates.retain(|c| {
+                errors
+                    .backoff
+                    .get(&c.number)
+                    .is_none_or(|&(_, until)| until <= now)
+            });
+        }
         let victims: Vec<u64> = if opts.all_sealed {
             // GC segments without garbage are in key order already.
             candidates
@@ -203,17 +262,54 @@ impl Engine {
         if victims.is_empty() {
             return Ok(GcReport::default());
         }
-        let r = self.gc_pass(&mut pass, &victims);
-        if let Err(e) = &r {
-            log::warn!(
-                "{}: GC pass over {victims:?} failed: {e}",
-                self.dir.display()
-            );
-        }
+        let r = self.gc_pass(&mut pass, &victims, opts.salvage);
+        self.note_pass_outcome(&victims, r.as_ref().err());
         r
     }
 
-    fn gc_pass(&self, pass: &mut PassState, victims: &[u64]) -> Result<GcReport> {
+    /// Counts a failed pass and backs its segments off; a pass that worked
+    /// clears its victims' back-off.
+    fn note_pass_outcome(&self, victims: &[u64], err: Option<&Error>) {
+        let mut errors = self.gc.errors.lock();
+        let Some(e) = err else {
+            for v in victims {
+                errors.backoff.remove(v);
+            }
+            return;
+        };
+        // The damaged segment, when the error names one of the victims.
+        let named = match e {
+            Error::Corruption { file, .. } => file
+                .file_name()
+                .and_then(|n| FileName::parse(&n.to_string_lossy()))
+                .and_then(|f| match f {
+                    FileName::Segment(n) | FileName::GcSegment(n) => Some(n),
+                    _ => None,
+                })
+                .filter(|n| victims.contains(n)),
+            _ => None,
+        };
+        let blamed: Vec<u64> = named.map_or_else(|| victims.to_vec(), |n| vec![n]);
+        let now = Instant::now();
+        for &s in &blamed {
+            let entry = errors.backoff.entry(s).or_insert((0, now));
+            entry.0 += 1;
+            let delay = FIRST_BACKOFF
+                .saturating_mul(1 << (entry.0 - 1).min(16))
+                .min(MAX_BACKOFF);
+            entry.1 = now + delay;
+        }
+        errors.count += 1;
+        errors.last_error = Some(e.to_string());
+        errors.last_segments = blamed.clone();
+        drop(errors);
+        log::warn!(
+            "{}: GC pass over {victims:?} failed (automatic GC leaves {blamed:?} alone for a while): {e}",
+            self.dir.display()
+        );
+    }
+
+    fn gc_pass(&self, pass: &mut PassState, victims: &[u64], salvage: bool) -> Result<GcReport> {
         let started = Instant::now();
         let mut report = GcReport {
             victims: victims.to_vec(),
@@ -223,14 +319,38 @@ impl Engine {
         let segs: Vec<Arc<Segment>> = victims.iter().filter_map(|n| set.get(n).cloned()).collect();
         drop(set);
 
-        // 1. Survivors. A segment the discard statistics count as all garbage
-        // has none: it is retired without being read.
-        // Only the sorted index's statistics: a segment they call all
-        // garbage holds no record of an unordered table.
+        // 1. Survivors: by scanning the victims, or (salvage) from the index.
+        let (mut survivors, dropped_tombstones) = if salvage {
+            self.survivors_from_index(&segs, victims, &mut report)?
+        } else {
+            self.survivors_by_scan(&segs, victims, &mut report)?
+        };
+        self.finish_pass(
+            pass,
+            victims,
+            &segs,
+            survivors.as_mut_slice(),
+            &dropped_tombstones,
+            report,
+            started,
+        )
+    }
+
+    /// The victims' live records, found by reading every record of each
+    /// and asking the index. A segment the discard statistics count as all
+    /// garbage has none: it is not read. (Only the sorted index's
+    /// statistics: a segment they call all garbage holds no record of an
+    /// unordered table.)
+    fn survivors_by_scan(
+        &self,
+        segs: &[Arc<Segment>],
+        victims: &[u64],
+        report: &mut GcReport,
+    ) -> Result<(Vec<Survivor>, Vec<DroppedTombstone>)> {
         let discard = self.versions.lock_manifest().state().discard.clone();
         let mut survivors = Vec::new();
-        let mut dropped_tombstones: Vec<(u32, Vec<u8>, ValuePointer)> = Vec::new();
-        for seg in &segs {
+        let mut dropped_tombstones: Vec<DroppedTombstone> = Vec::new();
+        for seg in segs {
             let len = seg
                 .file
                 .len()
@@ -277,16 +397,31 @@ impl Engine {
                 Ok(())
             })?;
         }
+        Ok((survivors, dropped_tombstones))
+    }
+
+    /// Steps 2 to 4 of a pass, over its survivors.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_pass(
+        &self,
+        pass: &mut PassState,
+        victims: &[u64],
+        segs: &[Arc<Segment>],
+        survivors: &mut [Survivor],
+        dropped_tombstones: &[DroppedTombstone],
+        mut report: GcReport,
+        started: Instant,
+    ) -> Result<GcReport> {
         // 2. Key order, then append at the GC head.
         survivors.sort_by(|a, b| (a.table, &a.key).cmp(&(b.table, &b.key)));
-        self.relocate(pass, &mut survivors, &mut report)?;
+        self.relocate(pass, survivors, &mut report)?;
 
         // 3. Repoint the index: one table and one manifest edit.
         let mut vs = self.versions.lock_manifest();
         let mut entries = Vec::with_capacity(survivors.len());
         let mut superseded: Vec<(u64, u64)> = Vec::new();
         let mut moves: Vec<Move> = Vec::new();
-        for s in &survivors {
+        for s in survivors.iter() {
             let Some(new) = s.new else { continue };
             if s.unordered {
                 // Repointed (if still the newest) once the edit is durable.
@@ -346,7 +481,7 @@ impl Engine {
         let pass_seq = self.read_seq();
         report.records_superseded +=
             self.keydirs
-                .commit_gc(&moves, &dropped_tombstones, victims, || {
+                .commit_gc(&moves, dropped_tombstones, victims, || {
                     self.vlog.retire(victims, pass_seq);
                     self.publish_segments();
                 });
@@ -355,7 +490,7 @@ impl Engine {
             crate::vlog::hint::remove(&self.fs, &self.dir, v);
         }
         self.release_retired_segments();
-        for seg in &segs {
+        for seg in segs {
             report.bytes_freed += seg.file.len().unwrap_or(0);
         }
         report.seconds = started.elapsed().as_secs_f64();
@@ -377,7 +512,6 @@ impl Engine {
             report.bytes_freed,
             report.seconds
         );
-        drop(segs);
         self.workers.wake_compaction();
         Ok(report)
     }
@@ -533,7 +667,7 @@ impl Engine {
             if self.health.is_closed() {
                 break;
             }
-            let report = self.gc(&GcOptions::default())?;
+            let report = self.run_gc(&GcOptions::default(), true)?;
             if report.victims.is_empty() {
                 break;
             }
