@@ -63,7 +63,7 @@ pub use snapshot::Snapshot;
 pub use stats::{LevelStats, SegmentStats, Stats};
 pub use table::Table;
 pub use value::Value;
-pub use verify::{TableVerify, VerifyReport};
+pub use verify::{Damage, TableVerify, VerifyCounts, VerifyReport};
 
 /// The README's example compiles and runs as a doc test.
 #[cfg(doctest)]

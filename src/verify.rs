@@ -1,35 +1,97 @@
-//! [`Db::verify`]: reads every live entry of every table back and checks the
-//! two indexes against each other. `vlog-tools verify` is this call on a
-//! database directory.
+//! [`Db::verify`]: reads every byte the database owns and checks it, and
+//! reads every live entry of every table back through the index, the point
+//! reads and the scans, checking they agree. `vlog-tools verify` is this
+//! call on a database directory (opened read-only).
 
 use crate::db::Db;
+use crate::engine::{FileDamage, IndexValue};
 use crate::error::{Error, Result};
 use crate::options::{TableKind, TableOptions};
+use crate::snapshot::Snapshot;
 use crate::table::Table;
+use crate::value::Value;
+use std::path::PathBuf;
 
-/// How many keys of an unordered table one `multi_get` of [`Db::verify`]
-/// reads.
-const UNORDERED_CHUNK: usize = 256;
+/// How many values one batched read of [`Db::verify`] takes.
+const CHUNK: usize = 256;
 
-/// What [`Db::verify`] read: one entry per table.
+/// What [`Db::verify`] read and found: every damaged place, not only the
+/// first, with the counts of what was checked (also when damage is found).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// The tables in order: the default table first, then the named tables
     /// in creation order.
     pub tables: Vec<TableVerify>,
     /// Live entries read over all tables.
     pub entries: u64,
+    /// What was read.
+    pub checked: VerifyCounts,
+    /// Every damaged place found, in the order found.
+    pub damage: Vec<Damage>,
+}
+
+impl VerifyReport {
+    /// Whether no damage was found.
+    pub fn is_clean(&self) -> bool {
+        self.damage.is_empty()
+    }
+}
+
+/// What [`Db::verify`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct VerifyCounts {
+    /// Live vLog segments read whole.
+    pub segments: u64,
+    /// Intact records found in them (live ones and garbage).
+    pub records: u64,
+    /// Bytes of them read.
+    pub segment_bytes: u64,
+    /// SSTables read whole.
+    pub sstables: u64,
+    /// Their blocks checked (data, index, filter, properties, footer).
+    pub blocks: u64,
+    /// Hint files read.
+    pub hint_files: u64,
+    /// Manifest records read.
+    pub manifest_records: u64,
+    /// Live keys read back (the sum of the tables' entries).
+    pub keys: u64,
+}
+
+/// One damaged place.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Damage {
+    /// The damaged file (the database directory when the indexes disagree
+    /// with each other rather than with a file's bytes).
+    pub file: PathBuf,
+    /// The byte offset in it where the damage was found.
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl From<FileDamage> for Damage {
+    fn from(d: FileDamage) -> Damage {
+        Damage {
+            file: d.file,
+            offset: d.offset,
+            what: d.what,
+        }
+    }
 }
 
 /// What [`Db::verify`] read of one table.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct TableVerify {
     /// The table's name (`"default"` for the default table).
     pub name: String,
     /// Its kind.
     pub kind: TableKind,
-    /// Live entries read (each one twice: by the scan or the keydir listing,
-    /// and by a point read).
+    /// Live entries read.
     pub entries: u64,
     /// Bytes of their keys.
     pub key_bytes: u64,
@@ -38,24 +100,29 @@ pub struct TableVerify {
 }
 
 impl Db {
-    /// Reads every live entry of every table and checks it.
+    /// Reads every byte the database owns and checks it, then every live
+    /// entry of every table.
     ///
-    /// An ordered table is scanned in full at one snapshot (every value read
-    /// from the vLog has its checksum and key checked), its keys must come
-    /// strictly ascending, and a point read of each key at the same snapshot
-    /// must return the value the scan returned. An unordered table lists its
-    /// keydir and reads every value back with batched `multi_get`s. Writes
-    /// may go on meanwhile: an ordered table is checked at the snapshot, and
-    /// a key of an unordered table deleted while it is checked is skipped.
+    /// The files: every record of every live vLog segment, live or garbage
+    /// (after damage the read goes on from the next intact record, so that
+    /// every damaged range is found), every block of every SSTable (data,
+    /// index, filter, properties, footer), every hint file, the manifest
+    /// and `CURRENT`. The tables, at one snapshot: an ordered table is
+    /// walked through its index and each value read back (its checksum and
+    /// key checked), a point read of each key must return the same value,
+    /// and a scan must return the same keys, ascending, with the same
+    /// values; an unordered table's keydir is listed and every value read
+    /// back. Writes may go on meanwhile: an ordered table is checked at the
+    /// snapshot, and a key of an unordered table deleted while it is
+    /// checked is skipped.
     ///
-    /// Garbage records of the vLog (versions no index points at) are not
-    /// read.
+    /// Damage does not stop the check: it is listed in the report
+    /// ([`VerifyReport::is_clean`]), each place once with its file and
+    /// offset.
     ///
     /// # Errors
-    /// `Error::Corruption` naming the damaged file when a read finds bad
-    /// bytes, or naming the database directory when the indexes disagree
-    /// (keys out of order, a scanned key that a point read does not find or
-    /// finds with another value); `Error::Io` for a failed read.
+    /// `Error::Io` for a failed read (which leaves the check unfinished);
+    /// `Error::InvalidArgument` on a closed database.
     ///
     /// # Example
     /// ```
@@ -65,11 +132,27 @@ impl Db {
     /// db.put(b"a", vec![1u8; 4096])?;
     /// db.table("blobs", TableOptions::unordered())?.put(b"b", b"2")?;
     /// let report = db.verify()?;
+    /// assert!(report.is_clean());
     /// assert_eq!(report.entries, 2);
     /// assert_eq!(report.tables[1].name, "blobs");
     /// # Ok::<(), wisckey::Error>(())
     /// ```
     pub fn verify(&self) -> Result<VerifyReport> {
+        let files = self.engine().check_files()?;
+        let mut report = VerifyReport {
+            checked: VerifyCounts {
+                segments: files.segments,
+                records: files.records,
+                segment_bytes: files.segment_bytes,
+                sstables: files.ssts,
+                blocks: files.blocks,
+                hint_files: files.hints,
+                manifest_records: files.manifest_records,
+                keys: 0,
+            },
+            damage: files.damage.into_iter().map(Damage::from).collect(),
+            ..VerifyReport::default()
+        };
         let mut tables = vec![self.default_table()];
         for (name, kind) in self.table_kinds() {
             let opts = match kind {
@@ -78,64 +161,149 @@ impl Db {
             };
             tables.push(self.table(&name, opts)?);
         }
-        let mut report = VerifyReport::default();
         for t in &tables {
             let tv = match t.kind() {
-                TableKind::Unordered => self.verify_unordered(t)?,
-                _ => self.verify_ordered(t)?,
+                TableKind::Unordered => self.verify_unordered(t, &mut report.damage)?,
+                _ => self.verify_ordered(t, &mut report.damage)?,
             };
             report.entries += tv.entries;
             report.tables.push(tv);
         }
+        report.checked.keys = report.entries;
         Ok(report)
     }
 
-    fn verify_ordered(&self, t: &Table) -> Result<TableVerify> {
+    fn verify_ordered(&self, t: &Table, damage: &mut Vec<Damage>) -> Result<TableVerify> {
         let mut tv = TableVerify::new(t);
         let snap = self.snapshot();
-        let mismatch = |reason: String| {
-            Error::corruption(self.path(), 0, format!("table {}: {reason}", t.name()))
-        };
-        let mut prev: Option<Vec<u8>> = None;
+        let found_before = damage.len();
+        // The index walk: every live entry, each value read back.
+        let mut walked: Vec<(Vec<u8>, Value)> = Vec::new();
+        let mut pending: Vec<(Vec<u8>, IndexValue)> = Vec::new();
+        self.engine()
+            .index_entries(t.id(), snap.sequence(), |k, v| {
+                pending.push((k.to_vec(), v));
+                if pending.len() == CHUNK {
+                    self.read_chunk(t, &snap, &mut pending, &mut walked, damage)?;
+                }
+                Ok(())
+            })
+            .or_else(|e| record(e, damage))?;
+        self.read_chunk(t, &snap, &mut pending, &mut walked, damage)?;
+        for (k, v) in &walked {
+            tv.add(k, v.len());
+        }
+        if damage.len() > found_before {
+            // The scan would stop at the first damaged value: the walk has
+            // listed them all.
+            return Ok(tv);
+        }
+        // The scan: the same keys, ascending, the same values.
+        let mut expected = walked.iter();
         for kv in snap.range_in(t, ..) {
-            let (k, v) = kv?;
-            if let Some(p) = &prev {
-                if p.as_slice() >= k.as_slice() {
-                    return Err(mismatch(format!(
-                        "the scan returned key {} after key {}",
-                        show(&k),
-                        show(p)
-                    )));
+            let (k, v) = match kv {
+                Ok(kv) => kv,
+                Err(e) => {
+                    record(e, damage)?;
+                    break;
+                }
+            };
+            match expected.next() {
+                Some((ek, ev)) if *ek == k && **ev == *v => {}
+                Some((ek, _)) if *ek == k => {
+                    damage.push(self.disagreement(
+                        t,
+                        &k,
+                        "the scan returned another value than a point read",
+                    ));
+                }
+                _ => {
+                    damage.push(self.disagreement(
+                        t,
+                        &k,
+                        "the scan returned a key the index walk did not find there",
+                    ));
+                    break;
                 }
             }
-            match snap.get_in(t, &k)? {
-                None => {
-                    return Err(mismatch(format!(
-                        "key {} was scanned but a point read finds nothing",
-                        show(&k)
-                    )))
-                }
-                Some(g) if *g != *v => {
-                    return Err(mismatch(format!(
-                        "key {}: a point read returned {} bytes that differ from the {} scanned",
-                        show(&k),
-                        g.len(),
-                        v.len()
-                    )))
-                }
-                Some(_) => {}
-            }
-            tv.add(&k, v.len());
-            prev = Some(k);
+        }
+        if let Some((k, _)) = expected.next() {
+            damage.push(self.disagreement(
+                t,
+                k,
+                "the index walk found a key the scan did not return",
+            ));
         }
         Ok(tv)
     }
 
-    fn verify_unordered(&self, t: &Table) -> Result<TableVerify> {
+    /// Reads back the values of `pending` (the index walk's entries), checks
+    /// each against a point read, and moves the good ones to `walked`.
+    fn read_chunk(
+        &self,
+        t: &Table,
+        snap: &Snapshot,
+        pending: &mut Vec<(Vec<u8>, IndexValue)>,
+        walked: &mut Vec<(Vec<u8>, Value)>,
+        damage: &mut Vec<Damage>,
+    ) -> Result<()> {
+        let (keys, ptrs): (Vec<Vec<u8>>, Vec<_>) = pending
+            .iter()
+            .filter_map(|(k, v)| match v {
+                IndexValue::Pointer(p) => Some((k.clone(), *p)),
+                IndexValue::Inline(_) => None,
+            })
+            .unzip();
+        let mut read = self.engine().read_records(t.id(), &keys, &ptrs).into_iter();
+        for (k, v) in pending.drain(..) {
+            let value = match v {
+                IndexValue::Inline(bytes) => Value::from(bytes),
+                IndexValue::Pointer(_) => match read.next() {
+                    Some(Ok(v)) => v,
+                    Some(Err(e)) => {
+                        record(e, damage)?;
+                        continue;
+                    }
+                    None => {
+                        return Err(Error::InvalidArgument(
+                            "verify read fewer values than asked".into(),
+                        ))
+                    }
+                },
+            };
+            match snap.get_in(t, &k) {
+                Ok(Some(g)) if *g == *value => walked.push((k, value)),
+                Ok(Some(_)) => damage.push(self.disagreement(
+                    t,
+                    &k,
+                    "a point read returned another value than the index walk",
+                )),
+                Ok(None) => damage.push(self.disagreement(
+                    t,
+                    &k,
+                    "the index walk found the key but a point read does not",
+                )),
+                Err(e) => record(e, damage)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn verify_unordered(&self, t: &Table, damage: &mut Vec<Damage>) -> Result<TableVerify> {
         let mut tv = TableVerify::new(t);
         let keys = t.keys()?;
-        for chunk in keys.chunks(UNORDERED_CHUNK) {
-            for (k, v) in chunk.iter().zip(t.multi_get(chunk)?) {
+        for chunk in keys.chunks(CHUNK) {
+            let values = match t.multi_get(chunk) {
+                Ok(values) => values,
+                // A damaged value fails the whole batch: read its keys one
+                // by one to find which.
+                Err(e) if e.is_corruption() => chunk
+                    .iter()
+                    .map(|k| t.get(k).or_else(|e| record(e, damage).map(|()| None)))
+                    .collect::<Result<_>>()?,
+                Err(e) => return Err(e),
+            };
+            for (k, v) in chunk.iter().zip(values) {
                 // The keydir listing and the lookups read the same map: a
                 // listed key found absent was deleted in between.
                 if let Some(v) = v {
@@ -144,6 +312,29 @@ impl Db {
             }
         }
         Ok(tv)
+    }
+
+    /// Damage where the indexes disagree (named by the directory).
+    fn disagreement(&self, t: &Table, key: &[u8], why: &str) -> Damage {
+        Damage {
+            file: self.path().to_path_buf(),
+            offset: 0,
+            what: format!("table {}: key {}: {why}", t.name(), show(key)),
+        }
+    }
+}
+
+/// Adds a corruption error to `damage`; any other error is returned.
+fn record(e: Error, damage: &mut Vec<Damage>) -> Result<()> {
+    match FileDamage::from_error(&e) {
+        Some(d) => {
+            let d = Damage::from(d);
+            if !damage.contains(&d) {
+                damage.push(d);
+            }
+            Ok(())
+        }
+        None => Err(e),
     }
 }
 
@@ -212,6 +403,10 @@ mod tests {
         db.write(b, Default::default()).unwrap();
         db.flush().unwrap();
         let r = db.verify().unwrap();
+        assert!(r.is_clean(), "{:?}", r.damage);
+        assert!(r.checked.sstables > 0 && r.checked.blocks > r.checked.sstables);
+        assert!(r.checked.hint_files > 0 && r.checked.manifest_records > 0);
+        assert_eq!(r.checked.keys, 500);
         assert_eq!(r.tables.len(), 3);
         assert_eq!(r.tables[0].name, "default");
         assert_eq!(r.tables[0].entries, 150);
@@ -272,6 +467,7 @@ mod tests {
         let mut passes = 0;
         while passes < 30 || written.load(Ordering::Relaxed) < 3000 {
             let r = db.verify().unwrap();
+            assert!(r.is_clean(), "{:?}", r.damage);
             assert_eq!(r.tables.len(), 3);
             assert!(r.tables.iter().all(|t| t.entries <= 300), "{r:?}");
             passes += 1;
@@ -303,11 +499,20 @@ mod tests {
         bytes[at + 100] ^= 0x10;
         fs.set_contents(seg, bytes).unwrap();
         let db = open(&fs);
-        match db.verify() {
-            Err(e @ crate::Error::Corruption { .. }) => {
-                assert!(e.to_string().contains("000001.vlog"), "{e}")
-            }
-            other => panic!("expected corruption, got {other:?}"),
-        }
+        let r = db.verify().unwrap();
+        assert!(!r.is_clean());
+        assert!(
+            r.damage
+                .iter()
+                .any(|d| d.file == Path::new("/db/000001.vlog")),
+            "{:?}",
+            r.damage
+        );
+        // The counts are there, damage or not.
+        assert!(
+            r.checked.segments > 0 && r.checked.records > 0,
+            "{:?}",
+            r.checked
+        );
     }
 }

@@ -443,6 +443,11 @@ fn run(
     let report = d
         .verify()
         .unwrap_or_else(|e| panic!("{ctx}: verify after reopen: {e}"));
+    assert!(
+        report.is_clean(),
+        "{ctx}: verify found damage after an I/O error: {:?}",
+        report.damage
+    );
     assert_eq!(
         report.entries,
         found.len() as u64,

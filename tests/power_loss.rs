@@ -392,6 +392,11 @@ fn run_seed(seed: u64, totals: &mut Totals) {
         let report = db
             .verify()
             .unwrap_or_else(|e| panic!("seed {seed} cycle {cycle}: verify after reopen: {e}"));
+        assert!(
+            report.is_clean(),
+            "seed {seed} cycle {cycle}: verify found damage after a power loss: {:?}",
+            report.damage
+        );
         assert_eq!(
             report.entries,
             found.len() as u64,

@@ -73,6 +73,7 @@ fn read_all(dir: &Path) -> u64 {
         n += 1;
     }
     let report = db.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.damage);
     assert_eq!(report.entries, n);
     let _ = db.stats();
     // Every call that would write is refused, and changes nothing.

@@ -46,6 +46,7 @@
 //! manifest lock is never taken by the commit path: writers and version
 //! installs do not wait for each other.
 
+mod check;
 mod compact;
 mod counters;
 mod flush;
@@ -63,6 +64,7 @@ mod versions;
 mod workers;
 mod write;
 
+pub(crate) use check::{FileDamage, IndexValue};
 pub use gc::GcReport;
 pub(crate) use scan::Scan;
 

@@ -141,6 +141,8 @@ pub(crate) struct Manifest {
     failed: bool,
     /// A torn last record recovery ignored: its offset and why.
     dropped_tail: Option<(u64, String)>,
+    /// Records in the file: read by recovery, or written since.
+    records: u64,
     /// Whether the torn bytes past `offset` may still be in the file: the
     /// first append cuts them off, so that a shorter record never leaves
     /// some of them behind it.
@@ -221,6 +223,7 @@ impl Manifest {
             failed: false,
             dropped_tail: None,
             torn_bytes_left: false,
+            records: 1,
         })
     }
 
@@ -340,6 +343,7 @@ impl Manifest {
             failed: false,
             torn_bytes_left: dropped_tail.is_some(),
             dropped_tail,
+            records,
         };
         Ok(Some((manifest, state)))
     }
@@ -382,6 +386,7 @@ impl Manifest {
             Ok(()) => {
                 self.offset += record.len() as u64;
                 self.torn_bytes_left = false;
+                self.records += 1;
                 Ok(())
             }
             Err(e) => {
@@ -392,6 +397,11 @@ impl Manifest {
                 ))
             }
         }
+    }
+
+    /// The whole records in the file (read at recovery, or written).
+    pub(crate) fn records(&self) -> u64 {
+        self.records
     }
 
     /// The manifest's file number.

@@ -714,3 +714,69 @@ fn first_record_after(b: &[u8]) -> Option<usize> {
             && record::decode(&b[off..]).is_ok()
     })
 }
+
+/// What [`check_segment`] found in one segment.
+#[derive(Debug, Default)]
+pub(crate) struct SegmentCheck {
+    /// Intact records read.
+    pub(crate) records: u64,
+    /// Bytes read.
+    pub(crate) bytes: u64,
+    /// Every damaged range: its offset and what is wrong.
+    pub(crate) damage: Vec<(u64, String)>,
+}
+
+/// Reads every record of `seg`'s first `end` bytes (all of it for `None`)
+/// and checks it: lengths, flags, checksum, and that a `sealed` segment
+/// does not end inside a batch. After damage it goes on from the next
+/// intact record, so that every damaged range is found, not only the first.
+/// Only I/O errors are errors; damage is in the result.
+pub(crate) fn check_segment(seg: &Segment, end: Option<u64>, sealed: bool) -> Result<SegmentCheck> {
+    let len = seg
+        .file
+        .len()
+        .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
+    let end = end.map_or(len, |e| e.min(len));
+    let size = usize::try_from(end)
+        .map_err(|_| Error::corruption(&seg.path, 0, "segment too large to check"))?;
+    let mut buf = vec![0u8; size];
+    seg.file
+        .read_exact_at(&mut buf, 0)
+        .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
+    let mut out = SegmentCheck {
+        bytes: end,
+        ..SegmentCheck::default()
+    };
+    let mut pos = 0usize;
+    // Where the batch the last intact record belongs to started, while it
+    // goes on.
+    let mut open_batch: Option<usize> = None;
+    while pos < buf.len() {
+        match record::decode(&buf[pos..]) {
+            Ok(rec) => {
+                out.records += 1;
+                if rec.header.continues {
+                    open_batch.get_or_insert(pos);
+                } else {
+                    open_batch = None;
+                }
+                pos += rec.header.record_len() as usize;
+            }
+            Err(e) => {
+                out.damage.push((pos as u64, e.describe().to_string()));
+                open_batch = None;
+                match first_record_after(&buf[pos..]) {
+                    Some(next) => pos += next,
+                    None => break,
+                }
+            }
+        }
+    }
+    if let (true, Some(start)) = (sealed, open_batch) {
+        out.damage.push((
+            start as u64,
+            "batch continues past the end of a sealed segment".to_string(),
+        ));
+    }
+    Ok(out)
+}

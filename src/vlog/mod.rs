@@ -7,6 +7,6 @@ mod log;
 pub(crate) mod record;
 
 pub(crate) use log::{
-    replay_range, replay_segment, Position, Segment, SegmentKind, SegmentSet, VLog,
+    check_segment, replay_range, replay_segment, Position, Segment, SegmentKind, SegmentSet, VLog,
 };
 pub(crate) use record::ValuePointer;

@@ -264,18 +264,26 @@ struct TableCount {
 }
 
 #[derive(Debug, Serialize)]
-struct VerifyReport {
+struct VerifyRun {
     dir: PathBuf,
+    /// No damage found and no failure.
     ok: bool,
     tables: Vec<TableCount>,
     entries: u64,
+    /// What was read (when the check ran to its end).
+    checked: Option<wisckey::VerifyCounts>,
+    /// Every damaged place found: file, offset, what.
+    damage: Vec<wisckey::Damage>,
     secs: f64,
+    /// Why the check could not run to its end.
     error: Option<String>,
 }
 
-/// `Db::verify` on the directory: every live entry of every table read back
-/// (ordered tables scanned and each key read again at one snapshot,
-/// unordered tables listed from the keydir and read with `multi_get`).
+/// `Db::verify` on the directory, opened read-only: every byte of every
+/// file checked (every record of every segment, live or garbage, every
+/// SSTable block, hint files, the manifest), and every live entry of every
+/// table read back. All the damage found is listed. Exit status 1 when there
+/// is any, or when the check could not run to its end.
 pub fn verify(args: &VerifyArgs) -> Result<()> {
     let db = open_read_only(&args.dir)?;
     let start = Instant::now();
@@ -286,63 +294,81 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
     if let (Ok(_), Err(e)) = (&result, close) {
         result = Err(e);
     }
-    let (tables, error) = match result {
-        Ok(r) => (
-            r.tables
-                .into_iter()
-                .map(|t| TableCount {
-                    kind: kind_name(t.kind).to_string(),
-                    table: t.name,
-                    entries: t.entries,
-                    key_bytes: t.key_bytes,
-                    value_bytes: t.value_bytes,
-                    gets: t.entries,
-                })
-                .collect(),
-            None,
-        ),
-        Err(e) => {
-            let corrupt = e.chain().any(
-                |c| matches!(c.downcast_ref::<wisckey::Error>(), Some(w) if w.is_corruption()),
-            );
-            (
-                Vec::new(),
-                Some(format!(
-                    "{}{e:#}",
-                    if corrupt { "CORRUPTION: " } else { "" }
-                )),
-            )
-        }
+    let (report, error) = match result {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
     };
-    let report = VerifyReport {
+    let tables: Vec<TableCount> = report
+        .iter()
+        .flat_map(|r| r.tables.iter())
+        .map(|t| TableCount {
+            kind: kind_name(t.kind).to_string(),
+            table: t.name.clone(),
+            entries: t.entries,
+            key_bytes: t.key_bytes,
+            value_bytes: t.value_bytes,
+            gets: t.entries,
+        })
+        .collect();
+    let run = VerifyRun {
         dir: args.dir.clone(),
-        ok: error.is_none(),
+        ok: error.is_none() && report.as_ref().is_some_and(|r| r.is_clean()),
         entries: tables.iter().map(|t| t.entries).sum(),
         tables,
+        checked: report.as_ref().map(|r| r.checked.clone()),
+        damage: report
+            .as_ref()
+            .map(|r| r.damage.clone())
+            .unwrap_or_default(),
         secs,
         error,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&run)?);
     } else {
-        for t in &report.tables {
+        for t in &run.tables {
             println!(
                 "table {:<20} {:<9} {:>10} entries, {:>14} key bytes, {:>14} value bytes, {:>10} gets checked",
                 t.table, t.kind, t.entries, t.key_bytes, t.value_bytes, t.gets
             );
         }
+        if let Some(c) = &run.checked {
+            println!(
+                "read                 {} segments ({} records, {} bytes), {} SSTables ({} blocks), {} hint files, {} manifest records",
+                c.segments, c.records, c.segment_bytes, c.sstables, c.blocks, c.hint_files, c.manifest_records
+            );
+        }
+        for d in &run.damage {
+            println!(
+                "DAMAGE {} at offset {}: {}",
+                d.file.display(),
+                d.offset,
+                d.what
+            );
+        }
         println!(
-            "{}: {} entries in {} table(s), {:.3} s",
-            if report.ok { "OK" } else { "FAILED" },
-            report.entries,
-            report.tables.len(),
-            report.secs
+            "{}: {} entries in {} table(s), {} damaged place(s), {:.3} s",
+            if run.ok { "OK" } else { "FAILED" },
+            run.entries,
+            run.tables.len(),
+            run.damage.len(),
+            run.secs
         );
     }
-    match report.error {
-        None => Ok(()),
-        Some(msg) => bail!("verify failed: {msg}"),
+    if let Some(msg) = run.error {
+        bail!("verify failed: {msg}");
     }
+    if !run.damage.is_empty() {
+        let first = &run.damage[0];
+        bail!(
+            "verify found {} damaged place(s) (corruption), the first in {} at offset {}: {}",
+            run.damage.len(),
+            first.file.display(),
+            first.offset,
+            first.what
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]

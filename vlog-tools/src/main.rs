@@ -29,19 +29,22 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Open an existing database and print its `Stats` as pretty JSON.
     ///
-    /// Opening runs recovery (it may truncate a torn vLog tail and writes a
-    /// fresh manifest). Byte counters start at zero on open, so only the
-    /// sizes (vLog segments, levels, SSTables) say something about the files.
+    /// The database is opened read-only: nothing in it changes. Byte
+    /// counters start at zero on open, so only the sizes (vLog segments,
+    /// levels, SSTables) say something about the files.
     Stats(StatsArgs),
-    /// Open an existing database and print its levels, vLog segments with
-    /// their garbage, space amplification and GC counters.
-    ///
-    /// Automatic GC is off while the tool holds the database; opening runs
-    /// recovery (as `stats` does).
+    /// Open an existing database read-only (nothing in it changes) and print
+    /// its levels, vLog segments with their garbage, space amplification and
+    /// GC counters.
     Inspect(admin::InspectArgs),
-    /// Open an existing database and read everything: scan every table
-    /// (values come from the vLog with their checksums checked), get every
-    /// scanned key back and compare. Exits non-zero on the first failure.
+    /// Open an existing database read-only and check every byte it owns:
+    /// every record of every vLog segment (live or garbage), every SSTable
+    /// block, every hint file, the manifest; then read every live entry of
+    /// every table back (index, point reads and scans must agree). Lists
+    /// every damaged place found.
+    ///
+    /// Exit status: 0 no damage, 1 damage found or the check failed, 2 a
+    /// usage error.
     Verify(admin::VerifyArgs),
     /// Open an existing database and run one GC pass by hand; prints the
     /// GcReport and the vLog space amplification before and after.

@@ -245,3 +245,57 @@ fn gc_salvage_collects_a_segment_with_damaged_garbage() {
     let (ok, _, err) = tool(&["verify", d]);
     assert!(ok, "verify after salvage: {err}");
 }
+
+/// `verify` reads garbage records too: a flipped byte in one fails it with
+/// exit status 1, and `--json` lists the damage with the counts of what was
+/// read.
+#[test]
+fn verify_finds_damaged_garbage_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options::default()
+            .segment_size(64 << 10)
+            .background_gc(false),
+    )
+    .unwrap();
+    for i in 0..40u32 {
+        db.put(format!("k{i:04}"), vec![5u8; 3000]).unwrap();
+    }
+    for i in 0..40u32 {
+        db.put(format!("k{i:04}"), vec![6u8; 3000]).unwrap();
+    }
+    db.compact().unwrap();
+    db.close().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, out, _) = tool(&["verify", d, "--json"]);
+    assert!(ok, "verify of the clean database: {out}");
+    let seg = dir.path().join("000001.vlog");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w.iter().all(|&b| b == 5))
+        .unwrap();
+    bytes[at + 7] ^= 0x40;
+    std::fs::write(&seg, bytes).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vlog-tools"))
+        .args(["verify", d, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["damage"].as_array().unwrap().len(), 1, "{j}");
+    assert!(j["damage"][0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("000001.vlog"));
+    assert!(j["checked"]["segments"].as_u64().unwrap() >= 2, "{j}");
+    assert!(j["checked"]["records"].as_u64().unwrap() >= 79, "{j}");
+    assert_eq!(j["entries"], 40);
+    let (ok, out, err) = tool(&["verify", d]);
+    assert!(
+        !ok && out.contains("DAMAGE") && err.contains("corruption"),
+        "{out} {err}"
+    );
+}

@@ -18,8 +18,6 @@ use std::sync::Arc;
 pub(crate) struct Sst {
     file: Arc<dyn FileHandle>,
     path: Arc<Path>,
-    /// Checked by the tests.
-    #[cfg(test)]
     file_size: u64,
     /// The decoded index block (only its entry accessors are used).
     index: BlockIter,
@@ -166,7 +164,6 @@ impl Sst {
         Ok(Arc::new(Sst {
             file,
             path,
-            #[cfg(test)]
             file_size,
             index,
             handles,
@@ -210,6 +207,47 @@ impl Sst {
     #[cfg(test)]
     pub(crate) fn has_filter(&self) -> bool {
         self.filter.is_some()
+    }
+
+    /// Reads every byte of the table again and checks it: the footer, the
+    /// index, the filter and the properties (as an open does), and every
+    /// data block (checksum, decompression, every entry decoded, keys in
+    /// order, the last one the index's). Returns the blocks checked and the
+    /// damage found: `(offset, what)` of each damaged block, all of them.
+    pub(crate) fn check_every_block(&self) -> (u64, Vec<(u64, String)>) {
+        let mut damage = Vec::new();
+        let as_damage = |e: Error| match e {
+            Error::Corruption { offset, reason, .. } => (offset, reason),
+            other => (0, other.to_string()),
+        };
+        // The metadata: footer, index, filter and properties.
+        let meta_blocks = 3 + u64::from(self.filter.is_some());
+        if let Err(e) = Sst::open(self.file.clone(), self.path.to_path_buf(), self.file_size) {
+            damage.push(as_damage(e));
+        }
+        for i in 0..self.handles.len() {
+            let checked = self
+                .read_data_block(i)
+                .and_then(|b| b.into_cursor())
+                .and_then(|c| {
+                    let ordered =
+                        (1..c.len()).all(|j| ikey::compare(c.key_at(j - 1), c.key_at(j)).is_lt());
+                    let last_ok = c.len() > 0 && c.key_at(c.len() - 1) == self.index.key_at(i);
+                    if ordered && last_ok {
+                        Ok(())
+                    } else {
+                        Err(corruption(
+                            &self.path,
+                            self.handles[i].offset,
+                            "data block keys out of order, or its last key is not the index's",
+                        ))
+                    }
+                });
+            if let Err(e) = checked {
+                damage.push(as_damage(e));
+            }
+        }
+        (self.handles.len() as u64 + meta_blocks, damage)
     }
 
     /// The bloom filter's verdict on a user part (table id + user key);

@@ -1,0 +1,212 @@
+//! Reading every byte the database owns, for `Db::verify`: every record of
+//! every live vLog segment (live or garbage), every block of every SSTable
+//! (data, index, filter, properties, footer), every hint file, the manifest
+//! and `CURRENT`. Damage is collected, all of it, not returned as the first
+//! error; only I/O errors stop the check.
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::lsm::ikey::{self, Kind};
+use crate::lsm::iter::InternalIterator;
+use crate::lsm::merge::{Direction, MergeCursor};
+use crate::manifest::Manifest;
+use crate::value::Value;
+use crate::vlog::{check_segment, hint, SegmentKind, ValuePointer};
+use std::path::PathBuf;
+
+/// One damaged place: the file, the offset in it, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileDamage {
+    pub(crate) file: PathBuf,
+    pub(crate) offset: u64,
+    pub(crate) what: String,
+}
+
+impl FileDamage {
+    /// The damage a corruption error describes; `None` for other errors.
+    pub(crate) fn from_error(e: &Error) -> Option<FileDamage> {
+        match e {
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => Some(FileDamage {
+                file: file.clone(),
+                offset: *offset,
+                what: reason.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What [`Engine::check_files`] read and found.
+#[derive(Debug, Default)]
+pub(crate) struct FileCheck {
+    pub(crate) segments: u64,
+    pub(crate) records: u64,
+    pub(crate) segment_bytes: u64,
+    pub(crate) ssts: u64,
+    pub(crate) blocks: u64,
+    pub(crate) hints: u64,
+    pub(crate) manifest_records: u64,
+    pub(crate) damage: Vec<FileDamage>,
+}
+
+/// One live entry of an ordered table, from the index.
+pub(crate) enum IndexValue {
+    Inline(Vec<u8>),
+    Pointer(ValuePointer),
+}
+
+impl Engine {
+    /// Reads every file of the database and checks every byte.
+    pub(crate) fn check_files(&self) -> Result<FileCheck> {
+        let mut out = FileCheck::default();
+        self.check_segments(&mut out)?;
+        let sv = self.versions.current();
+        for t in sv.version.all_tables() {
+            let (blocks, damage) = t.sst.check_every_block();
+            out.ssts += 1;
+            out.blocks += blocks;
+            let path = self.dir.join(files::sst(t.meta.number));
+            out.damage
+                .extend(damage.into_iter().map(|(offset, what)| FileDamage {
+                    file: path.clone(),
+                    offset,
+                    what,
+                }));
+        }
+        match Manifest::recover(self.fs.clone(), &self.dir, false) {
+            Ok(Some((m, _))) => out.manifest_records = m.records(),
+            Ok(None) => out.damage.push(FileDamage {
+                file: self.dir.join(files::CURRENT),
+                offset: 0,
+                what: "CURRENT is missing".into(),
+            }),
+            Err(e) => match FileDamage::from_error(&e) {
+                Some(d) => out.damage.push(d),
+                None => return Err(e),
+            },
+        }
+        Ok(out)
+    }
+
+    /// Every live segment, each to where appends go on for a head, and
+    /// their hint files.
+    fn check_segments(&self, out: &mut FileCheck) -> Result<()> {
+        let head = self.vlog.head_position();
+        let gc_head = self.vlog.gc_head_position();
+        for seg in self.vlog.live_set().values() {
+            let end = if seg.number == head.segment {
+                Some(head.offset)
+            } else if gc_head.is_some_and(|g| g.segment == seg.number) {
+                gc_head.map(|g| g.offset)
+            } else {
+                None
+            };
+            let c = check_segment(seg, end, end.is_none())?;
+            out.segments += 1;
+            out.records += c.records;
+            out.segment_bytes += c.bytes;
+            out.damage
+                .extend(c.damage.into_iter().map(|(offset, what)| FileDamage {
+                    file: seg.path.clone(),
+                    offset,
+                    what,
+                }));
+            if end.is_some() {
+                continue;
+            }
+            match hint::read(&self.fs, &self.dir, seg.number) {
+                Ok(Some(h)) => {
+                    out.hints += 1;
+                    let len = seg.file.len().unwrap_or(0);
+                    if h.segment_len != len && seg.kind == SegmentKind::User {
+                        out.damage.push(FileDamage {
+                            file: self.dir.join(files::hint(seg.number)),
+                            offset: 16,
+                            what: format!(
+                                "the hint describes {} bytes of a {len}-byte segment",
+                                h.segment_len
+                            ),
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => match FileDamage::from_error(&e) {
+                    Some(d) => {
+                        out.hints += 1;
+                        out.damage.push(d);
+                    }
+                    None => return Err(e),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// The live entries of ordered table `table` visible at `seq`, in key
+    /// order, from the index alone (no value read): `f` gets each key and
+    /// what the index holds for it.
+    pub(crate) fn index_entries(
+        &self,
+        table: u32,
+        seq: u64,
+        mut f: impl FnMut(&[u8], IndexValue) -> Result<()>,
+    ) -> Result<()> {
+        let sv = self.versions.current();
+        let mut children: Vec<Box<dyn InternalIterator>> = vec![Box::new(sv.mem.table.iter())];
+        for m in &sv.imms {
+            children.push(Box::new(m.table.iter()));
+        }
+        sv.version.iters(&mut children);
+        let mut c = MergeCursor::new(children, Direction::Forward);
+        c.seek(&ikey::seek_key(&ikey::table_prefix(table), ikey::MAX_SEQ));
+        let mut last: Option<Vec<u8>> = None;
+        while c.valid() && ikey::in_table(c.key(), table) {
+            let k = c.key();
+            let up = ikey::user_part(k);
+            if last.as_deref() != Some(up) && ikey::seq(k) <= seq {
+                last = Some(up.to_vec());
+                let v = match Kind::from_u8(ikey::kind_byte(k)) {
+                    Some(Kind::Delete) => None,
+                    Some(Kind::Inline) => Some(IndexValue::Inline(c.value().to_vec())),
+                    Some(Kind::Pointer) => {
+                        Some(IndexValue::Pointer(self.decode_pointer(c.value())?))
+                    }
+                    None => {
+                        return Err(Error::corruption(
+                            &self.dir,
+                            0,
+                            format!("unknown entry kind {} in the index", ikey::kind_byte(k)),
+                        ))
+                    }
+                };
+                if let Some(v) = v {
+                    f(ikey::user_key(k), v)?;
+                }
+            }
+            c.advance();
+        }
+        c.status()
+    }
+
+    /// Reads the records `ptrs` of `table` (whose keys are `keys`) in one
+    /// batch, each checked, through the live segments now.
+    pub(crate) fn read_records(
+        &self,
+        table: u32,
+        keys: &[Vec<u8>],
+        ptrs: &[ValuePointer],
+    ) -> Vec<Result<Value>> {
+        let segments = self.versions.current().segments.clone();
+        let reqs: Vec<(ValuePointer, u32, &[u8])> = ptrs
+            .iter()
+            .zip(keys)
+            .map(|(p, k)| (*p, table, k.as_slice()))
+            .collect();
+        self.read_values(&segments, &reqs)
+    }
+}
