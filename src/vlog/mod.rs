@@ -5,8 +5,8 @@ pub(crate) mod batch;
 pub(crate) mod hint;
 mod log;
 pub(crate) mod record;
+mod replay;
 
-pub(crate) use log::{
-    check_segment, replay_range, replay_segment, Position, Segment, SegmentKind, SegmentSet, VLog,
-};
+pub(crate) use log::{Position, Segment, SegmentKind, SegmentSet, VLog};
 pub(crate) use record::ValuePointer;
+pub(crate) use replay::{check_segment, replay_range, replay_segment};
