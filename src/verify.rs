@@ -4,7 +4,7 @@
 //! call on a database directory (opened read-only).
 
 use crate::db::Db;
-use crate::engine::{FileDamage, IndexValue};
+use crate::engine::{FileDamage, IndexValue, IndexView};
 use crate::error::{Error, Result};
 use crate::options::{TableKind, TableOptions};
 use crate::snapshot::Snapshot;
@@ -180,16 +180,20 @@ impl Db {
         // The index walk: every live entry, each value read back.
         let mut walked: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut pending: Vec<(Vec<u8>, IndexValue)> = Vec::new();
+        // One view for the walk and its reads: a GC pass running meanwhile
+        // must not take the segments the walk's pointers name.
+        let view = self.engine().index_view();
         self.engine()
-            .index_entries(t.id(), snap.sequence(), |k, v| {
+            .index_entries(&view, t.id(), snap.sequence(), |k, v| {
                 pending.push((k.to_vec(), v));
                 if pending.len() == CHUNK {
-                    self.read_chunk(t, &snap, &mut pending, &mut walked, damage)?;
+                    self.read_chunk(t, &view, &snap, &mut pending, &mut walked, damage)?;
                 }
                 Ok(())
             })
             .or_else(|e| record(e, damage))?;
-        self.read_chunk(t, &snap, &mut pending, &mut walked, damage)?;
+        self.read_chunk(t, &view, &snap, &mut pending, &mut walked, damage)?;
+        drop(view);
         for (k, v) in &walked {
             tv.add(k, v.len());
         }
@@ -242,6 +246,7 @@ impl Db {
     fn read_chunk(
         &self,
         t: &Table,
+        view: &IndexView,
         snap: &Snapshot,
         pending: &mut Vec<(Vec<u8>, IndexValue)>,
         walked: &mut Vec<(Vec<u8>, Value)>,
@@ -254,7 +259,10 @@ impl Db {
                 IndexValue::Inline(_) => None,
             })
             .unzip();
-        let mut read = self.engine().read_records(t.id(), &keys, &ptrs).into_iter();
+        let mut read = self
+            .engine()
+            .read_records(view, t.id(), &keys, &ptrs)
+            .into_iter();
         for (k, v) in pending.drain(..) {
             let value = match v {
                 IndexValue::Inline(bytes) => Value::from(bytes),

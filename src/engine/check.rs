@@ -4,6 +4,7 @@
 //! and `CURRENT`. Damage is collected, all of it, not returned as the first
 //! error; only I/O errors stop the check.
 
+use super::versions::SuperVersion;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::files;
@@ -14,6 +15,13 @@ use crate::manifest::Manifest;
 use crate::value::Value;
 use crate::vlog::{check_segment, hint, SegmentKind, ValuePointer};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A consistent view of the index and the vLog segments its pointers
+/// resolve through (see [`Engine::index_view`]).
+pub(crate) struct IndexView {
+    sv: Arc<SuperVersion>,
+}
 
 /// One damaged place: the file, the offset in it, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,16 +155,27 @@ impl Engine {
         Ok(())
     }
 
-    /// The live entries of ordered table `table` visible at `seq`, in key
-    /// order, from the index alone (no value read): `f` gets each key and
-    /// what the index holds for it.
+    /// The index and the vLog segments as they are now, for
+    /// [`Engine::index_entries`] and [`Engine::read_records`]: held, the
+    /// view keeps every segment its pointers name readable, also when a GC
+    /// pass moves the records and retires the segment meanwhile.
+    pub(crate) fn index_view(&self) -> IndexView {
+        IndexView {
+            sv: self.versions.current(),
+        }
+    }
+
+    /// The live entries of ordered table `table` visible at `seq` in
+    /// `view`, in key order, from the index alone (no value read): `f` gets
+    /// each key and what the index holds for it.
     pub(crate) fn index_entries(
         &self,
+        view: &IndexView,
         table: u32,
         seq: u64,
         mut f: impl FnMut(&[u8], IndexValue) -> Result<()>,
     ) -> Result<()> {
-        let sv = self.versions.current();
+        let sv = &view.sv;
         let mut children: Vec<Box<dyn InternalIterator>> = vec![Box::new(sv.mem.table.iter())];
         for m in &sv.imms {
             children.push(Box::new(m.table.iter()));
@@ -193,20 +212,22 @@ impl Engine {
         c.status()
     }
 
-    /// Reads the records `ptrs` of `table` (whose keys are `keys`) in one
-    /// batch, each checked, through the live segments now.
+    /// Reads the records `ptrs` of `table` (whose keys are `keys`, found
+    /// by [`Engine::index_entries`] in `view`) in one batch, each checked,
+    /// through the segments of `view`.
     pub(crate) fn read_records(
         &self,
+        view: &IndexView,
         table: u32,
         keys: &[Vec<u8>],
         ptrs: &[ValuePointer],
     ) -> Vec<Result<Value>> {
-        let segments = self.versions.current().segments.clone();
+        let segments = &view.sv.segments;
         let reqs: Vec<(ValuePointer, u32, &[u8])> = ptrs
             .iter()
             .zip(keys)
             .map(|(p, k)| (*p, table, k.as_slice()))
             .collect();
-        self.read_values(&segments, &reqs)
+        self.read_values(segments, &reqs)
     }
 }

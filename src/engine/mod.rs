@@ -64,7 +64,7 @@ mod versions;
 mod workers;
 mod write;
 
-pub(crate) use check::{FileDamage, IndexValue};
+pub(crate) use check::{FileDamage, IndexValue, IndexView};
 pub use gc::GcReport;
 pub(crate) use scan::Scan;
 
