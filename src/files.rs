@@ -9,6 +9,7 @@
 //! MANIFEST-NNNNNN    a manifest (the log of version edits)
 //! CURRENT            names the live manifest
 //! LOCK               the directory lock
+//! RESERVE            preallocated room, released when the disk is full
 //! *.tmp              a file being written, renamed into place when complete
 //! ```
 //!
@@ -20,6 +21,10 @@
 pub(crate) const CURRENT: &str = "CURRENT";
 /// The directory lock.
 pub(crate) const LOCK: &str = "LOCK";
+/// Preallocated space the engine gives back when the disk fills up, so that
+/// the database can still be reopened, take deletes and run GC
+/// (`src/engine/reserve.rs`). Never named by the manifest, never a leftover.
+pub(crate) const RESERVE: &str = "RESERVE";
 /// The suffix of a file being written.
 const TMP_SUFFIX: &str = ".tmp";
 const MANIFEST_PREFIX: &str = "MANIFEST-";
@@ -41,6 +46,8 @@ pub(crate) enum FileName {
     Current,
     /// `LOCK`.
     Lock,
+    /// `RESERVE`.
+    Reserve,
     /// Any name ending in `.tmp`: left by a crash before its rename.
     Temp,
 }
@@ -54,6 +61,7 @@ impl FileName {
         match name {
             CURRENT => return Some(FileName::Current),
             LOCK => return Some(FileName::Lock),
+            RESERVE => return Some(FileName::Reserve),
             _ => {}
         }
         if let Some(digits) = name.strip_prefix(MANIFEST_PREFIX) {
@@ -78,7 +86,7 @@ impl FileName {
             | FileName::Hint(n)
             | FileName::Sst(n)
             | FileName::Manifest(n) => Some(n),
-            FileName::Current | FileName::Lock | FileName::Temp => None,
+            FileName::Current | FileName::Lock | FileName::Reserve | FileName::Temp => None,
         }
     }
 }
@@ -143,6 +151,9 @@ mod tests {
         assert_eq!(manifest(12_345_678), "MANIFEST-12345678");
         assert_eq!(FileName::parse("CURRENT"), Some(FileName::Current));
         assert_eq!(FileName::parse("LOCK"), Some(FileName::Lock));
+        assert_eq!(FileName::parse(RESERVE), Some(FileName::Reserve));
+        assert_eq!(FileName::parse(RESERVE).unwrap().number(), None);
+        assert_eq!(FileName::parse(&temp(RESERVE)), Some(FileName::Temp));
         assert_eq!(FileName::parse(&temp(CURRENT)), Some(FileName::Temp));
         assert_eq!(FileName::parse(&temp(&hint(3))), Some(FileName::Temp));
     }
@@ -162,6 +173,8 @@ mod tests {
             "000005.GC.vlog",
             "",
             "current",
+            "reserve",
+            "RESERVE.bak",
             "+00005.sst",
             "99999999999999999999.sst",
             "MANIFEST-7",

@@ -44,6 +44,7 @@ pub struct Options {
     pub(crate) fs: Option<Arc<dyn Fs>>,
     pub(crate) gc_policy: GcPolicy,
     pub(crate) background_gc: bool,
+    pub(crate) disk_reserve: bool,
     pub(crate) gc_space_amp_target: f64,
     pub(crate) gc_min_garbage_ratio: f64,
     pub(crate) gc_rate_limit: u64,
@@ -76,6 +77,7 @@ impl Default for Options {
             fs: None,
             gc_policy: GcPolicy::CostBenefit,
             background_gc: true,
+            disk_reserve: true,
             gc_space_amp_target: 1.5,
             gc_min_garbage_ratio: 0.2,
             gc_rate_limit: 0,
@@ -110,6 +112,7 @@ impl fmt::Debug for Options {
             .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
             .field("gc_policy", &self.gc_policy)
             .field("background_gc", &self.background_gc)
+            .field("disk_reserve", &self.disk_reserve)
             .field("gc_space_amp_target", &self.gc_space_amp_target)
             .field("gc_min_garbage_ratio", &self.gc_min_garbage_ratio)
             .field("gc_rate_limit", &self.gc_rate_limit)
@@ -244,6 +247,25 @@ impl Options {
     #[must_use]
     pub fn background_gc(mut self, on: bool) -> Self {
         self.background_gc = on;
+        self
+    }
+    /// Whether a writable open keeps a disk reserve: `RESERVE`, a
+    /// preallocated file of `segment_size + memtable_size` and room for
+    /// manifests, given back when the disk fills up so that the reopen,
+    /// deletes and GC have room (docs/gc-tuning.md, "A full disk").
+    /// Default true. With false an open makes none and removes one an
+    /// earlier open left; a full disk then needs space freed outside the
+    /// database before the reopen.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let _db = wisckey::Db::open(dir.path(), wisckey::Options::default().disk_reserve(false))?;
+    /// assert!(!dir.path().join("RESERVE").exists());
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    #[must_use]
+    pub fn disk_reserve(mut self, on: bool) -> Self {
+        self.disk_reserve = on;
         self
     }
     /// The vLog space amplification (bytes on disk over live bytes, by the
@@ -498,6 +520,7 @@ mod tests {
         assert_eq!(o.max_value_size, 256 << 20);
         assert_eq!(o.gc_policy, GcPolicy::CostBenefit);
         assert!(o.background_gc);
+        assert!(o.disk_reserve);
         assert_eq!(o.gc_space_amp_target, 1.5);
         assert_eq!(o.gc_min_garbage_ratio, 0.2);
         assert_eq!(o.gc_rate_limit, 0);

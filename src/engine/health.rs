@@ -2,18 +2,26 @@
 //! handle's drop) and poisoned (a failed sync or write, whose outcome on
 //! disk is unknown: nothing written since the last good sync can be trusted,
 //! so writes are refused until the database is reopened, invariant 8).
+//!
+//! A database poisoned by a full disk also gives back its disk reserve
+//! (`reserve.rs`): nothing is written until the reopen, which needs the room.
 
+use super::reserve::Reserve;
 use super::Engine;
 use crate::error::{Error, Result};
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Closed and poisoned, with the poison's reason; and read-only.
 #[derive(Debug, Default)]
 pub(super) struct Health {
     /// The directory, when the database is open read-only.
     read_only: Option<PathBuf>,
+    /// The disk reserve, released when a full disk poisons the database
+    /// (none when read-only).
+    reserve: Option<Arc<Reserve>>,
     closed: AtomicBool,
     poisoned: AtomicBool,
     /// Why the database was poisoned (the first reason only).
@@ -21,10 +29,12 @@ pub(super) struct Health {
 }
 
 impl Health {
-    /// The health of a database just opened (read-only for `Some(dir)`).
-    pub(super) fn new(read_only: Option<PathBuf>) -> Health {
+    /// The health of a database just opened (read-only for `Some(dir)`),
+    /// with its disk reserve.
+    pub(super) fn new(read_only: Option<PathBuf>, reserve: Option<Arc<Reserve>>) -> Health {
         Health {
             read_only,
+            reserve,
             ..Health::default()
         }
     }
@@ -84,10 +94,23 @@ impl Health {
 
 impl Engine {
     /// Refuses further writes and wakes every waiter (they return
-    /// `Error::Poisoned`).
+    /// `Error::Poisoned`). When the disk was found full, gives the disk
+    /// reserve back: the reopen, the deletes and GC need the room, and
+    /// nothing is written before the reopen.
     pub(super) fn poison(&self, msg: String) {
         log::error!("{}: poisoned: {msg}", self.dir.display());
         self.health.poison(msg);
+        if let Some(r) = self.health.reserve.as_ref().filter(|r| r.saw_disk_full()) {
+            if let Some(bytes) = r.release() {
+                log::warn!(
+                    "{}: the disk is full: released the {bytes}-byte disk reserve ({}); \
+                     reopen the database, delete data and run GC (docs/gc-tuning.md, \
+                     \"A full disk\")",
+                    self.dir.display(),
+                    crate::files::RESERVE
+                );
+            }
+        }
         self.workers.signal();
     }
 

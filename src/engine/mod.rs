@@ -55,6 +55,7 @@ mod health;
 mod output;
 mod read;
 mod recovery;
+mod reserve;
 mod scan;
 mod snapshots;
 mod tables;

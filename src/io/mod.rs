@@ -69,6 +69,16 @@ pub trait FileHandle: Send + Sync + Debug {
     /// Truncates or extends the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
 
+    /// Extends the file to at least `len` bytes with the space allocated on
+    /// the device (not a sparse hole), so that a later write needs no new
+    /// space for them: `fallocate` in [`StdFs`] (and [`UringFs`]). An error
+    /// (`ENOSPC`) may leave some of the range allocated and the file longer.
+    /// The bytes added read as zeros. Nothing is synced. Default: writes
+    /// zeros from the file's current end to `len` ([`write_zeros`]).
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        write_zeros(self, len)
+    }
+
     /// The operating-system file descriptor, when the handle is a plain open
     /// file whose bytes may be read directly (by io_uring) without going
     /// through this handle. Default `None`: backends that must see every
@@ -133,6 +143,24 @@ pub trait FileHandle: Send + Sync + Debug {
         }
         Ok(())
     }
+}
+
+/// Writes zeros from the end of `file` up to `len` bytes, in chunks of
+/// 1 MiB: the portable way to allocate space (see [`FileHandle::allocate`]),
+/// and what backends without `fallocate` fall back to.
+pub fn write_zeros<F: FileHandle + ?Sized>(file: &F, len: u64) -> io::Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let mut at = file.len()?;
+    if at >= len {
+        return Ok(());
+    }
+    let zeros = vec![0u8; CHUNK.min(len - at) as usize];
+    while at < len {
+        let n = CHUNK.min(len - at) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// One read of a batch (see [`Fs::read_batch`]): fill all of `buf` from

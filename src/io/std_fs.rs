@@ -12,7 +12,8 @@
 //! before the file is even opened, and the shared holders of one path share
 //! one descriptor, closed when the last of them goes.
 
-// The record lock needs `fcntl`; the fork test needs `fork`.
+// The record lock needs `fcntl`, preallocation `fallocate`; the fork test
+// needs `fork`.
 #![allow(unsafe_code)]
 
 use super::{FileHandle, FileLock, Fs};
@@ -65,8 +66,35 @@ impl FileHandle for StdFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
     }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        fallocate(&self.0, len).or_else(|e| match e.raw_os_error() {
+            // A file system without fallocate (or an old kernel): zeros.
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => super::write_zeros(self, len),
+            _ => Err(e),
+        })
+    }
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.0.as_raw_fd())
+    }
+}
+
+/// Allocates bytes `0..len` of `f` (`fallocate` mode 0: blocks reserved and
+/// the size extended, nothing written), retrying after `EINTR`.
+fn fallocate(f: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length out of range"))?;
+    loop {
+        // SAFETY: the descriptor belongs to the `File` borrowed for the
+        // call; `fallocate` takes only integers and touches no memory of
+        // ours.
+        let r = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

@@ -620,6 +620,9 @@ impl FileHandle for UringFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.inner.allocate(len)
+    }
     fn raw_fd(&self) -> Option<RawFd> {
         self.inner.raw_fd()
     }

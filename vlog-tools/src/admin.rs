@@ -107,9 +107,11 @@ struct Inspect {
     vlog_garbage_bytes: u64,
     /// vlog_bytes / (vlog_bytes - vlog_garbage_bytes), from the discard statistics.
     vlog_space_amplification: f64,
-    /// Bytes of every file in the directory.
+    /// Files in the directory and their bytes, the disk reserve not counted.
     dir_files: u64,
     dir_bytes: u64,
+    /// The disk reserve (`RESERVE`: preallocated room for a full disk).
+    reserve_bytes: u64,
     /// Counters since this open (GC, compaction); mostly zero for a fresh open.
     gc_passes: u64,
     gc_bytes_read: u64,
@@ -153,6 +155,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         vlog_space_amplification: st.vlog_space_amplification,
         dir_files,
         dir_bytes,
+        reserve_bytes: crate::bench::reserve_bytes(&args.dir),
         gc_passes: st.gc_passes,
         gc_bytes_read: st.gc_bytes_read,
         gc_bytes_written: st.gc_bytes_written,
@@ -169,9 +172,11 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     }
     println!("database {}", r.dir.display());
     println!(
-        "  {} files, {} bytes; I/O backend {}; last sequence {}; named tables: {}",
+        "  {} files, {} bytes (and a disk reserve of {} bytes); I/O backend {}; last sequence \
+         {}; named tables: {}",
         r.dir_files,
         r.dir_bytes,
+        r.reserve_bytes,
         r.io_backend,
         r.last_sequence,
         if r.tables.is_empty() {

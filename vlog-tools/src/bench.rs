@@ -463,11 +463,15 @@ struct WriteAmpReport {
 
 #[derive(Debug, Serialize)]
 struct SpaceReport {
+    /// Files in the directory, the disk reserve not counted.
     files: u64,
-    /// Sum of the files' lengths.
+    /// Sum of the files' lengths (the disk reserve not counted).
     db_bytes: u64,
     /// Sum of the blocks allocated to them.
     db_allocated_bytes: u64,
+    /// The length of the disk reserve (`RESERVE`: preallocated room for a
+    /// full disk, no data; docs/gc-tuning.md, "A full disk").
+    reserve_bytes: u64,
     /// Key + value bytes of the live data (every key is distinct).
     live_user_bytes: u64,
     /// db_bytes / live_user_bytes.
@@ -536,9 +540,11 @@ struct VlogSpace {
     values_separated: bool,
     /// stats().vlog_space_amplification (from the discard statistics).
     engine_vlog_space_amplification: f64,
+    /// As in the load's space report: the disk reserve not counted.
     files: u64,
     db_bytes: u64,
     db_allocated_bytes: u64,
+    reserve_bytes: u64,
     /// keys x (key + value).
     live_user_bytes: u64,
     /// db_bytes / live_user_bytes.
@@ -881,6 +887,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         files,
         db_bytes,
         db_allocated_bytes,
+        reserve_bytes: reserve_bytes(&db_dir),
         live_user_bytes: user_bytes,
         space_amplification: ratio(db_bytes, user_bytes),
     };
@@ -1188,6 +1195,7 @@ fn update_phase(
         files,
         db_bytes,
         db_allocated_bytes,
+        reserve_bytes: reserve_bytes(db_dir),
         live_user_bytes,
         db_over_live_user: ratio(db_bytes, live_user_bytes),
     };
@@ -1394,12 +1402,20 @@ fn scan_phase(table: &Table, values: &Values) -> Result<(u64, u64)> {
     Ok((entries, bytes))
 }
 
-/// Files, total length and allocated bytes under `dir`.
+/// The name of wisckey's disk reserve in a database directory.
+const RESERVE: &str = "RESERVE";
+
+/// Files, total length and allocated bytes under `dir`, wisckey's disk
+/// reserve (`RESERVE`: preallocated, no data) not counted: it is room kept
+/// for a full disk, not space the data takes.
 pub fn dir_size(dir: &Path) -> Result<(u64, u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let (mut files, mut len, mut alloc) = (0, 0, 0);
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry?;
+        if entry.file_name() == RESERVE {
+            continue;
+        }
         // Background work may delete a file between the listing and this.
         let meta = match entry.metadata() {
             Ok(m) => m,
@@ -1418,6 +1434,11 @@ pub fn dir_size(dir: &Path) -> Result<(u64, u64, u64)> {
         }
     }
     Ok((files, len, alloc))
+}
+
+/// The length of the disk reserve in database directory `dir` (0: none).
+pub fn reserve_bytes(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(RESERVE)).map_or(0, |m| m.len())
 }
 
 fn cold_mark(cold: bool) -> &'static str {
@@ -1565,8 +1586,9 @@ fn print_table(r: &Report) {
     }
     let s = &r.space;
     println!(
-        "space amp                 {:.3}  ({} files, {} bytes, {} allocated)",
-        s.space_amplification, s.files, s.db_bytes, s.db_allocated_bytes
+        "space amp                 {:.3}  ({} files, {} bytes, {} allocated; disk reserve {} \
+         bytes apart)",
+        s.space_amplification, s.files, s.db_bytes, s.db_allocated_bytes, s.reserve_bytes
     );
     match &r.scan {
         Some(scan) => println!(

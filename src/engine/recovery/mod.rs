@@ -15,12 +15,19 @@
 //! 7. a fresh manifest: one snapshot edit of the recovered state.
 //! 8. [`remove_leftovers`]: files a crash left that the manifest does not
 //!    name.
+//! 9. the disk reserve (`RESERVE`, `reserve.rs`): made when missing or
+//!    short, where there is room.
+//!
+//! A writable open does all of its I/O through a [`WatchedFs`], which notes
+//! a full disk for the reserve (a read-only one through the plain file
+//! system: it never creates or removes `RESERVE`).
 //!
 //! Then [`Engine::open`] assembles the parts and starts the workers.
 
 mod vlog;
 
 use super::health::Health;
+use super::reserve::{Reserve, WatchedFs};
 use super::versions::{LoggedMemtable, SuperVersion, Versions};
 use super::workers::Workers;
 use super::write::Writer;
@@ -51,6 +58,12 @@ impl Engine {
             (None, backend) => select_fs(backend, opts.file_mode())?,
         };
         let ro = opts.read_only;
+        let (fs, reserve) = if ro {
+            (fs, None)
+        } else {
+            let reserve = Reserve::new(fs.clone(), dir, opts.disk_reserve);
+            (WatchedFs::wrap(fs, reserve.clone()), Some(reserve))
+        };
         let lock = lock_directory(&fs, dir, &opts)?;
         let names = fs
             .list(dir)
@@ -136,9 +149,32 @@ impl Engine {
                 record_unrecorded_seals(&vlog, &mut state)?;
                 state.vlog_head = vlog.head_position().segment;
                 state.last_sequence = last_seq;
-                let manifest_number = alloc();
-                state.next_file_number = next_file.load(Ordering::Relaxed) + 1;
-                let manifest = Manifest::create(fs.clone(), dir, manifest_number, &state)?;
+                let mut create = || {
+                    let n = alloc();
+                    state.next_file_number = next_file.load(Ordering::Relaxed) + 1;
+                    Manifest::create(fs.clone(), dir, n, &state)
+                };
+                let manifest = match create() {
+                    // The disk filled up while the database was closed (or
+                    // the reserve outlived a full disk): give the reserve
+                    // back and try once more (with a new number: CURRENT may
+                    // name the failed one).
+                    Err(e) if reserve.as_ref().is_some_and(|r| r.saw_disk_full()) => {
+                        match reserve.as_ref().and_then(|r| r.release()) {
+                            Some(bytes) => {
+                                log::warn!(
+                                    "{}: the disk is full: released the {bytes}-byte disk \
+                                     reserve to write the manifest ({e})",
+                                    dir.display()
+                                );
+                                create()?
+                            }
+                            None => return Err(e),
+                        }
+                    }
+                    r => r?,
+                };
+                let manifest_number = manifest.number();
                 log::debug!(
                     "{}: manifest {} written, {} tables, vLog head at {}:{}",
                     dir.display(),
@@ -154,6 +190,20 @@ impl Engine {
                     manifest: manifest_number,
                 };
                 remove_leftovers(&fs, dir, &parsed, &state, is_new, &live);
+                match &reserve {
+                    Some(r) if opts.disk_reserve => {
+                        r.ensure(Reserve::wanted(&opts, manifest.size()))
+                    }
+                    Some(r) => {
+                        if let Some(bytes) = r.release() {
+                            log::info!(
+                                "{}: removed the {bytes}-byte disk reserve (disk_reserve is off)",
+                                dir.display()
+                            );
+                        }
+                    }
+                    None => {}
+                }
                 manifest
             }
         };
@@ -174,7 +224,7 @@ impl Engine {
             keydirs,
             snapshots: Default::default(),
             workers: Workers::new(opts.background_gc),
-            health: Health::new(ro.then(|| dir.to_path_buf())),
+            health: Health::new(ro.then(|| dir.to_path_buf()), reserve),
             counters: Default::default(),
             gc: gc::GcState::default(),
             opts,
@@ -411,7 +461,8 @@ fn remove_leftovers(
             FileName::Hint(n) => !live.segments.contains(&n),
             FileName::Manifest(n) => n != live.manifest,
             FileName::Temp => true,
-            FileName::Current | FileName::Lock => false,
+            // The reserve is made (or kept) after this, never a leftover.
+            FileName::Current | FileName::Lock | FileName::Reserve => false,
         };
         if stale {
             let p = dir.join(name);
