@@ -105,8 +105,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
 
-    /// Bytes per value.
-    #[arg(long, default_value_t = 4096)]
+    /// Bytes per value (a size: 4096, 4KiB, 1MiB).
+    #[arg(long, default_value_t = 4096, value_parser = crate::units::parse_size_usize)]
     value_size: usize,
 
     /// Load order: `seq` (ascending keys) or `random` (a shuffle of all keys).
@@ -151,16 +151,17 @@ pub struct BenchArgs {
 
     /// Options::value_threshold: values of at least this many bytes go to the
     /// vLog, smaller ones stay inline in the LSM-tree [default: the engine's, 1024].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::units::parse_size_usize)]
     value_threshold: Option<usize>,
 
     /// Options::segment_size: bytes per vLog segment [default: the engine's,
-    /// 128 MiB]. GC only takes sealed segments, so small runs want small ones.
-    #[arg(long)]
+    /// 128 MiB], a size: 4MiB, 128MiB. GC only takes sealed segments, so
+    /// small runs want small ones.
+    #[arg(long, value_parser = crate::units::parse_size)]
     segment_size: Option<u64>,
 
-    /// Options::memtable_size [default: the engine's, 64 MiB].
-    #[arg(long)]
+    /// Options::memtable_size [default: the engine's, 64 MiB], a size.
+    #[arg(long, value_parser = crate::units::parse_size_usize)]
     memtable_size: Option<usize>,
 
     /// Overwrites of existing keys after the load (0: no update phase).
@@ -188,8 +189,9 @@ pub struct BenchArgs {
     #[arg(long)]
     no_gc: bool,
 
-    /// Options::gc_rate_limit: the most bytes per second GC writes (0: no limit).
-    #[arg(long, default_value_t = 0)]
+    /// Options::gc_rate_limit: the most bytes per second GC writes, a size
+    /// (64MiB: 64 MiB/s; 0: no limit).
+    #[arg(long, default_value_t = 0, value_parser = crate::units::parse_size)]
     gc_rate: u64,
 
     /// After the update phase, the most seconds to wait for automatic GC to
@@ -1586,9 +1588,13 @@ fn print_table(r: &Report) {
     }
     let s = &r.space;
     println!(
-        "space amp                 {:.3}  ({} files, {} bytes, {} allocated; disk reserve {} \
-         bytes apart)",
-        s.space_amplification, s.files, s.db_bytes, s.db_allocated_bytes, s.reserve_bytes
+        "space amp                 {:.3}  ({} files, {}, {} allocated; disk reserve of {} \
+         apart)",
+        s.space_amplification,
+        s.files,
+        crate::units::bytes(s.db_bytes),
+        crate::units::bytes(s.db_allocated_bytes),
+        crate::units::bytes(s.reserve_bytes)
     );
     match &r.scan {
         Some(scan) => println!(

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod procio;
+mod units;
 mod zipf;
 
 use anyhow::{Context, Result};
