@@ -19,6 +19,70 @@ pub struct LevelStats {
     pub bytes_written: u64,
 }
 
+/// What a database was created with: the options that shape its files, and
+/// when ([`Stats::created`]). The tools open a database with these unless
+/// told otherwise, so that `vlog-tools gc DIR` writes segments of the size
+/// the database already has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CreatedWith {
+    /// Seconds since the Unix epoch at creation; 0 when unknown (a database
+    /// created before this was recorded: then the other fields are the
+    /// options of its first writable open since).
+    pub unix_secs: u64,
+    /// `Options::segment_size`.
+    pub segment_size: u64,
+    /// `Options::value_threshold`.
+    pub value_threshold: u64,
+    /// `Options::memtable_size`.
+    pub memtable_size: u64,
+}
+
+/// Counters since the database was created, kept across opens in the
+/// manifest ([`Stats::lifetime`]). Each manifest edit (a flush, a
+/// compaction, a GC pass, a segment roll, a close) records them, so a crash
+/// loses only what was counted since the last edit. For a database written
+/// before they were recorded they start at its first open since.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct LifetimeStats {
+    /// Key and value bytes written by users.
+    pub user_bytes_written: u64,
+    /// Puts and deletes.
+    pub writes: u64,
+    /// vLog bytes appended by user writes.
+    pub vlog_bytes_written: u64,
+    /// vLog bytes appended by GC.
+    pub gc_bytes_written: u64,
+    /// Bytes GC read from its victims.
+    pub gc_bytes_read: u64,
+    /// Bytes of segments GC retired.
+    pub gc_bytes_freed: u64,
+    /// Records GC moved.
+    pub gc_records_moved: u64,
+    /// GC passes that ran.
+    pub gc_passes: u64,
+    /// SSTable bytes written by flushes.
+    pub flush_bytes_written: u64,
+    /// Flushes.
+    pub flushes: u64,
+    /// SSTable bytes written by compactions.
+    pub compaction_bytes_written: u64,
+    /// SSTable bytes compactions read.
+    pub compaction_bytes_read: u64,
+    /// Compactions.
+    pub compactions: u64,
+    /// Manifest bytes written.
+    pub manifest_bytes_written: u64,
+    /// Writable opens, this one included.
+    pub opens: u64,
+    /// Everything written (vLog, GC, flushes, compactions, manifest) over
+    /// `user_bytes_written`; 0 before any user write.
+    pub write_amplification: f64,
+    /// (vLog + GC bytes) over vLog bytes; 0 before any vLog write.
+    pub gc_write_amplification: f64,
+}
+
 /// One vLog segment: its size and how much of it is garbage.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
@@ -38,7 +102,8 @@ pub struct SegmentStats {
 
 /// A snapshot of the engine's counters, from [`crate::Db::stats`].
 ///
-/// Byte counters count since this open; sizes are what is on disk now.
+/// Byte counters count since this open; [`Stats::lifetime`] has them since
+/// the database was created. Sizes are what is on disk now.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
@@ -112,6 +177,11 @@ pub struct Stats {
     pub bloom_false_positives: u64,
     /// Per vLog segment, oldest first: size and garbage.
     pub segments: Vec<SegmentStats>,
+    /// The counters since the database was created (kept across opens).
+    pub lifetime: LifetimeStats,
+    /// What the database was created with; `None` for a database created
+    /// before this was recorded, until its next writable open.
+    pub created: Option<CreatedWith>,
     /// Garbage bytes over all segments (sum of `segments[..].garbage_bytes`).
     pub vlog_garbage_bytes: u64,
     /// vLog bytes on disk over the live bytes (by the discard statistics).

@@ -3,7 +3,8 @@
 
 use super::Engine;
 use crate::lsm::compaction::{self, NUM_LEVELS};
-use crate::stats::{LevelStats, SegmentStats, Stats};
+use crate::manifest::LifetimeCounters;
+use crate::stats::{LevelStats, LifetimeStats, SegmentStats, Stats};
 use crate::vlog::SegmentKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,6 +38,24 @@ pub(super) struct Counters {
     pub(super) gc_records_moved: AtomicU64,
     pub(super) level_read: [AtomicU64; NUM_LEVELS],
     pub(super) level_written: [AtomicU64; NUM_LEVELS],
+    /// The counters of earlier opens, from the manifest (this open's are
+    /// added to them: [`Engine::lifetime_counters`]).
+    pub(super) base: LifetimeCounters,
+    /// Whether this open counts as one (a writable open).
+    pub(super) counts_open: bool,
+    /// Whether the close (or the drop) has recorded the counters.
+    pub(super) recorded_at_close: std::sync::atomic::AtomicBool,
+}
+
+impl Counters {
+    /// Counters at zero on top of `base`, the earlier opens' sums.
+    pub(super) fn on_top_of(base: LifetimeCounters, counts_open: bool) -> Counters {
+        Counters {
+            base,
+            counts_open,
+            ..Counters::default()
+        }
+    }
 }
 
 /// Adds `n` to counter `c`.
@@ -49,6 +68,61 @@ fn get(c: &AtomicU64) -> u64 {
 }
 
 impl Engine {
+    /// The counters since the database was created: the manifest's sums of
+    /// earlier opens plus this one's. Every manifest edit records them.
+    pub(super) fn lifetime_counters(&self) -> LifetimeCounters {
+        let c = &self.counters;
+        c.base.plus(&LifetimeCounters {
+            user_bytes_written: get(&c.user_bytes_written),
+            writes: get(&c.writes),
+            vlog_bytes_written: self.vlog.bytes_written(),
+            gc_bytes_written: self.vlog.gc_bytes_written(),
+            gc_bytes_read: get(&c.gc_bytes_read),
+            gc_bytes_freed: get(&c.gc_bytes_freed),
+            gc_records_moved: get(&c.gc_records_moved),
+            gc_passes: get(&c.gc_passes),
+            flush_bytes_written: get(&c.flush_bytes_written),
+            flushes: get(&c.flushes),
+            compaction_bytes_written: get(&c.compaction_bytes_written),
+            compaction_bytes_read: get(&c.compaction_bytes_read),
+            compactions: get(&c.compactions),
+            manifest_bytes_written: get(&c.manifest_bytes_written),
+            opens: u64::from(c.counts_open),
+        })
+    }
+
+    fn lifetime_stats(&self) -> LifetimeStats {
+        let l = self.lifetime_counters();
+        let ratio = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let all = l.vlog_bytes_written
+            + l.gc_bytes_written
+            + l.flush_bytes_written
+            + l.compaction_bytes_written
+            + l.manifest_bytes_written;
+        LifetimeStats {
+            user_bytes_written: l.user_bytes_written,
+            writes: l.writes,
+            vlog_bytes_written: l.vlog_bytes_written,
+            gc_bytes_written: l.gc_bytes_written,
+            gc_bytes_read: l.gc_bytes_read,
+            gc_bytes_freed: l.gc_bytes_freed,
+            gc_records_moved: l.gc_records_moved,
+            gc_passes: l.gc_passes,
+            flush_bytes_written: l.flush_bytes_written,
+            flushes: l.flushes,
+            compaction_bytes_written: l.compaction_bytes_written,
+            compaction_bytes_read: l.compaction_bytes_read,
+            compactions: l.compactions,
+            manifest_bytes_written: l.manifest_bytes_written,
+            opens: l.opens,
+            write_amplification: ratio(all, l.user_bytes_written),
+            gc_write_amplification: ratio(
+                l.vlog_bytes_written + l.gc_bytes_written,
+                l.vlog_bytes_written,
+            ),
+        }
+    }
+
     /// Counters and sizes now.
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
@@ -134,6 +208,8 @@ impl Engine {
             bloom_skips: get(&c.bloom_skips),
             bloom_false_positives: get(&c.bloom_false_positives),
             segments,
+            lifetime: self.lifetime_stats(),
+            created: self.versions.created_with(),
         }
     }
 

@@ -137,7 +137,22 @@ impl Engine {
             return Ok(());
         }
         self.health.check_not_poisoned()?;
-        self.vlog.sync()
+        self.vlog.sync()?;
+        self.record_counters()
+    }
+
+    /// Writes the counters to the manifest (at close, so that the next open
+    /// goes on from them), once.
+    fn record_counters(&self) -> crate::Result<()> {
+        if self
+            .counters
+            .recorded_at_close
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(());
+        }
+        let mut vs = self.versions.lock_manifest();
+        self.log_and_apply(&mut vs, Default::default(), Default::default())
     }
 
     /// Stops the workers, once; later calls do nothing.
@@ -156,6 +171,13 @@ impl Drop for Engine {
         }
         if let Err(e) = self.vlog.sync() {
             log::warn!("{}: sync on drop failed: {e}", self.dir.display());
+            return;
+        }
+        if let Err(e) = self.record_counters() {
+            log::warn!(
+                "{}: recording the counters on drop failed: {e}",
+                self.dir.display()
+            );
         }
     }
 }

@@ -164,6 +164,8 @@ pub(super) struct Versions {
     manifest: Mutex<VersionSet>,
     current: RwLock<Arc<SuperVersion>>,
     next_file: AtomicU64,
+    /// What the database was created with (fixed once open).
+    created: Option<crate::stats::CreatedWith>,
 }
 
 impl Versions {
@@ -174,10 +176,16 @@ impl Versions {
         next_file: u64,
     ) -> Versions {
         Versions {
+            created: state.created,
             manifest: Mutex::new(VersionSet { manifest, state }),
             current: RwLock::new(Arc::new(current)),
             next_file: AtomicU64::new(next_file),
         }
+    }
+
+    /// What the database was created with, when recorded.
+    pub(super) fn created_with(&self) -> Option<crate::stats::CreatedWith> {
+        self.created
     }
 
     /// The view a new read takes.
@@ -264,6 +272,7 @@ impl Engine {
         change: LevelChange<'_>,
     ) -> Result<()> {
         edit.next_file_number = Some(self.versions.next_file_number() + 1);
+        edit.counters = Some(self.lifetime_counters());
         let before = vs.manifest.size();
         let appended = vs.manifest.append(&edit);
         self.or_poison("manifest write", appended)?;

@@ -13,6 +13,7 @@
 use crate::coding::{put_length_prefixed, put_varint, Reader};
 use crate::lsm::version::SstMeta;
 use crate::options::TableKind;
+use crate::stats::CreatedWith;
 use crate::vlog::{Position, SegmentKind};
 
 /// Levels are numbered `0..MAX_LEVELS`; an edit naming a deeper level is corrupt.
@@ -51,6 +52,130 @@ pub(super) const TAG_GC_HEAD: u64 = 10;
 pub(super) const TAG_SEGMENT_SEALED: u64 = 11;
 /// `vlog_head`: the user head segment's number, varint (at most once).
 pub(super) const TAG_VLOG_HEAD: u64 = 12;
+/// `created`: what the database was created with ([`CreatedWith`]), a
+/// length-prefixed list of varints (at most once). Fields a later version
+/// appends are ignored; fields missing at the end read as 0.
+pub(super) const TAG_CREATED: u64 = 13;
+/// `counters`: the counters since the database was created
+/// ([`LifetimeCounters`]), a length-prefixed list of varints (at most once;
+/// the newest edit's wins). Extensible like [`TAG_CREATED`].
+pub(super) const TAG_COUNTERS: u64 = 14;
+
+fn created_fields(c: &CreatedWith) -> [u64; 4] {
+    [
+        c.unix_secs,
+        c.segment_size,
+        c.value_threshold,
+        c.memtable_size,
+    ]
+}
+
+fn created_from_fields(f: &[u64]) -> CreatedWith {
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    CreatedWith {
+        unix_secs: at(0),
+        segment_size: at(1),
+        value_threshold: at(2),
+        memtable_size: at(3),
+    }
+}
+
+/// Counters kept across opens: what every open counted, added up. Each
+/// manifest edit carries the sum at the time it is written, so a crash
+/// loses only what was counted since the last edit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LifetimeCounters {
+    pub user_bytes_written: u64,
+    pub writes: u64,
+    pub vlog_bytes_written: u64,
+    pub gc_bytes_written: u64,
+    pub gc_bytes_read: u64,
+    pub gc_bytes_freed: u64,
+    pub gc_records_moved: u64,
+    pub gc_passes: u64,
+    pub flush_bytes_written: u64,
+    pub flushes: u64,
+    pub compaction_bytes_written: u64,
+    pub compaction_bytes_read: u64,
+    pub compactions: u64,
+    pub manifest_bytes_written: u64,
+    /// Writable opens of the database.
+    pub opens: u64,
+}
+
+impl LifetimeCounters {
+    fn fields(&self) -> [u64; 15] {
+        [
+            self.user_bytes_written,
+            self.writes,
+            self.vlog_bytes_written,
+            self.gc_bytes_written,
+            self.gc_bytes_read,
+            self.gc_bytes_freed,
+            self.gc_records_moved,
+            self.gc_passes,
+            self.flush_bytes_written,
+            self.flushes,
+            self.compaction_bytes_written,
+            self.compaction_bytes_read,
+            self.compactions,
+            self.manifest_bytes_written,
+            self.opens,
+        ]
+    }
+
+    fn from_fields(f: &[u64]) -> LifetimeCounters {
+        let at = |i: usize| f.get(i).copied().unwrap_or(0);
+        LifetimeCounters {
+            user_bytes_written: at(0),
+            writes: at(1),
+            vlog_bytes_written: at(2),
+            gc_bytes_written: at(3),
+            gc_bytes_read: at(4),
+            gc_bytes_freed: at(5),
+            gc_records_moved: at(6),
+            gc_passes: at(7),
+            flush_bytes_written: at(8),
+            flushes: at(9),
+            compaction_bytes_written: at(10),
+            compaction_bytes_read: at(11),
+            compactions: at(12),
+            manifest_bytes_written: at(13),
+            opens: at(14),
+        }
+    }
+
+    /// `self` plus `other`, field by field (saturating).
+    pub(crate) fn plus(&self, other: &LifetimeCounters) -> LifetimeCounters {
+        let (a, b) = (self.fields(), other.fields());
+        let mut sum = [0u64; 15];
+        for i in 0..sum.len() {
+            sum[i] = a[i].saturating_add(b[i]);
+        }
+        LifetimeCounters::from_fields(&sum)
+    }
+}
+
+/// Appends `tag` and `fields` as a length-prefixed list of varints.
+fn put_varint_list(b: &mut Vec<u8>, tag: u64, fields: &[u64]) {
+    let mut payload = Vec::with_capacity(fields.len() * 4);
+    for &f in fields {
+        put_varint(&mut payload, f);
+    }
+    put_varint(b, tag);
+    put_length_prefixed(b, &payload);
+}
+
+/// Reads a length-prefixed list of varints (at most `max`; more are ignored).
+fn read_varint_list(r: &mut Reader<'_>, max: usize) -> Option<Vec<u64>> {
+    let payload = r.length_prefixed()?;
+    let mut p = Reader::new(payload);
+    let mut out = Vec::new();
+    while !p.is_empty() && out.len() < max {
+        out.push(p.varint()?);
+    }
+    Some(out)
+}
 
 /// A named table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +271,10 @@ pub(crate) struct VersionEdit {
     /// The user segment appends go to (set at each roll, after its
     /// directory entry is durable).
     pub vlog_head: Option<u64>,
+    /// What the database was created with (see [`CreatedWith`]).
+    pub created: Option<CreatedWith>,
+    /// The counters since creation, as of this edit.
+    pub counters: Option<LifetimeCounters>,
 }
 
 impl VersionEdit {
@@ -217,6 +346,12 @@ impl VersionEdit {
             put_varint(&mut b, s.number);
             b.push(SealedSegment::kind_byte(s.kind));
             put_varint(&mut b, s.len);
+        }
+        if let Some(c) = &self.created {
+            put_varint_list(&mut b, TAG_CREATED, &created_fields(c));
+        }
+        if let Some(c) = &self.counters {
+            put_varint_list(&mut b, TAG_COUNTERS, &c.fields());
         }
         b
     }
@@ -315,6 +450,15 @@ impl VersionEdit {
                     let seg = r.varint().ok_or_else(truncated)?;
                     let bytes = r.varint().ok_or_else(truncated)?;
                     e.discard.push((seg, bytes));
+                }
+                TAG_CREATED => {
+                    let f = read_varint_list(&mut r, 64).ok_or_else(truncated)?;
+                    set_once(&mut e.created, created_from_fields(&f), "created", at)?;
+                }
+                TAG_COUNTERS => {
+                    let f = read_varint_list(&mut r, 256).ok_or_else(truncated)?;
+                    let c = LifetimeCounters::from_fields(&f);
+                    set_once(&mut e.counters, c, "counters", at)?;
                 }
                 _ => return Err(format!("unknown tag {tag} at byte {at}")),
             }

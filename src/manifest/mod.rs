@@ -24,7 +24,9 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use edit::{SealedSegment, TableDef, VersionEdit, DEFAULT_TABLE, DEFAULT_TABLE_NAME};
+pub(crate) use edit::{
+    LifetimeCounters, SealedSegment, TableDef, VersionEdit, DEFAULT_TABLE, DEFAULT_TABLE_NAME,
+};
 pub(crate) use state::ManifestState;
 
 use std::io::ErrorKind;

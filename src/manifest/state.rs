@@ -4,9 +4,10 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use super::edit::{SealedSegment, TableDef, VersionEdit, MAX_LEVELS};
+use super::edit::{LifetimeCounters, SealedSegment, TableDef, VersionEdit, MAX_LEVELS};
 use crate::lsm::ikey;
 use crate::lsm::version::SstMeta;
+use crate::stats::CreatedWith;
 use crate::vlog::Position;
 
 /// The result of applying every edit of a manifest in order.
@@ -31,6 +32,11 @@ pub(crate) struct ManifestState {
     /// See [`VersionEdit::vlog_head`]; 0 when not recorded (a database
     /// written before heads were recorded).
     pub vlog_head: u64,
+    /// See [`VersionEdit::created`]; `None` for a database created before
+    /// it was recorded, until its next writable open.
+    pub created: Option<CreatedWith>,
+    /// The newest counters recorded (see [`LifetimeCounters`]).
+    pub counters: LifetimeCounters,
 }
 
 impl ManifestState {
@@ -167,6 +173,12 @@ impl ManifestState {
         if let Some(h) = edit.vlog_head {
             self.vlog_head = h;
         }
+        if let Some(c) = edit.created {
+            self.created = Some(c);
+        }
+        if let Some(c) = edit.counters {
+            self.counters = c;
+        }
         // Numbers below the tail are gone for good: no need to remember them.
         let tail = self.vlog_tail;
         self.segments_removed.retain(|&s| s >= tail);
@@ -191,6 +203,8 @@ impl ManifestState {
             gc_head: Some(self.gc_head),
             sealed: self.sealed.values().copied().collect(),
             vlog_head: (self.vlog_head != 0).then_some(self.vlog_head),
+            created: self.created,
+            counters: Some(self.counters),
         }
     }
 }

@@ -186,6 +186,8 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                     discard,
                     gc_head: gc_head.map(|(segment, offset)| Position { segment, offset }),
                     vlog_head: None,
+                    created: None,
+                    counters: None,
                     sealed: sealed
                         .into_iter()
                         .map(|(number, gc, len)| SealedSegment {
@@ -271,8 +273,66 @@ fn empty_and_full_edits_round_trip() {
                 len: 0,
             },
         ],
+        created: Some(crate::stats::CreatedWith {
+            unix_secs: 1_764_633_600,
+            segment_size: 128 << 20,
+            value_threshold: 1024,
+            memtable_size: u64::MAX,
+        }),
+        counters: Some(LifetimeCounters {
+            user_bytes_written: u64::MAX,
+            gc_passes: 3,
+            opens: 7,
+            ..Default::default()
+        }),
     };
     assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
+}
+
+/// The created and counters fields are lists a later version may extend:
+/// extra fields are ignored, missing ones read as 0, and a list that is not
+/// varints, or cut, is an error.
+#[test]
+fn created_and_counters_lists_extend_and_refuse_garbage() {
+    let list = |tag: u64, fields: &[u64]| {
+        let mut payload = Vec::new();
+        for &f in fields {
+            put_varint(&mut payload, f);
+        }
+        let mut b = Vec::new();
+        put_varint(&mut b, tag);
+        put_length_prefixed(&mut b, &payload);
+        b
+    };
+    let longer: Vec<u64> = (1..=40).collect();
+    let e = VersionEdit::decode(&list(TAG_COUNTERS, &longer)).unwrap();
+    let c = e.counters.unwrap();
+    assert_eq!((c.user_bytes_written, c.writes, c.opens), (1, 2, 15));
+    let e = VersionEdit::decode(&list(TAG_CREATED, &[5, 6])).unwrap();
+    let c = e.created.unwrap();
+    assert_eq!(
+        (
+            c.unix_secs,
+            c.segment_size,
+            c.value_threshold,
+            c.memtable_size
+        ),
+        (5, 6, 0, 0)
+    );
+    // A varint that never ends inside the list.
+    let mut b = Vec::new();
+    put_varint(&mut b, TAG_CREATED);
+    put_length_prefixed(&mut b, &[0x80, 0x80]);
+    assert!(VersionEdit::decode(&b).is_err());
+    // The list's length past the end.
+    let mut b = list(TAG_COUNTERS, &[1, 2, 3]);
+    b.pop();
+    assert!(VersionEdit::decode(&b).is_err());
+    // Twice in one edit.
+    let twice = [list(TAG_CREATED, &[1]), list(TAG_CREATED, &[2])].concat();
+    assert!(VersionEdit::decode(&twice)
+        .unwrap_err()
+        .contains("repeated"));
 }
 
 #[test]

@@ -26,6 +26,7 @@
 
 mod vlog;
 
+use super::counters::Counters;
 use super::health::Health;
 use super::reserve::{Reserve, WatchedFs};
 use super::versions::{LoggedMemtable, SuperVersion, Versions};
@@ -40,6 +41,7 @@ use crate::lsm::sstable::Sst;
 use crate::lsm::version::{SstHandle, Version};
 use crate::manifest::{Manifest, ManifestState};
 use crate::options::{Options, TableKind};
+use crate::stats::CreatedWith;
 use crate::vlog::VLog;
 use std::collections::HashSet;
 use std::path::Path;
@@ -147,6 +149,9 @@ impl Engine {
             Some(m) if ro => m,
             _ => {
                 record_unrecorded_seals(&vlog, &mut state)?;
+                if state.created.is_none() {
+                    state.created = Some(created_with(&opts, is_new));
+                }
                 state.vlog_head = vlog.head_position().segment;
                 state.last_sequence = last_seq;
                 let mut create = || {
@@ -214,6 +219,7 @@ impl Engine {
             version: Arc::new(Version { levels }),
             segments: vlog.live_set(),
         };
+        let counters = Counters::on_top_of(state.counters, !ro);
         let engine = Arc::new(Engine {
             dir: dir.to_path_buf(),
             fs,
@@ -225,7 +231,7 @@ impl Engine {
             snapshots: Default::default(),
             workers: Workers::new(opts.background_gc),
             health: Health::new(ro.then(|| dir.to_path_buf()), reserve),
-            counters: Default::default(),
+            counters,
             gc: gc::GcState::default(),
             opts,
         });
@@ -443,6 +449,25 @@ struct Live {
 
 /// Removes what a crash left behind and the manifest does not name. A
 /// failure is only logged: the next open tries again.
+/// What a database is created with now (`is_new`), or is found to run with
+/// at its first writable open since this was recorded (creation time
+/// unknown: 0).
+fn created_with(opts: &Options, is_new: bool) -> CreatedWith {
+    let unix_secs = if is_new {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    } else {
+        0
+    };
+    CreatedWith {
+        unix_secs,
+        segment_size: opts.segment_size,
+        value_threshold: opts.value_threshold as u64,
+        memtable_size: opts.memtable_size as u64,
+    }
+}
+
 fn remove_leftovers(
     fs: &Arc<dyn Fs>,
     dir: &Path,
