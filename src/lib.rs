@@ -57,7 +57,7 @@ pub use error::{Error, Result};
 pub use io::IoBackend;
 pub use iter::{Iter, KeyRange};
 pub use options::{
-    Compression, GcOptions, GcPolicy, Options, TableKind, TableOptions, WriteOptions,
+    Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
 };
 pub use snapshot::Snapshot;
 pub use stats::{CreatedWith, LevelStats, LifetimeStats, SegmentStats, Stats};

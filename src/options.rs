@@ -389,6 +389,32 @@ pub struct GcOptions {
     pub(crate) all_sealed: bool,
     pub(crate) min_garbage_ratio: Option<f64>,
     pub(crate) salvage: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) progress: Option<GcProgressFn>,
+}
+
+/// How far a GC pass has come, for [`GcOptions::on_progress`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcProgress {
+    /// Victim segments read through so far.
+    pub segments_done: u64,
+    /// Victim segments of the pass.
+    pub segments_total: u64,
+    /// Bytes of them read so far.
+    pub bytes_read: u64,
+    /// Bytes of all the victims.
+    pub bytes_total: u64,
+}
+
+/// The callback of [`GcOptions::on_progress`].
+#[derive(Clone)]
+pub(crate) struct GcProgressFn(pub(crate) Arc<dyn Fn(&GcProgress) + Send + Sync>);
+
+impl std::fmt::Debug for GcProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcProgressFn")
+    }
 }
 
 impl GcOptions {
@@ -433,6 +459,31 @@ impl GcOptions {
     #[must_use]
     pub fn salvage(mut self, salvage: bool) -> Self {
         self.salvage = salvage;
+        self
+    }
+    /// Dry run: choose the victims as the pass would and report them, with
+    /// the bytes it would read, move and free by the discard statistics
+    /// ([`crate::GcReport::dry_run`]), changing nothing. Works on a database
+    /// opened read-only. Default false.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = wisckey::Db::open(dir.path(), wisckey::Options::default())?;
+    /// let plan = db.gc(wisckey::GcOptions::default().dry_run(true))?;
+    /// assert!(plan.dry_run && plan.victims.is_empty());
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    #[must_use]
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+    /// Calls `f` as the pass reads its victims: once before the first, then
+    /// after each (for a progress bar). Not called by a dry run or a pass
+    /// without victims.
+    #[must_use]
+    pub fn on_progress(mut self, f: impl Fn(&GcProgress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(GcProgressFn(Arc::new(f)));
         self
     }
 }

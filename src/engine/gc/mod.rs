@@ -31,7 +31,7 @@ use crate::files::FileName;
 use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
 use crate::manifest::{SealedSegment, VersionEdit};
-use crate::options::GcOptions;
+use crate::options::{GcOptions, GcProgress, GcProgressFn};
 use crate::value::Value;
 use crate::vlog::hint::HintEntry;
 use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
@@ -80,6 +80,39 @@ struct PassState {
     unrecorded_seals: Vec<SealedSegment>,
 }
 
+/// The progress callback of a pass and where the pass is.
+struct Progress(Option<(GcProgressFn, GcProgress)>);
+
+impl Progress {
+    /// One more victim done, of `bytes`.
+    fn step(&mut self, bytes: u64) {
+        if let Some((f, p)) = &mut self.0 {
+            p.segments_done += 1;
+            p.bytes_read += bytes;
+            (f.0)(p);
+        }
+    }
+}
+
+/// The report of a dry run: `victims` among `candidates`, with the bytes a
+/// pass would read, move and free by the discard statistics.
+fn dry_run_report(candidates: &[policy::Candidate], victims: &[u64]) -> GcReport {
+    let mut r = GcReport {
+        victims: victims.to_vec(),
+        dry_run: true,
+        ..GcReport::default()
+    };
+    for c in candidates.iter().filter(|c| victims.contains(&c.number)) {
+        if c.garbage < c.bytes {
+            r.segments_read += 1;
+            r.bytes_read += c.bytes;
+        }
+        r.bytes_moved += c.bytes - c.garbage;
+        r.bytes_freed += c.bytes;
+    }
+    r
+}
+
 /// Automatic GC starts a round when the estimated space amplification
 /// passes `1 + (t - 1) * GC_HIGH_WATER` for a target `t` (1.48 for 1.5)...
 pub(crate) const GC_HIGH_WATER: f64 = 0.96;
@@ -110,6 +143,12 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Wall time of the pass, in seconds.
     pub seconds: f64,
+    /// Whether this is the plan of a dry run ([`crate::GcOptions::dry_run`]):
+    /// nothing changed; `bytes_read` and `bytes_freed` are the victims'
+    /// sizes (those all garbage by the discard statistics are not read),
+    /// `bytes_moved` their live bytes by the discard statistics, and the
+    /// record counts 0.
+    pub dry_run: bool,
 }
 
 /// A tombstone of an unordered table a pass leaves behind: table, key, and
@@ -229,7 +268,11 @@ impl Engine {
     /// One pass; `automatic` leaves out the segments failed passes backed
     /// off from (a pass asked for by hand takes them, and may salvage them).
     fn run_gc(&self, opts: &GcOptions, automatic: bool) -> Result<GcReport> {
-        self.health.check_writable()?;
+        if opts.dry_run {
+            self.health.check_open()?;
+        } else {
+            self.health.check_writable()?;
+        }
         let mut pass = self.gc.pass.lock();
         let policy = opts.policy.unwrap_or(self.opts.gc_policy);
         let mut candidates = self.gc_candidates();
@@ -259,10 +302,30 @@ impl Engine {
                     .unwrap_or(self.opts.gc_min_garbage_ratio),
             )
         };
+        if opts.dry_run {
+            return Ok(dry_run_report(&candidates, &victims));
+        }
         if victims.is_empty() {
             return Ok(GcReport::default());
         }
-        let r = self.gc_pass(&mut pass, &victims, opts.salvage);
+        let progress = opts.progress.as_ref().map(|f| {
+            let bytes_total = candidates
+                .iter()
+                .filter(|c| victims.contains(&c.number))
+                .map(|c| c.bytes)
+                .sum();
+            (f, bytes_total)
+        });
+        let mut progress = Progress(progress.map(|(f, bytes_total)| {
+            let p = GcProgress {
+                segments_total: victims.len() as u64,
+                bytes_total,
+                ..GcProgress::default()
+            };
+            (f.0)(&p);
+            (f.clone(), p)
+        }));
+        let r = self.gc_pass(&mut pass, &victims, opts.salvage, &mut progress);
         self.note_pass_outcome(&victims, r.as_ref().err());
         r
     }
@@ -309,7 +372,13 @@ impl Engine {
         );
     }
 
-    fn gc_pass(&self, pass: &mut PassState, victims: &[u64], salvage: bool) -> Result<GcReport> {
+    fn gc_pass(
+        &self,
+        pass: &mut PassState,
+        victims: &[u64],
+        salvage: bool,
+        progress: &mut Progress,
+    ) -> Result<GcReport> {
         let started = Instant::now();
         let mut report = GcReport {
             victims: victims.to_vec(),
@@ -321,9 +390,13 @@ impl Engine {
 
         // 1. Survivors: by scanning the victims, or (salvage) from the index.
         let (mut survivors, dropped_tombstones) = if salvage {
-            self.survivors_from_index(&segs, victims, &mut report)?
+            let found = self.survivors_from_index(&segs, victims, &mut report)?;
+            for seg in &segs {
+                progress.step(seg.file.len().unwrap_or(0));
+            }
+            found
         } else {
-            self.survivors_by_scan(&segs, victims, &mut report)?
+            self.survivors_by_scan(&segs, victims, &mut report, progress)?
         };
         self.finish_pass(
             pass,
@@ -346,6 +419,7 @@ impl Engine {
         segs: &[Arc<Segment>],
         victims: &[u64],
         report: &mut GcReport,
+        progress: &mut Progress,
     ) -> Result<(Vec<Survivor>, Vec<DroppedTombstone>)> {
         let discard = self.versions.lock_manifest().state().discard.clone();
         let mut survivors = Vec::new();
@@ -356,6 +430,7 @@ impl Engine {
                 .len()
                 .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
             if discard.get(&seg.number).is_some_and(|&g| g >= len) {
+                progress.step(len);
                 continue;
             }
             report.segments_read += 1;
@@ -396,6 +471,7 @@ impl Engine {
                 }
                 Ok(())
             })?;
+            progress.step(len);
         }
         Ok((survivors, dropped_tombstones))
     }
