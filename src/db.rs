@@ -9,7 +9,7 @@ use crate::iter::{prefix_bounds, Iter, KeyRange};
 use crate::manifest::{DEFAULT_TABLE, DEFAULT_TABLE_NAME};
 use crate::options::{GcOptions, Options, TableKind, TableOptions, WriteOptions};
 use crate::snapshot::Snapshot;
-use crate::stats::{SegmentStats, Stats};
+use crate::stats::{SegmentStats, SegmentUsage, Stats};
 use crate::table::Table;
 use crate::value::Value;
 use std::path::Path;
@@ -270,6 +270,23 @@ impl Db {
     /// `Error::Corruption` for a damaged segment, `Error::Io`.
     pub fn gc(&self, opts: GcOptions) -> Result<GcReport> {
         self.engine.gc(&opts)
+    }
+
+    /// The exact live bytes of every vLog segment, oldest first: a walk of
+    /// the whole index (keys and pointers only, no value read) and of the
+    /// keydirs, next to what the discard statistics say. Costs a read of
+    /// every SSTable's keys; works read-only.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = wisckey::Db::open(dir.path(), wisckey::Options::default())?;
+    /// db.put(b"k", vec![7u8; 4096])?;
+    /// let usage = db.segment_usage()?;
+    /// assert_eq!(usage.iter().map(|s| s.live_records).sum::<u64>(), 1);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    pub fn segment_usage(&self) -> Result<Vec<SegmentUsage>> {
+        self.engine.segment_usage()
     }
 
     /// Counters and sizes: bytes written by component, amplification, levels,

@@ -83,6 +83,26 @@ pub struct LifetimeStats {
     pub gc_write_amplification: f64,
 }
 
+/// One vLog segment's exact live bytes, from [`crate::Db::segment_usage`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct SegmentUsage {
+    /// The segment's file number.
+    pub number: u64,
+    /// Whether GC wrote it.
+    pub gc: bool,
+    /// Bytes of the segment on disk.
+    pub bytes: u64,
+    /// Bytes of the records the index and the keydirs point at.
+    pub live_bytes: u64,
+    /// Those records.
+    pub live_records: u64,
+    /// Garbage by the discard statistics ([`SegmentStats::garbage_bytes`]),
+    /// to compare: `bytes - live_bytes` is the exact garbage, and the
+    /// statistics lag behind it by what compaction has not dropped yet.
+    pub garbage_bytes_by_stats: u64,
+}
+
 /// One vLog segment: its size and how much of it is garbage.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[non_exhaustive]

@@ -112,3 +112,26 @@ fn progress_is_reported_per_victim() {
     assert_eq!(last.bytes_total, r.bytes_freed);
     db.close().unwrap();
 }
+
+#[test]
+fn segment_usage_is_exact_and_matches_compacted_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let db = Db::open_read_only(dir.path(), Options::default()).unwrap();
+    let usage = db.segment_usage().unwrap();
+    let stats = db.stats();
+    assert_eq!(usage.len(), stats.segments.len());
+    // 300 distinct keys, every value separated (1500 bytes).
+    assert_eq!(usage.iter().map(|u| u.live_records).sum::<u64>(), 300);
+    for (u, s) in usage.iter().zip(&stats.segments) {
+        assert_eq!(u.number, s.number);
+        assert!(u.live_bytes <= u.bytes, "{u:?}");
+        // Compacted: the statistics have caught up with the index.
+        assert_eq!(
+            u.bytes - u.live_bytes,
+            u.garbage_bytes_by_stats,
+            "segment {}: exact garbage against the statistics",
+            u.number
+        );
+    }
+}

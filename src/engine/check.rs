@@ -212,6 +212,72 @@ impl Engine {
         c.status()
     }
 
+    /// Calls `f` with the table, key, sequence number and pointer of every
+    /// key of every ordered table whose newest version visible now is a
+    /// value pointer: the live records of the sorted index in the vLog,
+    /// from the index alone (keys and pointers, no value read).
+    pub(crate) fn for_each_live_pointer(
+        &self,
+        mut f: impl FnMut(u32, &[u8], u64, ValuePointer),
+    ) -> Result<()> {
+        let (sv, seq) = self.view_at(None);
+        let mut children: Vec<Box<dyn InternalIterator>> = vec![Box::new(sv.mem.table.iter())];
+        for m in &sv.imms {
+            children.push(Box::new(m.table.iter()));
+        }
+        sv.version.iters(&mut children);
+        let mut c = MergeCursor::new(children, Direction::Forward);
+        c.seek_to_end();
+        let mut last: Option<Vec<u8>> = None;
+        while c.valid() {
+            let k = c.key();
+            let up = ikey::user_part(k);
+            if last.as_deref() != Some(up) && ikey::seq(k) <= seq {
+                last = Some(up.to_vec());
+                if ikey::kind_byte(k) == Kind::Pointer as u8 {
+                    let ptr = self.decode_pointer(c.value())?;
+                    f(ikey::table_id(k), ikey::user_key(k), ikey::seq(k), ptr);
+                }
+            }
+            c.advance();
+        }
+        c.status()
+    }
+
+    /// The exact live bytes and records of every live segment, from the
+    /// index (ordered tables: [`Engine::for_each_live_pointer`]) and the
+    /// keydirs (unordered tables, their tombstones included), with what the
+    /// discard statistics say; oldest first.
+    pub(crate) fn segment_usage(&self) -> Result<Vec<crate::stats::SegmentUsage>> {
+        let mut live: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+        self.for_each_live_pointer(|_, _, _, ptr| {
+            let e = live.entry(ptr.segment).or_default();
+            e.0 += u64::from(ptr.len);
+            e.1 += 1;
+        })?;
+        let segments = self.segment_stats();
+        let numbers: Vec<u64> = segments.iter().map(|s| s.number).collect();
+        for (_, _, e) in self.keydirs.entries_in(&numbers) {
+            let l = live.entry(e.ptr.segment).or_default();
+            l.0 += u64::from(e.ptr.len);
+            l.1 += 1;
+        }
+        Ok(segments
+            .into_iter()
+            .map(|s| {
+                let (live_bytes, live_records) = live.get(&s.number).copied().unwrap_or_default();
+                crate::stats::SegmentUsage {
+                    number: s.number,
+                    gc: s.gc,
+                    bytes: s.bytes,
+                    live_bytes,
+                    live_records,
+                    garbage_bytes_by_stats: s.garbage_bytes,
+                }
+            })
+            .collect())
+    }
+
     /// Reads the records `ptrs` of `table` (whose keys are `keys`, found
     /// by [`Engine::index_entries`] in `view`) in one batch, each checked,
     /// through the segments of `view`.

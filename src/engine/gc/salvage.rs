@@ -13,9 +13,6 @@
 use super::{DroppedTombstone, GcReport, Survivor};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::lsm::ikey::{self, Kind};
-use crate::lsm::iter::InternalIterator;
-use crate::lsm::merge::{Direction, MergeCursor};
 use crate::vlog::{Segment, ValuePointer};
 use std::sync::Arc;
 
@@ -58,40 +55,20 @@ impl Engine {
     /// Every key of an ordered table whose newest visible version points
     /// into one of `victims`.
     fn ordered_pointers_into(&self, victims: &[u64]) -> Result<Vec<Survivor>> {
-        let (sv, seq) = self.view_at(None);
-        let mut children: Vec<Box<dyn InternalIterator>> = vec![Box::new(sv.mem.table.iter())];
-        for m in &sv.imms {
-            children.push(Box::new(m.table.iter()));
-        }
-        sv.version.iters(&mut children);
-        let mut c = MergeCursor::new(children, Direction::Forward);
-        c.seek_to_end();
         let mut out = Vec::new();
-        let mut last: Option<Vec<u8>> = None;
-        while c.valid() {
-            let k = c.key();
-            let up = ikey::user_part(k);
-            let seen = last.as_deref() == Some(up);
-            if !seen && ikey::seq(k) <= seq {
-                last = Some(up.to_vec());
-                if ikey::kind_byte(k) == Kind::Pointer as u8 {
-                    let ptr = self.decode_pointer(c.value())?;
-                    if victims.contains(&ptr.segment) {
-                        out.push(Survivor {
-                            table: ikey::table_id(k),
-                            key: ikey::user_key(k).to_vec(),
-                            seq: ikey::seq(k),
-                            old: ptr,
-                            new: None,
-                            put: true,
-                            unordered: false,
-                        });
-                    }
-                }
+        self.for_each_live_pointer(|table, key, seq, ptr| {
+            if victims.contains(&ptr.segment) {
+                out.push(Survivor {
+                    table,
+                    key: key.to_vec(),
+                    seq,
+                    old: ptr,
+                    new: None,
+                    put: true,
+                    unordered: false,
+                });
             }
-            c.advance();
-        }
-        c.status()?;
+        })?;
         Ok(out)
     }
 
