@@ -49,11 +49,16 @@ pub struct GcArgs {
     /// `tail` or `--all`) [default: the engine's, 0.2].
     #[arg(long)]
     min_garbage_ratio: Option<f64>,
-    /// Options::segment_size for the GC segments this pass writes [default:
-    /// the engine's, 128 MiB]. The segment size is not stored in the
-    /// database: give the one the database was written with.
-    #[arg(long)]
+    /// Options::segment_size for the GC segments this pass writes, a size
+    /// (4MiB) [default: the one the database was created with, which it
+    /// stores].
+    #[arg(long, value_parser = crate::units::parse_size)]
     segment_size: Option<u64>,
+    /// Say which segments the pass would take and the bytes it would read,
+    /// move and free (by the discard statistics), and change nothing: the
+    /// database is opened read-only.
+    #[arg(long)]
+    dry_run: bool,
     /// Salvage: find the victims' live records from the index instead of
     /// reading the segments through, so that a segment with damaged garbage
     /// can be collected. A live record in damaged bytes fails the pass,
@@ -112,12 +117,12 @@ struct Inspect {
     dir_bytes: u64,
     /// The disk reserve (`RESERVE`: preallocated room for a full disk).
     reserve_bytes: u64,
-    /// Counters since this open (GC, compaction); mostly zero for a fresh open.
-    gc_passes: u64,
-    gc_bytes_read: u64,
-    gc_bytes_written: u64,
-    gc_bytes_freed: u64,
-    gc_records_moved: u64,
+    /// The counters since the database was created (kept across opens in
+    /// the manifest): bytes by component, write and GC write amplification.
+    lifetime: wisckey::LifetimeStats,
+    /// What the database was created with (null for a database created
+    /// before this was recorded, until its next writable open).
+    created: Option<wisckey::CreatedWith>,
     retired_segments_kept: u64,
     memtable_bytes: u64,
     immutable_memtables: u64,
@@ -156,11 +161,8 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         dir_files,
         dir_bytes,
         reserve_bytes: crate::bench::reserve_bytes(&args.dir),
-        gc_passes: st.gc_passes,
-        gc_bytes_read: st.gc_bytes_read,
-        gc_bytes_written: st.gc_bytes_written,
-        gc_bytes_freed: st.gc_bytes_freed,
-        gc_records_moved: st.gc_records_moved,
+        lifetime: st.lifetime.clone(),
+        created: st.created,
         retired_segments_kept: st.retired_segments_kept,
         memtable_bytes: st.memtable_bytes,
         immutable_memtables: st.immutable_memtables,
@@ -170,13 +172,19 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(());
     }
+    print_inspect(&r);
+    Ok(())
+}
+
+fn print_inspect(r: &Inspect) {
+    use crate::units::bytes;
     println!("database {}", r.dir.display());
     println!(
-        "  {} files, {} bytes (and a disk reserve of {} bytes); I/O backend {}; last sequence \
-         {}; named tables: {}",
+        "  {} files, {} (and a disk reserve of {}); I/O backend {}; last sequence {}; named \
+         tables: {}",
         r.dir_files,
-        r.dir_bytes,
-        r.reserve_bytes,
+        bytes(r.dir_bytes),
+        bytes(r.reserve_bytes),
         r.io_backend,
         r.last_sequence,
         if r.tables.is_empty() {
@@ -189,6 +197,20 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
                 .join(", ")
         }
     );
+    match &r.created {
+        Some(c) => println!(
+            "  created {}with segment size {}, value threshold {}, memtable {}",
+            if c.unix_secs == 0 {
+                String::new()
+            } else {
+                format!("at {} (Unix time) ", c.unix_secs)
+            },
+            bytes(c.segment_size),
+            bytes(c.value_threshold),
+            bytes(c.memtable_size)
+        ),
+        None => println!("  created with: not recorded (recorded at the next writable open)"),
+    }
     if r.tables.iter().any(|(_, k)| k == "unordered") {
         println!(
             "  unordered tables: {} keys in their keydirs; {} hint files",
@@ -196,57 +218,78 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         );
     }
     println!();
-    println!("LSM-tree ({} SSTable bytes)", r.sst_bytes);
-    println!("  level  files           bytes          target   score");
+    println!("LSM-tree ({} of SSTables)", bytes(r.sst_bytes));
+    println!("  level  files        size      target   score");
     for (i, l) in r.levels.iter().enumerate() {
         if l.files == 0 && l.target_bytes == 0 && i > 0 {
             continue;
         }
         println!(
-            "  L{:<5} {:>5} {:>15} {:>15} {:>7.3}",
-            i, l.files, l.bytes, l.target_bytes, l.score
+            "  L{:<5} {:>5} {:>11} {:>11} {:>7.3}",
+            i,
+            l.files,
+            bytes(l.bytes),
+            bytes(l.target_bytes),
+            l.score
         );
     }
     println!();
     println!(
-        "vLog: {} segments ({} user, {} GC), {} bytes, {} garbage ({:.1}%)",
+        "vLog: {} segments ({} user, {} GC), {}, {} garbage ({:.1}%); `vlog-tools segments` lists them",
         r.vlog_segments,
         r.vlog_user_segments,
         r.vlog_gc_segments,
-        r.vlog_bytes,
-        r.vlog_garbage_bytes,
+        bytes(r.vlog_bytes),
+        bytes(r.vlog_garbage_bytes),
         pct(r.vlog_garbage_bytes, r.vlog_bytes)
     );
-    println!("  segment  kind            bytes         garbage  garbage%");
-    for s in &r.segments {
-        println!(
-            "  {:>7}  {:<4} {:>15} {:>15} {:>8.1}",
-            s.number,
-            if s.gc { "gc" } else { "user" },
-            s.bytes,
-            s.garbage_bytes,
-            pct(s.garbage_bytes, s.bytes)
-        );
-    }
-    println!();
     println!(
         "vLog space amplification  {:.3}  (bytes over live bytes, by the discard statistics)",
         r.vlog_space_amplification
     );
+    let l = &r.lifetime;
+    println!();
     println!(
-        "GC since this open        {} passes, {} B read, {} B moved ({} records), {} B freed, {} retired segments kept",
-        r.gc_passes,
-        r.gc_bytes_read,
-        r.gc_bytes_written,
-        r.gc_records_moved,
-        r.gc_bytes_freed,
+        "since the database was created ({} writable opens)",
+        l.opens
+    );
+    println!(
+        "  user writes             {} in {} puts and deletes",
+        bytes(l.user_bytes_written),
+        l.writes
+    );
+    println!(
+        "  written                 vLog {}, GC {}, flushes {}, compactions {}, manifest {}",
+        bytes(l.vlog_bytes_written),
+        bytes(l.gc_bytes_written),
+        bytes(l.flush_bytes_written),
+        bytes(l.compaction_bytes_written),
+        bytes(l.manifest_bytes_written)
+    );
+    println!(
+        "  write amplification     {:.3} (all bytes written over user bytes); GC write amplification {:.3}",
+        l.write_amplification, l.gc_write_amplification
+    );
+    println!(
+        "  GC                      {} passes, {} read, {} moved ({} records), {} freed; {} retired segments kept",
+        l.gc_passes,
+        bytes(l.gc_bytes_read),
+        bytes(l.gc_bytes_written),
+        l.gc_records_moved,
+        bytes(l.gc_bytes_freed),
         r.retired_segments_kept
     );
     println!(
-        "memtable                  {} bytes, {} frozen (replayed from the vLog on open)",
-        r.memtable_bytes, r.immutable_memtables
+        "  flushes, compactions    {}, {} ({} read)",
+        l.flushes,
+        l.compactions,
+        bytes(l.compaction_bytes_read)
     );
-    Ok(())
+    println!(
+        "memtable                  {}, {} frozen (replayed from the vLog on open)",
+        bytes(r.memtable_bytes),
+        r.immutable_memtables
+    );
 }
 
 fn kind_name(k: TableKind) -> &'static str {
@@ -360,18 +403,24 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
             run.secs
         );
     }
-    if let Some(msg) = run.error {
-        bail!("verify failed: {msg}");
-    }
-    if !run.damage.is_empty() {
-        let first = &run.damage[0];
-        bail!(
-            "verify found {} damaged place(s) (corruption), the first in {} at offset {}: {}",
-            run.damage.len(),
-            first.file.display(),
-            first.offset,
-            first.what
-        );
+    let failure = if let Some(msg) = &run.error {
+        Some(format!("verify failed: {msg}"))
+    } else {
+        run.damage.first().map(|first| {
+            format!(
+                "verify found {} damaged place(s) (corruption), the first in {} at offset {}: {}",
+                run.damage.len(),
+                first.file.display(),
+                first.offset,
+                first.what
+            )
+        })
+    };
+    if let Some(msg) = failure {
+        if args.json {
+            return Err(crate::Reported(msg).into());
+        }
+        bail!(msg);
     }
     Ok(())
 }
@@ -382,6 +431,12 @@ struct GcRun {
     policy: Option<PolicyArg>,
     all: bool,
     salvage: bool,
+    /// A dry run: `report` is the plan, nothing changed.
+    dry_run: bool,
+    /// The segment size the pass ran with, and where it came from
+    /// ("stored": what the database was created with; "argument"; "default").
+    segment_size: u64,
+    segment_size_from: &'static str,
     report: GcReport,
     vlog_segments_before: u64,
     vlog_segments_after: u64,
@@ -393,6 +448,64 @@ struct GcRun {
     space_amplification_after: f64,
 }
 
+/// The options to open `dir` with for writing: the ones that shape files
+/// as it was created with (`Stats::created`), unless `segment_size` says
+/// otherwise; and where the segment size came from.
+fn stored_options(dir: &Path, segment_size: Option<u64>) -> Result<(Options, u64, &'static str)> {
+    let peek = open_read_only(dir)?;
+    let created = peek.stats().created;
+    peek.close().context("closing the database")?;
+    let mut opts = Options::default();
+    // The engine's default (Options::segment_size, docs/api.md).
+    let mut size: u64 = 128 << 20;
+    let mut from = "default";
+    if let Some(c) = created {
+        if c.segment_size > 0 {
+            opts = opts.segment_size(c.segment_size);
+            size = c.segment_size;
+            from = "stored";
+        }
+        if c.value_threshold > 0 {
+            opts = opts.value_threshold(usize::try_from(c.value_threshold).unwrap_or(usize::MAX));
+        }
+        if c.memtable_size > 0 {
+            opts = opts.memtable_size(usize::try_from(c.memtable_size).unwrap_or(usize::MAX));
+        }
+    }
+    if let Some(s) = segment_size {
+        opts = opts.segment_size(s);
+        size = s;
+        from = "argument";
+    }
+    Ok((opts, size, from))
+}
+
+/// A progress bar over the victims of a pass, on stderr (hidden when stderr
+/// is not a terminal).
+fn progress_bar() -> (
+    indicatif::ProgressBar,
+    impl Fn(&wisckey::GcProgress) + Send + Sync,
+) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "[gc] {bar:40} {pos}/{len} segments {msg} {elapsed}",
+        )
+        .expect("a valid template"),
+    );
+    let b = bar.clone();
+    let update = move |p: &wisckey::GcProgress| {
+        b.set_length(p.segments_total);
+        b.set_position(p.segments_done);
+        b.set_message(format!(
+            "{} of {}",
+            crate::units::bytes(p.bytes_read),
+            crate::units::bytes(p.bytes_total)
+        ));
+    };
+    (bar, update)
+}
+
 pub fn gc(args: &GcArgs) -> Result<()> {
     if let Some(r) = args.min_garbage_ratio {
         ensure!(
@@ -400,15 +513,17 @@ pub fn gc(args: &GcArgs) -> Result<()> {
             "--min-garbage-ratio must be in [0, 1]"
         );
     }
-    let mut db_opts = Options::default();
-    if let Some(s) = args.segment_size {
-        db_opts = db_opts.segment_size(s);
-    }
-    let db = open_with(&args.dir, db_opts)?;
+    let (db_opts, segment_size, segment_size_from) = stored_options(&args.dir, args.segment_size)?;
+    let db = if args.dry_run {
+        open_read_only(&args.dir)?
+    } else {
+        open_with(&args.dir, db_opts)?
+    };
     let before = db.stats();
     let mut opts = GcOptions::default()
         .all_sealed(args.all)
-        .salvage(args.salvage);
+        .salvage(args.salvage)
+        .dry_run(args.dry_run);
     if let Some(p) = args.policy {
         opts = opts.policy(p.policy());
     }
@@ -418,7 +533,10 @@ pub fn gc(args: &GcArgs) -> Result<()> {
     if let Some(r) = args.min_garbage_ratio {
         opts = opts.min_garbage_ratio(r);
     }
-    let report = db.gc(opts).context("GC pass")?;
+    let (bar, update) = progress_bar();
+    let report = db.gc(opts.on_progress(update));
+    bar.finish_and_clear();
+    let report = report.context("GC pass")?;
     let after = db.stats();
     db.close().context("closing the database")?;
     let run = GcRun {
@@ -426,6 +544,9 @@ pub fn gc(args: &GcArgs) -> Result<()> {
         policy: args.policy,
         all: args.all,
         salvage: args.salvage,
+        dry_run: args.dry_run,
+        segment_size,
+        segment_size_from,
         report,
         vlog_segments_before: before.vlog_segments,
         vlog_segments_after: after.vlog_segments,
@@ -440,22 +561,72 @@ pub fn gc(args: &GcArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&run)?);
         return Ok(());
     }
+    print_gc(&run);
+    Ok(())
+}
+
+fn print_gc(run: &GcRun) {
+    use crate::units::bytes;
     let r = &run.report;
     if r.victims.is_empty() {
-        println!("no segment qualified: nothing collected");
+        println!(
+            "no segment qualified: nothing {}",
+            if run.dry_run {
+                "would be collected"
+            } else {
+                "collected"
+            }
+        );
+    } else if run.dry_run {
+        println!("dry run: nothing changed. A pass would take");
+        println!("victims                {:?}", r.victims);
+        println!(
+            "read                   {} segments, {} (segments all garbage are not read)",
+            r.segments_read,
+            bytes(r.bytes_read)
+        );
+        println!(
+            "move                   {} (their live bytes by the discard statistics)",
+            bytes(r.bytes_moved)
+        );
+        println!("free                   {}", bytes(r.bytes_freed));
+        // The live bytes stay; the victims' garbage (freed - moved) goes.
+        let after = (run.vlog_bytes_before + r.bytes_moved).saturating_sub(r.bytes_freed);
+        let live = run
+            .vlog_bytes_before
+            .saturating_sub(run.vlog_garbage_bytes_before);
+        println!(
+            "space amplification    {:.3} now, about {:.3} after",
+            run.space_amplification_before,
+            if live == 0 {
+                1.0
+            } else {
+                after as f64 / live as f64
+            }
+        );
+        return;
     } else {
         println!("victims                {:?}", r.victims);
         println!(
-            "read                   {} segments, {} bytes, {} records",
-            r.segments_read, r.bytes_read, r.records_read
+            "read                   {} segments, {}, {} records",
+            r.segments_read,
+            bytes(r.bytes_read),
+            r.records_read
         );
         println!(
-            "moved                  {} records, {} bytes ({} superseded by writes during the pass)",
-            r.records_moved, r.bytes_moved, r.records_superseded
+            "moved                  {} records, {} ({} superseded by writes during the pass)",
+            r.records_moved,
+            bytes(r.bytes_moved),
+            r.records_superseded
         );
-        println!("freed                  {} bytes", r.bytes_freed);
+        println!("freed                  {}", bytes(r.bytes_freed));
         println!("time                   {:.3} s", r.seconds);
     }
+    println!(
+        "segment size           {} ({})",
+        bytes(run.segment_size),
+        run.segment_size_from
+    );
     println!("                             before          after");
     println!(
         "vLog segments          {:>15} {:>14}",
@@ -463,15 +634,16 @@ pub fn gc(args: &GcArgs) -> Result<()> {
     );
     println!(
         "vLog bytes             {:>15} {:>14}",
-        run.vlog_bytes_before, run.vlog_bytes_after
+        bytes(run.vlog_bytes_before),
+        bytes(run.vlog_bytes_after)
     );
     println!(
-        "vLog garbage bytes     {:>15} {:>14}",
-        run.vlog_garbage_bytes_before, run.vlog_garbage_bytes_after
+        "vLog garbage           {:>15} {:>14}",
+        bytes(run.vlog_garbage_bytes_before),
+        bytes(run.vlog_garbage_bytes_after)
     );
     println!(
         "vLog space amp         {:>15.3} {:>14.3}",
         run.space_amplification_before, run.space_amplification_after
     );
-    Ok(())
 }

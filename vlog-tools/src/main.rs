@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod procio;
+mod segments;
 mod units;
 mod zipf;
 
@@ -14,7 +15,10 @@ use std::path::PathBuf;
 #[command(
     name = "vlog-tools",
     version,
-    about = "Benchmark and inspect a wisckey database"
+    about = "Benchmark, inspect and tune GC of a wisckey database",
+    after_help = "Exit status: 0 success; 1 a failure, or damage found (verify, dump); 2 a usage \
+                  error (bad arguments). With --json, an error is printed as a JSON object \
+                  {\"ok\": false, \"error\": \"...\"} on stdout as well."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,9 +39,16 @@ enum Command {
     /// levels, SSTables) say something about the files.
     Stats(StatsArgs),
     /// Open an existing database read-only (nothing in it changes) and print
-    /// its levels, vLog segments with their garbage, space amplification and
-    /// GC counters.
-    Inspect(admin::InspectArgs),
+    /// what it holds: tables and kinds, levels, vLog segments with their
+    /// garbage, space amplification, the write-amplification and GC counters
+    /// since the database was created, the options it was created with.
+    /// (`inspect` is the old name.)
+    #[command(visible_alias = "inspect")]
+    Info(admin::InspectArgs),
+    /// Where the garbage is: per vLog segment its file, kind, size and live
+    /// ratio by the discard statistics; `--exact` counts the live bytes from
+    /// the index; `--plot FILE.svg` draws them. Opens read-only.
+    Segments(segments::SegmentsArgs),
     /// Open an existing database read-only and check every byte it owns:
     /// every record of every vLog segment (live or garbage), every SSTable
     /// block, every hint file, the manifest; then read every live entry of
@@ -47,8 +58,10 @@ enum Command {
     /// Exit status: 0 no damage, 1 damage found or the check failed, 2 a
     /// usage error.
     Verify(admin::VerifyArgs),
-    /// Open an existing database and run one GC pass by hand; prints the
-    /// GcReport and the vLog space amplification before and after.
+    /// Run one GC pass by hand on an existing database (opened with the
+    /// options it was created with), with a progress bar; prints what the
+    /// pass did and the vLog before and after. `--dry-run` says what a pass
+    /// would take, read, move and free, and changes nothing (read-only).
     Gc(admin::GcArgs),
 }
 
@@ -63,7 +76,8 @@ fn main() -> std::process::ExitCode {
     let r = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Stats(args) => stats(&args),
-        Command::Inspect(args) => admin::inspect(&args),
+        Command::Info(args) => admin::inspect(&args),
+        Command::Segments(args) => segments::segments(&args),
         Command::Verify(args) => admin::verify(&args),
         Command::Gc(args) => admin::gc(&args),
     };
@@ -72,9 +86,35 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // `{:#}` prints the whole context chain on one line, without a backtrace.
             eprintln!("error: {e:#}");
+            if wants_json() && e.downcast_ref::<Reported>().is_none() {
+                let msg = serde_json::json!({ "ok": false, "error": format!("{e:#}") });
+                println!("{msg}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A failure whose JSON report the command has printed already (so that
+/// `main` prints no second JSON object).
+#[derive(Debug)]
+pub struct Reported(pub String);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// Whether the command line asked for JSON output (`--json` anywhere
+/// before a `--`).
+fn wants_json() -> bool {
+    std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
 }
 
 fn stats(args: &StatsArgs) -> Result<()> {
