@@ -34,9 +34,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Open an existing database and print its `Stats` as pretty JSON.
     ///
-    /// The database is opened read-only: nothing in it changes. Byte
-    /// counters start at zero on open, so only the sizes (vLog segments,
-    /// levels, SSTables) say something about the files.
+    /// The database is opened read-only: nothing in it changes. The byte
+    /// counters of this open start at zero; `lifetime` has them since the
+    /// database was created.
     Stats(StatsArgs),
     /// Open an existing database read-only (nothing in it changes) and print
     /// what it holds: tables and kinds, levels, vLog segments with their
@@ -69,6 +69,10 @@ enum Command {
 struct StatsArgs {
     /// The database directory (must already hold a database: a CURRENT file).
     dir: PathBuf,
+    /// The output is JSON either way; accepted like every subcommand's
+    /// (an error is then printed as JSON too).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> std::process::ExitCode {

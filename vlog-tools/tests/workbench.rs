@@ -1,0 +1,207 @@
+//! The GC workbench's subcommands on databases the tests make: `info` (and
+//! its old name `inspect`), `segments` (`--exact`, `--plot`), `gc`
+//! (`--dry-run`, the stored segment size), JSON output and exit codes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use wisckey::{Db, Options, TableOptions};
+
+/// Runs the tool: exit code, stdout, stderr.
+fn tool(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vlog-tools"))
+        .args(args)
+        .output()
+        .expect("running vlog-tools");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Every file's length and bytes.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+const SEGMENT: u64 = 96 << 10;
+
+/// A database with garbage: every key written, then every other one again,
+/// and an unordered table; 96 KiB segments.
+fn build(dir: &Path) {
+    let db = Db::open(
+        dir,
+        Options::default()
+            .segment_size(SEGMENT)
+            .memtable_size(32 << 10)
+            .background_gc(false),
+    )
+    .unwrap();
+    let blobs = db.table("blobs", TableOptions::unordered()).unwrap();
+    for round in 0..2u8 {
+        for i in 0..300u32 {
+            if round == 0 || i % 2 == 0 {
+                db.put(format!("key{i:05}"), vec![round; 1500]).unwrap();
+            }
+        }
+    }
+    for i in 0..40u32 {
+        blobs.put(format!("b{i}"), vec![9u8; 3000]).unwrap();
+    }
+    db.compact().unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn info_shows_the_counters_since_creation_and_the_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let (code, out, err) = tool(&["info", d, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j = json(&out);
+    assert!(j["lifetime"]["user_bytes_written"].as_u64().unwrap() > 300 * 1500);
+    assert_eq!(j["lifetime"]["opens"], 1);
+    assert!(j["lifetime"]["write_amplification"].as_f64().unwrap() >= 1.0);
+    assert_eq!(j["created"]["segment_size"], SEGMENT);
+    assert!(j["created"]["unix_secs"].as_u64().unwrap() > 1_700_000_000);
+    // The old name, same report; and the text form.
+    let (code, old, _) = tool(&["inspect", d, "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(json(&old)["lifetime"], j["lifetime"]);
+    let (code, text, _) = tool(&["info", d]);
+    assert_eq!(code, 0);
+    assert!(text.contains("since the database was created"), "{text}");
+    assert!(text.contains("segment size 96.0 KiB"), "{text}");
+}
+
+#[test]
+fn segments_exact_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let before = files(dir.path());
+    let plot = tempfile::tempdir().unwrap();
+    let svg = plot.path().join("segments.svg");
+    let (code, out, err) = tool(&[
+        "segments",
+        d,
+        "--exact",
+        "--json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let j = json(&out);
+    let segs = j["segments"].as_array().unwrap();
+    assert!(segs.len() >= 5, "{out}");
+    let mut records = 0;
+    for s in segs {
+        let bytes = s["bytes"].as_u64().unwrap();
+        let live = s["exact_live_bytes"].as_u64().unwrap();
+        assert!(live <= bytes, "{s}");
+        // Compacted: the statistics know all the sorted index's garbage.
+        assert_eq!(s["unknown_garbage_bytes"], 0, "{s}");
+        assert!(s["file"].as_str().unwrap().ends_with(".vlog"));
+        records += s["exact_live_records"].as_u64().unwrap();
+    }
+    // 300 keys of the default table and 40 of the unordered one.
+    assert_eq!(records, 340);
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        picture.starts_with("<svg") && picture.contains("live ratio"),
+        "not the plot"
+    );
+    assert_eq!(files(dir.path()), before, "segments changed the database");
+    // Without --exact: the statistics only.
+    let (code, out, _) = tool(&["segments", d, "--json"]);
+    assert_eq!(code, 0);
+    assert!(json(&out)["segments"][0]["exact_live_bytes"].is_null());
+}
+
+#[test]
+fn gc_dry_run_then_the_pass_it_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let before = files(dir.path());
+    let args = [
+        "--policy",
+        "greedy",
+        "--max-segments",
+        "2",
+        "--min-garbage-ratio",
+        "0.1",
+        "--json",
+    ];
+    let dry: Vec<&str> = ["gc", d, "--dry-run"].into_iter().chain(args).collect();
+    let (code, out, err) = tool(&dry);
+    assert_eq!(code, 0, "{err}");
+    let plan = json(&out);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["report"]["dry_run"], true);
+    assert_eq!(plan["report"]["victims"].as_array().unwrap().len(), 2);
+    assert_eq!(files(dir.path()), before, "a dry run changed the database");
+
+    let real: Vec<&str> = ["gc", d].into_iter().chain(args).collect();
+    let (code, out, err) = tool(&real);
+    assert_eq!(code, 0, "{err}");
+    let done = json(&out);
+    assert_eq!(done["report"]["victims"], plan["report"]["victims"]);
+    assert_eq!(done["report"]["bytes_moved"], plan["report"]["bytes_moved"]);
+    assert_eq!(done["report"]["bytes_freed"], plan["report"]["bytes_freed"]);
+    // The pass ran with the segment size the database was created with.
+    assert_eq!(done["segment_size"], SEGMENT);
+    assert_eq!(done["segment_size_from"], "stored");
+    assert!(
+        done["space_amplification_after"].as_f64().unwrap()
+            < done["space_amplification_before"].as_f64().unwrap()
+    );
+    // An argument overrides the stored size.
+    let (code, out, _) = tool(&["gc", d, "--dry-run", "--segment-size", "1MiB", "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["segment_size_from"], "argument");
+}
+
+#[test]
+fn errors_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing-here");
+    let m = missing.to_str().unwrap();
+    for cmd in ["info", "segments", "gc", "stats", "verify"] {
+        let (code, out, err) = tool(&[cmd, m, "--json"]);
+        assert_eq!(code, 1, "{cmd}: {out} {err}");
+        let j = json(out.trim());
+        assert_eq!(j["ok"], false, "{cmd}: {out}");
+        assert!(
+            j["error"].as_str().unwrap().contains("nothing-here"),
+            "{cmd}: {out}"
+        );
+        assert!(!missing.exists(), "{cmd} created the directory");
+    }
+    // Usage errors: 2.
+    let (code, _, err) = tool(&["gc", m, "--policy", "sideways"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = tool(&["segments"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = tool(&["bench", "--segment-size", "12XB"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown unit"), "{err}");
+    let (code, out, _) = tool(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit status: 0 success; 1"), "{out}");
+}
