@@ -569,8 +569,9 @@ struct UpdateReport {
     flush_settle_secs: f64,
     /// The wait for automatic GC afterwards (0 with --no-gc).
     gc_wait_secs: f64,
-    /// Whether the engine's vLog space amplification got under --gc-target.
-    reached_gc_target: bool,
+    /// Whether automatic GC brought the engine's vLog space amplification
+    /// under --gc-target in time; null with --no-gc (nothing to reach).
+    reached_gc_target: Option<bool>,
     /// `/proc/self/io` over overwrites + flush + settle + sync.
     proc_io: Option<ProcIo>,
     device_write_amplification: Option<f64>,
@@ -737,6 +738,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .prefix("wisckey-bench-")
         .tempdir_in(&parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
+    let db_dir = tmp.path().to_path_buf();
+    if !args.keep {
+        crate::cleanup::remove_on_signal(&db_dir);
+    }
+    let r = run_in(args, n, reads, tmp);
+    crate::cleanup::forget(&db_dir);
+    r
+}
+
+/// [`run`] in the temporary directory `tmp` (removed at the end unless
+/// `--keep`).
+fn run_in(args: &BenchArgs, n: usize, reads: u64, tmp: tempfile::TempDir) -> Result<()> {
     let db_dir = tmp.path().to_path_buf();
 
     // Everything the timed regions need, prepared outside them.
@@ -1212,7 +1225,7 @@ fn update_phase(
         mb_per_sec: per_sec(user_bytes as f64 / MB, put_secs),
         flush_settle_secs,
         gc_wait_secs,
-        reached_gc_target: reached,
+        reached_gc_target: (!args.no_gc).then_some(reached),
         proc_io: io_updates,
         device_write_amplification: io_updates.map(|io| ratio(io.device_write_bytes(), user_bytes)),
         proc_io_with_gc_wait: io_all,
@@ -1626,10 +1639,10 @@ fn print_table(r: &Report) {
             u.put_secs,
             u.flush_settle_secs,
             u.gc_wait_secs,
-            if u.reached_gc_target {
-                "under target"
-            } else {
-                "target NOT reached"
+            match u.reached_gc_target {
+                Some(true) => "under target",
+                Some(false) => "target NOT reached",
+                None => "automatic GC off",
             }
         );
         match (

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod cleanup;
 mod procio;
 mod segments;
 mod units;
@@ -76,6 +77,7 @@ struct StatsArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    cleanup::install();
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Bench(args) => bench::run(&args),

@@ -205,3 +205,51 @@ fn errors_and_exit_codes() {
     assert_eq!(code, 0);
     assert!(out.contains("Exit status: 0 success; 1"), "{out}");
 }
+
+/// A bench interrupted with SIGINT (Ctrl-C) or SIGTERM removes its
+/// temporary database and exits with 130.
+#[test]
+fn an_interrupted_bench_leaves_nothing_behind() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let parent = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_vlog-tools"))
+            .args([
+                "bench",
+                "--keys",
+                "5000000",
+                "--value-size",
+                "1KiB",
+                "--dir",
+                parent.path().to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Until the database directory exists and holds a segment.
+        let start = std::time::Instant::now();
+        loop {
+            let has_db = std::fs::read_dir(parent.path()).unwrap().any(|e| {
+                std::fs::read_dir(e.unwrap().path())
+                    .map(|mut d| {
+                        d.any(|f| f.unwrap().file_name().to_string_lossy().ends_with(".vlog"))
+                    })
+                    .unwrap_or(false)
+            });
+            if has_db {
+                break;
+            }
+            assert!(start.elapsed().as_secs() < 60, "no database appeared");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // SAFETY: `kill` on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "signal {signal}: {err}");
+        assert!(err.contains("interrupted: removed"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
+        assert!(left.is_empty(), "signal {signal}: left {left:?}");
+    }
+}

@@ -218,7 +218,11 @@ impl Engine {
     }
 
     /// The vLog's space amplification now: bytes on disk over live bytes
-    /// (bytes minus the garbage the discard statistics know of).
+    /// (bytes minus the garbage the discard statistics know of). A vLog
+    /// with no live byte (a database of only inline values, whose records
+    /// there are all garbage once flushed) has no ratio: it counts its bytes
+    /// over one segment's, at least 1 (how many segments of garbage it
+    /// holds), so that the figure stays a number and GC still takes them.
     pub(super) fn vlog_space_amplification(&self) -> f64 {
         let discard = self.garbage_by_segment();
         let mut total = 0u64;
@@ -229,11 +233,7 @@ impl Engine {
         }
         let live = total.saturating_sub(garbage);
         if live == 0 {
-            if total == 0 {
-                1.0
-            } else {
-                f64::INFINITY
-            }
+            (total as f64 / self.opts.segment_size.max(1) as f64).max(1.0)
         } else {
             total as f64 / live as f64
         }
