@@ -199,6 +199,21 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 30.0)]
     gc_wait: f64,
 
+    /// Record a time series of the run into this CSV file: every
+    /// --timeline-interval seconds the user write rate, GC's moved and freed
+    /// bytes per second, the vLog space amplification and the write and GC
+    /// write amplification, with the phase of the run.
+    #[arg(long, value_name = "FILE.csv")]
+    timeline: Option<PathBuf>,
+
+    /// Draw the time series (see --timeline) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+
+    /// Seconds between two samples of --timeline and --plot.
+    #[arg(long, default_value_t = 1.0)]
+    timeline_interval: f64,
+
     /// Drop the page cache before each read phase (needs root).
     #[arg(long)]
     cold: bool,
@@ -838,6 +853,18 @@ fn run_in(args: &BenchArgs, n: usize, reads: u64, tmp: tempfile::TempDir) -> Res
     };
     let user_bytes = args.keys * (KEY_LEN + args.value_size) as u64;
     let mut cold_failures = Vec::new();
+    let timeline = (args.timeline.is_some() || args.plot.is_some()).then(|| {
+        crate::timeline::Timeline::start(
+            db.clone(),
+            Duration::from_secs_f64(args.timeline_interval.max(0.01)),
+            "load",
+        )
+    });
+    let phase = |name: &str| {
+        if let Some(t) = &timeline {
+            t.set_phase(name);
+        }
+    };
 
     // 1. Load.
     progress(&format!(
@@ -863,6 +890,7 @@ fn run_in(args: &BenchArgs, n: usize, reads: u64, tmp: tempfile::TempDir) -> Res
         .collect();
     write_parts(&table, &load_parts, |&i| (i, 0), &values, args)?;
     let put_secs = start.elapsed().as_secs_f64();
+    phase("flush");
     let flush_start = Instant::now();
     db.flush().context("flush after the load")?;
     db.wait_for_background()
@@ -916,6 +944,7 @@ fn run_in(args: &BenchArgs, n: usize, reads: u64, tmp: tempfile::TempDir) -> Res
             distinct_updated,
             &values,
             args,
+            &phase,
         )?)
     } else {
         None
@@ -924,6 +953,7 @@ fn run_in(args: &BenchArgs, n: usize, reads: u64, tmp: tempfile::TempDir) -> Res
     let update_user_bytes = update.as_ref().map_or(0, |u| u.user_bytes);
 
     // 4. Random reads.
+    phase("reads");
     let cold = prepare_cache(args, "random gets", &mut cold_failures);
     progress(&format!(
         "{reads} random gets{}",
@@ -982,6 +1012,7 @@ fn run_in(args: &BenchArgs, n: usize, reads: u64, tmp: tempfile::TempDir) -> Res
 
     // 5. Full scan (an unordered table has no key order: skipped, and the
     // keydir's key count checked instead).
+    phase("scan");
     let mut skipped = Vec::new();
     let no_order = |phase: &str| {
         SkippedPhase {
@@ -1051,6 +1082,43 @@ fn run_in(args: &BenchArgs, n: usize, reads: u64, tmp: tempfile::TempDir) -> Res
     };
 
     let stats = db.stats();
+    let samples = timeline.map(|t| t.finish());
+    if let Some(samples) = &samples {
+        if let Some(p) = &args.timeline {
+            crate::timeline::write_csv(p, samples)?;
+            progress(&format!(
+                "timeline: {} samples written to {}",
+                samples.len(),
+                p.display()
+            ));
+        }
+        if let Some(p) = &args.plot {
+            let title = format!(
+                "{} keys x {} B, {} updates ({}), GC {} target {}{}",
+                args.keys,
+                args.value_size,
+                args.updates,
+                match args.dist {
+                    Dist::Uniform => "uniform".to_string(),
+                    Dist::Zipf => format!("zipf {}", args.zipf_theta),
+                },
+                if args.no_gc {
+                    "off,"
+                } else {
+                    args.gc_policy.name()
+                },
+                args.gc_target,
+                if args.gc_rate > 0 {
+                    format!(", rate limit {}/s", crate::units::bytes(args.gc_rate))
+                } else {
+                    String::new()
+                }
+            );
+            crate::timeline::plot(p, samples, &title, (!args.no_gc).then_some(args.gc_target))
+                .with_context(|| format!("drawing {}", p.display()))?;
+            progress(&format!("timeline plot written to {}", p.display()));
+        }
+    }
     let table_name = table.name().to_string();
     drop(table);
     db.close().context("closing the database")?;
@@ -1122,7 +1190,9 @@ fn update_phase(
     distinct_keys: u64,
     values: &Values,
     args: &BenchArgs,
+    phase: &dyn Fn(&str),
 ) -> Result<UpdateReport> {
+    phase("updates");
     let user_bytes = args.updates * (KEY_LEN + args.value_size) as u64;
     progress(&format!(
         "{} updates ({}), GC policy {}, target {}{}",
@@ -1142,6 +1212,7 @@ fn update_phase(
     let slices: Vec<&[(u64, u32)]> = parts.iter().map(|p| p.as_slice()).collect();
     write_parts(table, &slices, |&(i, v)| (i, v), values, args)?;
     let put_secs = start.elapsed().as_secs_f64();
+    phase("flush");
     let flush_start = Instant::now();
     db.flush().context("flush after the updates")?;
     db.wait_for_background()
@@ -1158,6 +1229,7 @@ fn update_phase(
     let gc_start = Instant::now();
     let mut reached = db.stats().vlog_space_amplification <= args.gc_target;
     if !args.no_gc {
+        phase("gc wait");
         progress(&format!(
             "waiting up to {} s for automatic GC to settle (vLog space amp {:.3}, target {})",
             args.gc_wait,

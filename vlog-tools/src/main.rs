@@ -5,6 +5,7 @@ mod bench;
 mod cleanup;
 mod procio;
 mod segments;
+mod timeline;
 mod units;
 mod zipf;
 

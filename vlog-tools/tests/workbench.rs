@@ -253,3 +253,65 @@ fn an_interrupted_bench_leaves_nothing_behind() {
         assert!(left.is_empty(), "signal {signal}: left {left:?}");
     }
 }
+
+/// `bench --timeline FILE.csv --plot FILE.svg`: a sample per interval, with
+/// the phases of the run, and the picture.
+#[test]
+fn bench_records_a_timeline() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let csv = out_dir.path().join("t.csv");
+    let svg = out_dir.path().join("t.svg");
+    let (code, _, err) = tool(&[
+        "bench",
+        "--keys",
+        "4000",
+        "--value-size",
+        "4KiB",
+        "--updates",
+        "16000",
+        "--segment-size",
+        "1MiB",
+        "--memtable-size",
+        "512KiB",
+        "--reads",
+        "100",
+        "--timeline-interval",
+        "0.05",
+        "--timeline",
+        csv.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+        "--dir",
+        out_dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "t_secs");
+    assert!(header.contains(&"vlog_space_amplification"));
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert!(rows.len() >= 3, "{text}");
+    let mut last_t = -1.0;
+    for r in &rows {
+        assert_eq!(r.len(), header.len(), "{r:?}");
+        let t: f64 = r[0].parse().unwrap();
+        assert!(t > last_t, "time goes forward");
+        last_t = t;
+        let amp: f64 = r[5].parse().unwrap();
+        assert!(amp >= 1.0, "{r:?}");
+    }
+    let phases: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+    assert!(
+        phases.contains("updates") || phases.contains("load"),
+        "{phases:?}"
+    );
+    // The whole run's user bytes went by at some rate.
+    assert!(rows.iter().any(|r| r[2].parse::<f64>().unwrap() > 0.0));
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains("vLog space amplification"));
+    // Only the two outputs are left: the database went with the run.
+    assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 2);
+}
