@@ -44,6 +44,9 @@ pub struct Sample {
     pub gc_passes: u64,
 }
 
+/// One line of a panel: its name, its color, and what it plots.
+type Line<'a> = (&'a str, RGBColor, &'a dyn Fn(&Sample) -> f64);
+
 /// A running sampler; [`Timeline::finish`] stops it and returns the samples.
 pub struct Timeline {
     stop: Arc<AtomicBool>,
@@ -197,7 +200,7 @@ pub fn plot(path: &Path, samples: &[Sample], title: &str, target: Option<f64>) -
     };
     let series = |area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
                   y_desc: &str,
-                  lines: &[(&str, RGBColor, &dyn Fn(&Sample) -> f64)],
+                  lines: &[Line<'_>],
                   floor: f64,
                   extra: Option<(&str, f64)>|
      -> Result<()> {
