@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod procio;
+mod sim;
 mod units;
 mod zipf;
 
@@ -50,6 +51,15 @@ enum Command {
     /// Open an existing database and run one GC pass by hand; prints the
     /// GcReport and the vLog space amplification before and after.
     Gc(admin::GcArgs),
+    /// Simulate the vLog's GC without touching a disk: the policies Tail,
+    /// Greedy and CostBenefit, survivors at GC's own head or the user head,
+    /// under uniform, Zipfian or hot/cold overwrites (or from a real
+    /// database's segments with --from), with the engine's start and stop
+    /// thresholds and the lag of its discard statistics; prints the GC
+    /// write amplification and the space amplification for each target,
+    /// and with --plot draws the one against the other.
+    #[command(name = "gc-sim", long_about = sim::LONG_ABOUT)]
+    GcSim(sim::GcSimArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,13 +69,26 @@ struct StatsArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A usage error (exit 2) is also JSON on stdout under --json.
+            if e.use_stderr() && std::env::args().any(|a| a == "--json") {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": e.to_string().trim_end() })
+                );
+            }
+            e.exit()
+        }
+    };
     let r = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Stats(args) => stats(&args),
         Command::Inspect(args) => admin::inspect(&args),
         Command::Verify(args) => admin::verify(&args),
         Command::Gc(args) => admin::gc(&args),
+        Command::GcSim(args) => sim::run(&args),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
