@@ -155,14 +155,19 @@ pub struct GcSimArgs {
     #[arg(long, default_value = "128MiB", value_parser = parse_segment_size)]
     segment_size: u64,
 
-    /// The engine's memtable size (default 64 MiB): sets how many updates
-    /// go between flushes, unless --discard-lag does.
+    /// The engine's memtable_size (default 64 MiB): a flush when the
+    /// memtable's entries (key + 84 bytes each) reach it, unless
+    /// --discard-lag sets the flushes.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     memtable_size: u64,
 
-    /// Updates between flushes, the unit of the discard statistics' lag
-    /// [default: memtable size over (key + 84) bytes per entry]; 0: garbage
-    /// is known at once (no lag).
+    /// The engine's max_replay_bytes (default 256 MiB): a flush also when
+    /// the vLog bytes written since the last one reach it.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    max_replay_bytes: u64,
+
+    /// A flush every N updates instead of the memtable rule (the unit of the
+    /// discard statistics' lag); 0: garbage is known at once (no lag).
     #[arg(long)]
     discard_lag: Option<u64>,
 
@@ -406,8 +411,8 @@ pub struct Config {
     pub key_size: u64,
     /// Segment bytes.
     pub segment_size: u64,
-    /// Updates between flushes (0: no lag at all).
-    pub flush_every: u64,
+    /// When flushes happen, which sets the discard statistics' lag.
+    pub lag: Lag,
     /// Level-0 tables that trigger a compaction.
     pub l0_trigger: u32,
     /// Which keys the updates hit.
@@ -424,6 +429,27 @@ pub struct Config {
     pub warmup: u64,
     /// Seed.
     pub seed: u64,
+}
+
+/// When the simulated memtable is flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Lag {
+    /// Garbage is known at once, the replay point follows the head.
+    None,
+    /// A flush every this many updates.
+    Updates {
+        /// Updates per memtable.
+        every: u64,
+    },
+    /// The engine's rule: a flush when the memtable's entries reach
+    /// `memtable_size` or its vLog bytes reach `max_replay_bytes`.
+    Memtable {
+        /// Options::memtable_size.
+        memtable_size: u64,
+        /// Options::max_replay_bytes.
+        max_replay_bytes: u64,
+    },
 }
 
 /// One segment of a start state: bytes, known garbage, written by GC.
@@ -669,7 +695,7 @@ impl<'a> Sim<'a> {
     fn update(&mut self, key: u32, len: u64) {
         let old = self.loc[key as usize];
         let old_len = u64::from(self.size[key as usize]);
-        let lagged = self.cfg.flush_every > 0;
+        let lagged = self.cfg.lag != Lag::None;
         {
             let s = &mut self.segs[old.seg as usize];
             s.live -= old_len;
@@ -835,6 +861,36 @@ impl<'a> Sim<'a> {
     }
 }
 
+/// The open memtable: what decides the next flush.
+#[derive(Debug, Default)]
+struct Memtable {
+    updates: u64,
+    entry_bytes: u64,
+    log_bytes: u64,
+}
+
+impl Memtable {
+    /// Adds a write of a `len`-byte record; true when the memtable is to
+    /// be flushed now (and it is emptied).
+    fn add(&mut self, cfg: &Config, len: u64) -> bool {
+        self.updates += 1;
+        self.entry_bytes += cfg.key_size + MEMTABLE_ENTRY_OVERHEAD;
+        self.log_bytes += len;
+        let full = match cfg.lag {
+            Lag::None => false,
+            Lag::Updates { every } => self.updates >= every,
+            Lag::Memtable {
+                memtable_size,
+                max_replay_bytes,
+            } => self.entry_bytes >= memtable_size || self.log_bytes >= max_replay_bytes,
+        };
+        if full {
+            *self = Memtable::default();
+        }
+        full
+    }
+}
+
 /// Runs one simulation: from a fresh load of `cfg.keys` keys, or from
 /// `start` (segments of a real database).
 pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResult> {
@@ -883,12 +939,23 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
             sim.user_head = sim.new_seg(false);
             let mut order: Vec<u32> = (0..keys as u32).collect();
             order.shuffle(&mut rng);
+            let mut mem = Memtable::default();
             for k in order {
                 let len = overhead + cfg.value.draw(&mut size_rng);
                 let at = sim.append(k, len, false);
                 sim.loc[k as usize] = at;
                 sim.size[k as usize] = len as u32;
+                if mem.add(cfg, len) {
+                    sim.flush();
+                }
             }
+            // The bench flushes after its load.
+            if mem.updates > 0 {
+                sim.flush();
+            }
+            // The load's flushes and compactions are not the run's.
+            sim.flushes = 0;
+            sim.compactions = 0;
             keys
         }
         Some(segments) => load_start(&mut sim, segments, overhead)?,
@@ -896,8 +963,7 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
     // The load is flushed and settled: the replay point is at the head.
     sim.replay_seg = sim.user_head;
     let gen = KeyGen::new(cfg.workload, keys, &mut rng);
-    let per_flush = cfg.flush_every;
-    let mut since_flush = 0u64;
+    let mut mem = Memtable::default();
     let mut sum_amp = 0.0f64;
     let mut max_amp = 0.0f64;
     let mut samples = 0u64;
@@ -907,17 +973,13 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
         let k = gen.next(&mut rng);
         let len = overhead + cfg.value.draw(&mut size_rng);
         sim.update(k, len);
-        if per_flush == 0 {
+        if cfg.lag == Lag::None {
             // No lag: the replay point follows the head at once.
             sim.replay_seg = sim.user_head;
             sim.auto_gc();
-        } else {
-            since_flush += 1;
-            if since_flush >= per_flush {
-                since_flush = 0;
-                sim.flush();
-                sim.auto_gc();
-            }
+        } else if mem.add(cfg, len) {
+            sim.flush();
+            sim.auto_gc();
         }
         if i >= cfg.warmup {
             let a = sim.true_amp();
@@ -927,7 +989,7 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
         }
     }
     // The end of bench's update phase: a flush, then GC until idle.
-    if cfg.updates > 0 && per_flush > 0 && since_flush > 0 {
+    if cfg.lag != Lag::None && mem.updates > 0 {
         sim.flush();
     }
     while sim.auto_gc() {}
@@ -1071,7 +1133,7 @@ struct Output {
     key_size: u64,
     record_bytes_mean: f64,
     segment_size: u64,
-    flush_every_updates: u64,
+    lag: Lag,
     l0_trigger: u32,
     workload: Workload,
     min_garbage_ratio: f64,
@@ -1117,10 +1179,14 @@ fn run_inner(args: &GcSimArgs) -> Result<()> {
     } else {
         vec![args.target.unwrap_or(1.5)]
     };
-    let flush_every = args.discard_lag.unwrap_or_else(|| {
-        args.memtable_size
-            .div_ceil(args.key_size + MEMTABLE_ENTRY_OVERHEAD)
-    });
+    let lag = match args.discard_lag {
+        Some(0) => Lag::None,
+        Some(every) => Lag::Updates { every },
+        None => Lag::Memtable {
+            memtable_size: args.memtable_size,
+            max_replay_bytes: args.max_replay_bytes,
+        },
+    };
     let keys = match &start {
         Some(s) => start_keys(s, start_record(RECORD_OVERHEAD + args.key_size, value)),
         None => args.keys,
@@ -1144,7 +1210,7 @@ fn run_inner(args: &GcSimArgs) -> Result<()> {
                     value,
                     key_size: args.key_size,
                     segment_size: args.segment_size,
-                    flush_every,
+                    lag,
                     l0_trigger: args.l0_trigger,
                     workload,
                     policy,
@@ -1176,7 +1242,7 @@ fn run_inner(args: &GcSimArgs) -> Result<()> {
             key_size: args.key_size,
             record_bytes_mean: RECORD_OVERHEAD as f64 + args.key_size as f64 + value.mean(),
             segment_size: args.segment_size,
-            flush_every_updates: flush_every,
+            lag,
             l0_trigger: args.l0_trigger,
             workload,
             min_garbage_ratio: args.min_garbage_ratio,
@@ -1189,14 +1255,23 @@ fn run_inner(args: &GcSimArgs) -> Result<()> {
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_table(keys, args, flush_every, &results);
+        print_table(keys, args, &results);
     }
     Ok(())
 }
 
-fn print_table(keys: u64, args: &GcSimArgs, flush_every: u64, results: &[SimResult]) {
+fn print_table(keys: u64, args: &GcSimArgs, results: &[SimResult]) {
+    let flushes = match args.discard_lag {
+        Some(0) => "no discard lag".to_string(),
+        Some(n) => format!("a flush every {n} updates"),
+        None => format!(
+            "a flush every {} of memtable or {} of vLog",
+            bytes(args.memtable_size),
+            bytes(args.max_replay_bytes)
+        ),
+    };
     println!(
-        "gc-sim: {keys} keys, {} updates, segments of {}, a flush every {flush_every} updates, compaction every {} level-0 tables",
+        "gc-sim: {keys} keys, {} updates, segments of {}, {flushes}, a compaction every {} level-0 tables",
         args.updates,
         bytes(args.segment_size),
         args.l0_trigger
@@ -1244,7 +1319,7 @@ mod tests {
             value: ValueDist::Fixed(4096),
             key_size: 19,
             segment_size: 1 << 20,
-            flush_every: 1_000,
+            lag: Lag::Updates { every: 1_000 },
             l0_trigger: 4,
             workload: Workload::Uniform,
             policy,
@@ -1364,7 +1439,7 @@ mod tests {
             let k = rng.gen_range(0..c.keys) as u32;
             let len = RECORD_OVERHEAD + c.key_size + c.value.draw(&mut rng);
             sim.update(k, len);
-            if (i + 1) % c.flush_every == 0 {
+            if (i + 1) % 1_000 == 0 {
                 sim.flush();
                 sim.auto_gc();
             }
@@ -1406,7 +1481,7 @@ mod tests {
         for policy in [Policy::Tail, Policy::Greedy, Policy::CostBenefit] {
             for t in [1.25, 1.5, 2.0] {
                 let mut c = cfg(policy, t);
-                c.flush_every = 0;
+                c.lag = Lag::None;
                 let r = simulate(&c, None).unwrap();
                 // One record over the high water mark at most, before GC runs.
                 let live = (c.keys * RECORD) as f64;
@@ -1429,7 +1504,7 @@ mod tests {
             let r = simulate(&c, None).unwrap();
             // Unknown garbage: the open memtable's overwrites plus those of
             // up to l0_trigger flushed memtables waiting for a compaction.
-            let lag = (u64::from(c.l0_trigger) + 1) * c.flush_every * RECORD;
+            let lag = (u64::from(c.l0_trigger) + 1) * 1_000 * RECORD;
             let live = (c.keys * RECORD) as f64;
             let bound = c.target + (lag as f64 / live) * c.target;
             assert!(
