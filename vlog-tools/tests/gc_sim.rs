@@ -101,6 +101,7 @@ fn usage_errors_exit_2_and_say_so_in_json() {
         &["--targets", "1.5,abc"][..],
         &["--value-dist", "normal:1-2"][..],
         &["--theta", "1.5"][..],
+        &["--gc-speed", "0"][..],
     ] {
         let mut args = SMALL.to_vec();
         args.extend(bad);

@@ -213,6 +213,12 @@ pub struct GcSimArgs {
     #[arg(long, default_value_t = 0.2, value_parser = parse_ratio)]
     min_garbage_ratio: f64,
 
+    /// How fast GC is next to the writers: victim bytes it reads per user
+    /// byte written (e.g. 0.5); by default a round is done the moment it
+    /// starts. After the updates GC runs until idle either way.
+    #[arg(long, value_parser = parse_speed)]
+    gc_speed: Option<f64>,
+
     /// Updates before the space amplification is sampled [default:
     /// min(keys, updates / 2)].
     #[arg(long)]
@@ -309,6 +315,14 @@ fn parse_target(s: &str) -> Result<f64, String> {
         return Err(format!(
             "{s:?}: a space-amplification target is at least 1.0"
         ));
+    }
+    Ok(v)
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if v <= 0.0 {
+        return Err(format!("{s:?}: must be over 0"));
     }
     Ok(v)
 }
@@ -425,6 +439,9 @@ pub struct Config {
     pub target: f64,
     /// Garbage fraction below which Greedy and CostBenefit skip a segment.
     pub min_garbage_ratio: f64,
+    /// Victim bytes GC reads per user byte written during the updates
+    /// (None: GC is done the moment it starts).
+    pub gc_speed: Option<f64>,
     /// Updates before space amplification is sampled.
     pub warmup: u64,
     /// Seed.
@@ -485,6 +502,9 @@ pub struct SimResult {
     pub space_amp_max: f64,
     /// True space amplification at the end.
     pub space_amp_end: f64,
+    /// True space amplification after the last update, before the last
+    /// flush and GC wait.
+    pub space_amp_after_updates: f64,
     /// The engine's estimate (by known garbage) at the end.
     pub estimated_space_amp_end: f64,
     /// GC passes.
@@ -613,6 +633,10 @@ struct Sim<'a> {
     flushes: u64,
     compactions: u64,
     survivors: Vec<u32>,
+    /// Victim bytes GC may read now (with `gc_speed`).
+    credit: f64,
+    /// A round of passes is under way (with `gc_speed`).
+    in_round: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -859,6 +883,35 @@ impl<'a> Sim<'a> {
         }
         passes > 0
     }
+
+    /// Automatic GC that reads at most `gc_speed` victim bytes per user
+    /// byte: a round goes on across updates until it is under the low
+    /// water mark; time GC spends idle is not banked (beyond one segment).
+    fn paced_gc(&mut self) {
+        let t = self.cfg.target;
+        let seg = self.cfg.segment_size as f64;
+        if !self.in_round {
+            if self.estimate() <= 1.0 + (t - 1.0) * GC_HIGH_WATER {
+                self.credit = self.credit.min(seg);
+                return;
+            }
+            self.in_round = true;
+        }
+        let low = 1.0 + (t - 1.0) * GC_LOW_WATER;
+        while self.estimate() > low {
+            if self.credit < seg {
+                return;
+            }
+            let Some(v) = self.pick() else { break };
+            let s = &self.segs[v as usize];
+            // A segment all garbage by the statistics is not read.
+            if s.known < s.bytes {
+                self.credit -= s.bytes as f64;
+            }
+            self.pass(v);
+        }
+        self.in_round = false;
+    }
 }
 
 /// The open memtable: what decides the next flush.
@@ -929,6 +982,8 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
         flushes: 0,
         compactions: 0,
         survivors: Vec::new(),
+        credit: 0.0,
+        in_round: false,
     };
     let keys = match start {
         None => {
@@ -973,12 +1028,21 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
         let k = gen.next(&mut rng);
         let len = overhead + cfg.value.draw(&mut size_rng);
         sim.update(k, len);
-        if cfg.lag == Lag::None {
+        let flush = cfg.lag != Lag::None && mem.add(cfg, len);
+        if flush {
+            sim.flush();
+        }
+        if let Some(speed) = cfg.gc_speed {
+            if cfg.lag == Lag::None {
+                sim.replay_seg = sim.user_head;
+            }
+            sim.credit += len as f64 * speed;
+            sim.paced_gc();
+        } else if cfg.lag == Lag::None {
             // No lag: the replay point follows the head at once.
             sim.replay_seg = sim.user_head;
             sim.auto_gc();
-        } else if mem.add(cfg, len) {
-            sim.flush();
+        } else if flush {
             sim.auto_gc();
         }
         if i >= cfg.warmup {
@@ -988,6 +1052,7 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
             samples += 1;
         }
     }
+    let after_updates = sim.true_amp();
     // The end of bench's update phase: a flush, then GC until idle.
     if cfg.lag != Lag::None && mem.updates > 0 {
         sim.flush();
@@ -1013,6 +1078,7 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
         space_amp_mean: mean,
         space_amp_max: max,
         space_amp_end: end,
+        space_amp_after_updates: after_updates,
         estimated_space_amp_end: sim.estimate(),
         passes: sim.passes,
         segments_collected: sim.passes,
@@ -1217,6 +1283,7 @@ fn run_inner(args: &GcSimArgs) -> Result<()> {
                     head,
                     target,
                     min_garbage_ratio: args.min_garbage_ratio,
+                    gc_speed: args.gc_speed,
                     warmup,
                     seed: args.seed,
                 };
@@ -1326,6 +1393,7 @@ mod tests {
             head: Head::Gc,
             target,
             min_garbage_ratio: 0.2,
+            gc_speed: None,
             warmup: 5_000,
             seed: 7,
         }
@@ -1420,6 +1488,8 @@ mod tests {
             flushes: 0,
             compactions: 0,
             survivors: Vec::new(),
+            credit: 0.0,
+            in_round: false,
         };
         sim.user_head = sim.new_seg(false);
         let mut rng = StdRng::seed_from_u64(1);
@@ -1576,6 +1646,25 @@ mod tests {
     }
 
     #[test]
+    fn paced_gc_still_reaches_the_target_after_the_updates() {
+        for policy in [Policy::Tail, Policy::Greedy, Policy::CostBenefit] {
+            let mut c = cfg(policy, 1.5);
+            let instant = simulate(&c, None).unwrap();
+            c.gc_speed = Some(0.2);
+            let paced = simulate(&c, None).unwrap();
+            assert!(paced.estimated_space_amp_end <= c.target, "{policy:?}");
+            assert!(paced.passes > 0);
+            // GC that cannot keep up leaves more garbage behind the writes.
+            assert!(
+                paced.space_amp_after_updates > instant.space_amp_after_updates,
+                "{policy:?}: {} vs {}",
+                paced.space_amp_after_updates,
+                instant.space_amp_after_updates
+            );
+        }
+    }
+
+    #[test]
     fn value_dist_parses() {
         assert_eq!(
             parse_value_dist("uniform:1KiB-8KiB").unwrap(),
@@ -1589,5 +1678,7 @@ mod tests {
         assert!(parse_target("0.5").is_err());
         assert!(parse_target("NaN").is_err());
         assert_eq!(parse_target("1.25").unwrap(), 1.25);
+        assert!(parse_speed("0").is_err());
+        assert_eq!(parse_speed("0.5").unwrap(), 0.5);
     }
 }
