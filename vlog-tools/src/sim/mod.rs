@@ -1586,16 +1586,49 @@ mod tests {
         }
     }
 
+    /// Without the discard lag (known garbage is the real garbage). With
+    /// the lag this does not hold everywhere: Greedy then ranks segments by
+    /// the garbage found so far, which favours young segments whose
+    /// overwrites a flush found, while the old ones' garbage waits for a
+    /// compaction (e.g. 50,000 keys, 1,000,000 updates, 4 MiB segments,
+    /// 1 MiB memtable, target 1.25: Greedy 1.68, Tail 1.62).
     #[test]
     fn greedy_is_no_worse_than_tail_on_uniform_updates() {
         for t in [1.25, 1.5, 2.0] {
-            let tail = simulate(&cfg(Policy::Tail, t), None).unwrap();
-            let greedy = simulate(&cfg(Policy::Greedy, t), None).unwrap();
+            let mut c = cfg(Policy::Tail, t);
+            c.lag = Lag::None;
+            let tail = simulate(&c, None).unwrap();
+            c.policy = Policy::Greedy;
+            let greedy = simulate(&c, None).unwrap();
             assert!(
                 greedy.gc_write_amplification <= tail.gc_write_amplification * 1.01,
                 "at {t}: greedy {} tail {}",
                 greedy.gc_write_amplification,
                 tail.gc_write_amplification
+            );
+        }
+    }
+
+    /// The log-structured file system's result: on hot/cold updates
+    /// cost-benefit beats greedy, without the discard lag. (With it, not at
+    /// every target: at 2.0 in the run above Greedy wrote less.)
+    #[test]
+    fn cost_benefit_beats_greedy_on_hot_and_cold_keys() {
+        for t in [1.25, 1.5] {
+            let mut c = cfg(Policy::Greedy, t);
+            c.lag = Lag::None;
+            c.workload = Workload::HotCold {
+                fraction: 0.1,
+                share: 0.9,
+            };
+            let greedy = simulate(&c, None).unwrap();
+            c.policy = Policy::CostBenefit;
+            let cb = simulate(&c, None).unwrap();
+            assert!(
+                cb.gc_write_amplification < greedy.gc_write_amplification,
+                "at {t}: cost-benefit {} greedy {}",
+                cb.gc_write_amplification,
+                greedy.gc_write_amplification
             );
         }
     }
