@@ -22,7 +22,10 @@
 //! * a pass moves the victim's truly live records (the engine asks the
 //!   index, which knows the newest version even before the discard
 //!   statistics do), in key order, to GC's own head (or, with `--head user`,
-//!   to the user head, as WiscKey does).
+//!   to the user head, as WiscKey does);
+//! * the engine's GC thread runs beside the writers: `--gc-speed` lets a
+//!   round read only so many victim bytes per user byte written, and go on
+//!   across updates.
 //!
 //! GC write amplification is the engine's `Stats::gc_write_amplification`:
 //! vLog bytes written by users and GC over those written by users.
@@ -50,15 +53,19 @@ at the user head, segments roll at --segment-size; an overwritten record \
 becomes garbage GC knows of only when the engine's discard statistics would \
 count it (at the next flush if both versions are in one memtable, else at \
 the first level-0 compaction after the new version is flushed: every \
---l0-trigger tables, GC passes adding one each; a flush every --discard-lag \
-updates, by default as many as fit in --memtable-size); automatic GC starts \
+--l0-trigger tables, GC passes adding one each; a flush when the memtable's \
+entries reach --memtable-size or its vLog bytes --max-replay-bytes, as the \
+engine rotates it, or every --discard-lag updates); automatic GC starts \
 a round at 96% of the target's excess over 1 and goes on to 90% (at most 64 \
 passes a round, one victim each), taking sealed user segments before the \
 replay point and sealed GC segments, by Tail, Greedy or CostBenefit as \
 src/engine/gc/policy.rs picks them (--min-garbage-ratio for the last two); \
 a pass moves the victim's live records in key order to GC's own head (--head \
-gc, the engine's way) or to the user head (--head user, WiscKey's). After \
-the updates, a last flush and GC until it is idle (as bench's GC wait). \
+gc, the engine's way) or to the user head (--head user, WiscKey's). GC is \
+done the moment a round starts, unless --gc-speed paces it (victim bytes \
+read per user byte written: the engine's GC thread runs beside the writers \
+and may fall behind them). After the updates, a last flush and GC until it \
+is idle (as bench's GC wait). \
 GC write amplification is the engine's: vLog bytes written by users and GC \
 over those written by users (0 when users wrote nothing). Space \
 amplification is the true one (vLog bytes over live bytes), its mean and \
