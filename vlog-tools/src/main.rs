@@ -5,6 +5,7 @@ mod bench;
 mod cleanup;
 mod procio;
 mod segments;
+mod sim;
 mod timeline;
 mod units;
 mod zipf;
@@ -65,6 +66,15 @@ enum Command {
     /// pass did and the vLog before and after. `--dry-run` says what a pass
     /// would take, read, move and free, and changes nothing (read-only).
     Gc(admin::GcArgs),
+    /// Simulate the vLog's GC without touching a disk: the policies Tail,
+    /// Greedy and CostBenefit, survivors at GC's own head or the user head,
+    /// under uniform, Zipfian or hot/cold overwrites (or from a real
+    /// database's segments with --from), with the engine's start and stop
+    /// thresholds and the lag of its discard statistics; prints the GC
+    /// write amplification and the space amplification for each target,
+    /// and with --plot draws the one against the other.
+    #[command(name = "gc-sim", long_about = sim::LONG_ABOUT)]
+    GcSim(sim::GcSimArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,7 +89,19 @@ struct StatsArgs {
 
 fn main() -> std::process::ExitCode {
     cleanup::install();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // A usage error (exit 2) is also JSON on stdout under --json.
+            if e.use_stderr() && wants_json() {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": e.to_string().trim_end() })
+                );
+            }
+            e.exit()
+        }
+    };
     let r = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Stats(args) => stats(&args),
@@ -87,6 +109,7 @@ fn main() -> std::process::ExitCode {
         Command::Segments(args) => segments::segments(&args),
         Command::Verify(args) => admin::verify(&args),
         Command::Gc(args) => admin::gc(&args),
+        Command::GcSim(args) => sim::run(&args),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
