@@ -242,7 +242,7 @@ impl SegmentDump {
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
-/// std::fs::write(dir.path().join("000012.vlog"), b"")?;
+/// std::fs::write(dir.path().join("000012.vlog"), b"").unwrap();
 /// let p = wisckey::inspect::segment_path(dir.path(), "12")?;
 /// assert_eq!(p, dir.path().join("000012.vlog"));
 /// assert!(wisckey::inspect::segment_path(dir.path(), "13").is_err());

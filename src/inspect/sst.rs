@@ -255,7 +255,7 @@ fn entry(block: usize, ik: &[u8], v: &[u8]) -> SstEntryInfo {
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
-/// std::fs::write(dir.path().join("000009.sst"), b"")?;
+/// std::fs::write(dir.path().join("000009.sst"), b"").unwrap();
 /// let p = wisckey::inspect::sst_path(dir.path(), "000009.sst")?;
 /// assert_eq!(p, dir.path().join("000009.sst"));
 /// # Ok::<(), wisckey::Error>(())
