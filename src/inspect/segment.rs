@@ -159,7 +159,7 @@ fn kind_of(is_put: bool) -> RecordKind {
 /// record, as `Db::verify` does, so every damaged range is listed.
 ///
 /// Errors only when the file cannot be read (`Error::Io`); damage is in
-/// the result. See the [module example](self).
+/// the result. See the [module example](crate::inspect).
 pub fn segment(path: &Path) -> Result<SegmentDump> {
     let buf = read_whole(path)?;
     let (number, kind) = match file_name_of(path) {
