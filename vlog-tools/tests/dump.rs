@@ -546,3 +546,62 @@ fn usage_errors_exit_2_and_missing_files_exit_1() {
     assert_eq!(code, 1);
     assert!(err.contains("is not a segment"), "{err}");
 }
+
+#[test]
+fn dump_reads_gc_segments_by_number_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let db = Db::open(
+        dir.path(),
+        Options::default()
+            .segment_size(64 << 10)
+            .background_gc(false),
+    )
+    .unwrap();
+    db.gc(wisckey::GcOptions::default().all_sealed(true))
+        .unwrap();
+    db.close().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let gc = files(dir.path(), ".gc.vlog");
+    assert!(!gc.is_empty(), "no GC segment");
+    let mut keys = Vec::new();
+    for name in &gc {
+        let number = name.trim_end_matches(".gc.vlog").trim_start_matches('0');
+        let (code, by_number, err) = tool(&["dump", d, number, "--json"]);
+        assert_eq!(code, 0, "{err}");
+        let (_, by_name, _) = tool(&["dump", d, name, "--json"]);
+        assert_eq!(by_number, by_name);
+        let objs = lines(&by_name);
+        let summary = objs.last().unwrap();
+        assert_eq!(summary["kind"], "gc");
+        assert_eq!(summary["segment"].as_u64().unwrap().to_string(), number);
+        for r in of_type(&objs, "record") {
+            keys.push(r["key"].as_str().unwrap().to_owned());
+        }
+    }
+    // The live values moved: b65 (separated, unordered) and d5 (separated,
+    // ordered) are in the GC segments, the deleted b3 is not.
+    for k in ["b65", "d5"] {
+        assert!(keys.iter().any(|x| x == k), "{k} not moved: {keys:?}");
+    }
+    assert!(!keys.iter().any(|x| x == "b3"));
+    let sst_pointers: Vec<u64> = files(dir.path(), ".sst")
+        .iter()
+        .flat_map(|s| {
+            let objs = lines(&tool(&["dump-sst", d, s, "--json", "--key", "d5"]).1);
+            of_type(&objs, "entry")
+                .iter()
+                .filter_map(|e| e["pointer"]["segment"].as_u64())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // The index was repointed at a GC segment.
+    let gc_numbers: Vec<u64> = gc
+        .iter()
+        .map(|n| n.trim_end_matches(".gc.vlog").parse().unwrap())
+        .collect();
+    assert!(
+        sst_pointers.iter().any(|p| gc_numbers.contains(p)),
+        "{sst_pointers:?} {gc_numbers:?}"
+    );
+}
