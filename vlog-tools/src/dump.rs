@@ -21,7 +21,8 @@ const PREVIEW_BYTES: usize = 32;
 #[derive(Debug, clap::Args)]
 pub struct Shown {
     /// Only the records (entries) whose key is exactly KEY (compared as
-    /// bytes; damaged ranges and blocks are always listed).
+    /// bytes). Damaged ranges and blocks are always listed, and with
+    /// --json so is every block.
     #[arg(long, value_name = "KEY")]
     key: Option<String>,
     /// Only the records (entries) whose key starts with PREFIX.
@@ -434,7 +435,7 @@ fn print_sst(d: &SstDump, shown: &Shown) -> std::io::Result<()> {
             line += ", no damage";
         } else {
             line += &format!(
-                ", {} damaged place(s) ({damaged_blocks} data blocks)",
+                ", {} damaged place(s), {damaged_blocks} of them data blocks",
                 d.damage.len()
             );
         }
