@@ -42,6 +42,7 @@ mod vlog;
 mod batch;
 mod db;
 mod engine;
+pub mod inspect;
 mod iter;
 mod snapshot;
 mod table;

@@ -106,7 +106,7 @@ const LAYERS: &[Layer] = &[
           &["vlog", "lsm", "keydir", "io", "options", "leaves"]),
     layer("engine",   &["engine"],
           &["manifest", "vlog", "lsm", "keydir", "io", "options", "leaves"]),
-    layer("handles",  &["db", "table", "snapshot", "batch", "iter", "verify"],
+    layer("handles",  &["db", "table", "snapshot", "batch", "iter", "verify", "inspect"],
           &["handles", "engine", "manifest", "vlog", "lsm", "keydir", "io", "options", "leaves"]),
     layer("testing",  &["testing"],                                    &[ANYTHING]),
     layer("root",     &[ROOT],                                         &[ANYTHING]),

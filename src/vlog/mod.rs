@@ -9,4 +9,4 @@ mod replay;
 
 pub(crate) use log::{Position, Segment, SegmentKind, SegmentSet, VLog};
 pub(crate) use record::ValuePointer;
-pub(crate) use replay::{check_segment, replay_range, replay_segment};
+pub(crate) use replay::{check_segment, replay_range, replay_segment, walk_records, Walked};

@@ -228,6 +228,51 @@ fn first_record_after(b: &[u8]) -> Option<usize> {
     })
 }
 
+/// What [`walk_records`] finds in a segment's bytes, in file order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Walked<'a> {
+    /// An intact record (checksum checked) starting at `offset`.
+    Record {
+        offset: u64,
+        record: record::Record<'a>,
+    },
+    /// Damaged bytes `offset..end`: no intact record starts at `offset`, and
+    /// the next one (if any) starts at `end`.
+    Damage {
+        offset: u64,
+        end: u64,
+        error: DecodeError,
+    },
+}
+
+/// Reads every record of a segment's bytes `buf` front to back and hands
+/// each, or each damaged range, to `visit`. After damage it goes on from the
+/// next intact record ([`first_record_after`]), so that every damaged range
+/// is found, not only the first. Any bytes are accepted: it never panics.
+pub(crate) fn walk_records<'a>(buf: &'a [u8], mut visit: impl FnMut(Walked<'a>)) {
+    let mut pos = 0usize;
+    while pos < buf.len() {
+        match record::decode(&buf[pos..]) {
+            Ok(record) => {
+                visit(Walked::Record {
+                    offset: pos as u64,
+                    record,
+                });
+                pos += record.header.record_len() as usize;
+            }
+            Err(error) => {
+                let end = first_record_after(&buf[pos..]).map_or(buf.len(), |next| pos + next);
+                visit(Walked::Damage {
+                    offset: pos as u64,
+                    end: end as u64,
+                    error,
+                });
+                pos = end;
+            }
+        }
+    }
+}
+
 /// What [`check_segment`] found in one segment.
 #[derive(Debug, Default)]
 pub(crate) struct SegmentCheck {
@@ -260,34 +305,26 @@ pub(crate) fn check_segment(seg: &Segment, end: Option<u64>, sealed: bool) -> Re
         bytes: end,
         ..SegmentCheck::default()
     };
-    let mut pos = 0usize;
     // Where the batch the last intact record belongs to started, while it
     // goes on.
-    let mut open_batch: Option<usize> = None;
-    while pos < buf.len() {
-        match record::decode(&buf[pos..]) {
-            Ok(rec) => {
-                out.records += 1;
-                if rec.header.continues {
-                    open_batch.get_or_insert(pos);
-                } else {
-                    open_batch = None;
-                }
-                pos += rec.header.record_len() as usize;
-            }
-            Err(e) => {
-                out.damage.push((pos as u64, e.describe().to_string()));
+    let mut open_batch: Option<u64> = None;
+    walk_records(&buf, |found| match found {
+        Walked::Record { offset, record } => {
+            out.records += 1;
+            if record.header.continues {
+                open_batch.get_or_insert(offset);
+            } else {
                 open_batch = None;
-                match first_record_after(&buf[pos..]) {
-                    Some(next) => pos += next,
-                    None => break,
-                }
             }
         }
-    }
+        Walked::Damage { offset, error, .. } => {
+            out.damage.push((offset, error.describe().to_string()));
+            open_batch = None;
+        }
+    });
     if let (true, Some(start)) = (sealed, open_batch) {
         out.damage.push((
-            start as u64,
+            start,
             "batch continues past the end of a sealed segment".to_string(),
         ));
     }

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod cleanup;
+mod dump;
 mod procio;
 mod segments;
 mod sim;
@@ -75,6 +76,22 @@ enum Command {
     /// and with --plot draws the one against the other.
     #[command(name = "gc-sim", long_about = sim::LONG_ABOUT)]
     GcSim(sim::GcSimArgs),
+    /// List the records of one vLog segment, read-only and without opening
+    /// the database: offset, length, put or delete, table, sequence number,
+    /// key, value length and first bytes, checksum state. After a damaged
+    /// record it goes on from the next intact one. Ends with a summary.
+    ///
+    /// Exit status: 0 the segment is intact, 1 damage found or the file
+    /// could not be read (with --json, an error object), 2 a usage error.
+    Dump(dump::DumpArgs),
+    /// List the entries of one SSTable, block by block, read-only and
+    /// without opening the database: table, key, sequence number, inline
+    /// value, value pointer or tombstone; damaged blocks are listed with
+    /// what is wrong, and the dump goes on with the next block.
+    ///
+    /// Exit status: 0 the table is intact, 1 damage found or the file could
+    /// not be read (with --json, an error object), 2 a usage error.
+    DumpSst(dump::DumpSstArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +127,8 @@ fn main() -> std::process::ExitCode {
         Command::Verify(args) => admin::verify(&args),
         Command::Gc(args) => admin::gc(&args),
         Command::GcSim(args) => sim::run(&args),
+        Command::Dump(args) => return dump::dump(&args),
+        Command::DumpSst(args) => return dump::dump_sst(&args),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

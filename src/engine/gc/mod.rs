@@ -19,6 +19,7 @@
 //! 4. Retire the victims: out of the live set, deleted once no reader holds
 //!    them and no snapshot older than the pass is alive.
 
+mod plan;
 mod policy;
 mod salvage;
 
@@ -31,11 +32,12 @@ use crate::files::FileName;
 use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
 use crate::manifest::{SealedSegment, VersionEdit};
-use crate::options::{GcOptions, GcProgress, GcProgressFn};
+use crate::options::{GcOptions, GcProgress};
 use crate::value::Value;
 use crate::vlog::hint::HintEntry;
 use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
 use parking_lot::Mutex;
+use plan::{dry_run_report, Progress};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,39 +80,6 @@ struct PassState {
     /// GC segments sealed (synced) by passes whose manifest edit has not
     /// recorded them yet: the next edit of a pass does.
     unrecorded_seals: Vec<SealedSegment>,
-}
-
-/// The progress callback of a pass and where the pass is.
-struct Progress(Option<(GcProgressFn, GcProgress)>);
-
-impl Progress {
-    /// One more victim done, of `bytes`.
-    fn step(&mut self, bytes: u64) {
-        if let Some((f, p)) = &mut self.0 {
-            p.segments_done += 1;
-            p.bytes_read += bytes;
-            (f.0)(p);
-        }
-    }
-}
-
-/// The report of a dry run: `victims` among `candidates`, with the bytes a
-/// pass would read, move and free by the discard statistics.
-fn dry_run_report(candidates: &[policy::Candidate], victims: &[u64]) -> GcReport {
-    let mut r = GcReport {
-        victims: victims.to_vec(),
-        dry_run: true,
-        ..GcReport::default()
-    };
-    for c in candidates.iter().filter(|c| victims.contains(&c.number)) {
-        if c.garbage < c.bytes {
-            r.segments_read += 1;
-            r.bytes_read += c.bytes;
-        }
-        r.bytes_moved += c.bytes - c.garbage;
-        r.bytes_freed += c.bytes;
-    }
-    r
 }
 
 /// Automatic GC starts a round when the estimated space amplification

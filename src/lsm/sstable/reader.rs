@@ -226,28 +226,52 @@ impl Sst {
             damage.push(as_damage(e));
         }
         for i in 0..self.handles.len() {
-            let checked = self
-                .read_data_block(i)
-                .and_then(|b| b.into_cursor())
-                .and_then(|c| {
-                    let ordered =
-                        (1..c.len()).all(|j| ikey::compare(c.key_at(j - 1), c.key_at(j)).is_lt());
-                    let last_ok = c.len() > 0 && c.key_at(c.len() - 1) == self.index.key_at(i);
-                    if ordered && last_ok {
-                        Ok(())
-                    } else {
-                        Err(corruption(
-                            &self.path,
-                            self.handles[i].offset,
-                            "data block keys out of order, or its last key is not the index's",
-                        ))
-                    }
-                });
-            if let Err(e) = checked {
+            if let Err(e) = self.checked_data_block(i) {
                 damage.push(as_damage(e));
             }
         }
         (self.handles.len() as u64 + meta_blocks, damage)
+    }
+
+    /// Data block `i` read and checked as [`Sst::check_every_block`] checks
+    /// it: checksum, decompression, every entry decoded, keys in order, the
+    /// last one the index's.
+    fn checked_data_block(&self, i: usize) -> Result<BlockIter> {
+        let c = self.read_data_block(i)?.into_cursor()?;
+        let ordered = (1..c.len()).all(|j| ikey::compare(c.key_at(j - 1), c.key_at(j)).is_lt());
+        let last_ok = c.len() > 0 && c.key_at(c.len() - 1) == self.index.key_at(i);
+        if ordered && last_ok {
+            Ok(c)
+        } else {
+            Err(corruption(
+                &self.path,
+                self.handles[i].offset,
+                "data block keys out of order, or its last key is not the index's",
+            ))
+        }
+    }
+
+    /// The handle (payload offset and size) of every data block, in file
+    /// order.
+    pub(crate) fn data_block_handles(&self) -> &[BlockHandle] {
+        &self.handles
+    }
+
+    /// The entries of data block `i` (`i` below the number of data blocks),
+    /// `(internal key, value)` in order, after the checks of
+    /// [`Sst::check_every_block`]; a damaged block is `Error::Corruption`.
+    pub(crate) fn data_block_entries(&self, i: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if i >= self.handles.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: no data block {i} (the table has {})",
+                self.path.display(),
+                self.handles.len()
+            )));
+        }
+        let c = self.checked_data_block(i)?;
+        Ok((0..c.len())
+            .map(|j| (c.key_at(j).to_vec(), c.value_at(j).to_vec()))
+            .collect())
     }
 
     /// The bloom filter's verdict on a user part (table id + user key);
