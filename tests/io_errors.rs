@@ -344,6 +344,13 @@ fn run(
                     first_error = Some(e);
                     break;
                 };
+                if sync_failed || vlog_write_failed {
+                    // The failed operation may be a background worker's
+                    // (a flush's fsync) that has not returned to poison the
+                    // database yet: give it the moment it needs, or the
+                    // probe below races it (seen once in a CI-sized run).
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 probe_gen += 1;
                 // The probe writes to an ordered and the unordered table.
                 let b: Batch = vec![

@@ -460,20 +460,16 @@ fn current_damage_is_corruption() {
 
 #[test]
 fn manifest_damage_is_corruption_or_harmless() {
-    let (dir, _) = closed_db_with_history();
-    let m = manifests(dir.path());
-    assert_eq!(m.len(), 1, "{m:?}");
-    let len = std::fs::read(&m[0]).unwrap().len();
     let mut corrupt = 0;
     for s in 0..40 {
         let (dir, exp) = closed_db_with_history();
         let m = manifests(dir.path());
+        assert_eq!(m.len(), 1, "{m:?}");
         let mut bytes = std::fs::read(&m[0]).unwrap();
-        assert_eq!(
-            bytes.len(),
-            len,
-            "manifests of identical histories differ in size"
-        );
+        // The same history gives manifests of about the same size, not
+        // always the same: the counters each edit records (varints) differ
+        // with the timing of background work. Flip at the same fraction.
+        let len = bytes.len();
         let at = s * len / 40;
         bytes[at] ^= 0x08;
         std::fs::write(&m[0], &bytes).unwrap();

@@ -76,7 +76,7 @@ segment's bytes and known garbage, cut into records of the given sizes.
 
 Exit status: 0 the simulation ran, 1 it failed (e.g. --from names no \
 database, the plot could not be written), 2 a usage error (a bad option or \
-value). With --json, errors are printed as a JSON object {\"error\": ...} on \
+value). With --json, errors are printed as a JSON object {\"ok\": false, \"error\": ...} on \
 stdout too.";
 
 /// The engine's `GC_HIGH_WATER` (src/engine/gc/mod.rs).
