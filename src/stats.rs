@@ -118,6 +118,14 @@ pub struct SegmentStats {
     /// flushed memtables). Values whose overwrite is still in a memtable are
     /// not counted yet.
     pub garbage_bytes: u64,
+    /// When the segment was made, in seconds since the Unix epoch (0: not
+    /// known, for a segment written before this was recorded).
+    pub created_unix_secs: u64,
+    /// The smallest sequence number of its records (0: not known).
+    pub min_seq: u64,
+    /// The largest (0: not known yet: the user head until it is sealed, a
+    /// GC segment until its pass's edit).
+    pub max_seq: u64,
 }
 
 /// A snapshot of the engine's counters, from [`crate::Db::stats`].

@@ -96,3 +96,46 @@ fn a_drop_records_the_counters_too() {
     let ro = Db::open_read_only(dir.path(), Options::default()).unwrap();
     assert_eq!(ro.stats().lifetime.user_bytes_written, written);
 }
+
+/// Every segment's age is recorded: user segments hold consecutive
+/// sequence ranges (the head's end not known until it is sealed), GC
+/// segments the range of what they took, and all of it survives a reopen.
+#[test]
+fn segments_know_their_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    load(&db, 1, 400);
+    load(&db, 2, 200);
+    db.compact().unwrap();
+    // User segments: consecutive ranges, only the head's end unknown.
+    let user = db.stats().segments;
+    assert!(user.len() >= 3, "{user:?}");
+    assert_eq!(user[0].min_seq, 1);
+    for w in user.windows(2) {
+        assert_eq!(w[0].max_seq + 1, w[1].min_seq, "{:?}", (&w[0], &w[1]));
+    }
+    assert_eq!(user.last().unwrap().max_seq, 0, "the head's end is known?");
+    db.gc(GcOptions::default().all_sealed(true)).unwrap();
+    db.close().unwrap();
+    let db = Db::open_read_only(dir.path(), Options::default()).unwrap();
+    let st = db.stats();
+    let last = st.last_sequence;
+    let gc: Vec<_> = st.segments.iter().filter(|s| s.gc).collect();
+    assert!(!gc.is_empty(), "{:?}", st.segments);
+    for s in &st.segments {
+        assert!(
+            s.created_unix_secs >= now && s.created_unix_secs <= now + 600,
+            "segment {} created at {}",
+            s.number,
+            s.created_unix_secs
+        );
+        assert!(s.min_seq >= 1 && s.min_seq <= last, "{s:?}");
+    }
+    for s in &gc {
+        assert!(s.min_seq <= s.max_seq && s.max_seq <= last, "{s:?}");
+    }
+}

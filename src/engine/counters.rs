@@ -216,14 +216,21 @@ impl Engine {
     /// Size and garbage of each live vLog segment, oldest first.
     pub(crate) fn segment_stats(&self) -> Vec<SegmentStats> {
         let discard = self.garbage_by_segment();
+        let ages = self.versions.lock_manifest().state().segment_info.clone();
         self.vlog
             .segment_sizes()
             .into_iter()
-            .map(|(number, kind, bytes)| SegmentStats {
-                number,
-                gc: kind == SegmentKind::Gc,
-                bytes,
-                garbage_bytes: discard.get(&number).copied().unwrap_or(0),
+            .map(|(number, kind, bytes)| {
+                let age = ages.get(&number).copied().unwrap_or_default();
+                SegmentStats {
+                    number,
+                    gc: kind == SegmentKind::Gc,
+                    bytes,
+                    garbage_bytes: discard.get(&number).copied().unwrap_or(0),
+                    created_unix_secs: age.created_unix_secs,
+                    min_seq: age.min_seq,
+                    max_seq: age.max_seq,
+                }
             })
             .collect()
     }

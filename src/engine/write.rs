@@ -21,7 +21,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::keydir::NewRecord;
 use crate::lsm::ikey::{self, Kind};
-use crate::manifest::{SealedSegment, VersionEdit};
+use crate::manifest::{unix_now, SealedSegment, SegmentInfo, VersionEdit};
 use crate::vlog::batch::RecordBatch;
 use crate::vlog::{Position, SegmentKind, ValuePointer};
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -405,6 +405,7 @@ impl Engine {
                 len: sealed.offset,
             },
             self.vlog.head_position().segment,
+            out.seq,
         )?;
         self.write_hint(sealed.segment, sealed.offset);
         out.base = self.vlog.head_position();
@@ -412,13 +413,27 @@ impl Engine {
         Ok(())
     }
 
-    /// Records in the manifest that `sealed` was sealed and `head` is the
-    /// new user head (lock order: the commit lock, then the manifest's).
-    fn record_roll(&self, sealed: SealedSegment, head: u64) -> Result<()> {
+    /// Records in the manifest that `sealed` was sealed, its records up to
+    /// sequence number `last_seq`, and `head` is the new user head, made now
+    /// (lock order: the commit lock, then the manifest's).
+    fn record_roll(&self, sealed: SealedSegment, head: u64, last_seq: u64) -> Result<()> {
         let mut vs = self.versions.lock_manifest();
         let edit = VersionEdit {
             sealed: vec![sealed],
             vlog_head: Some(head),
+            segment_info: vec![
+                SegmentInfo {
+                    number: sealed.number,
+                    max_seq: last_seq,
+                    ..SegmentInfo::default()
+                },
+                SegmentInfo {
+                    number: head,
+                    created_unix_secs: unix_now(),
+                    min_seq: last_seq + 1,
+                    max_seq: 0,
+                },
+            ],
             ..Default::default()
         };
         self.log_and_apply(&mut vs, edit, super::versions::LevelChange::default())

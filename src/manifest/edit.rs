@@ -60,6 +60,44 @@ pub(super) const TAG_CREATED: u64 = 13;
 /// ([`LifetimeCounters`]), a length-prefixed list of varints (at most once;
 /// the newest edit's wins). Extensible like [`TAG_CREATED`].
 pub(super) const TAG_COUNTERS: u64 = 14;
+/// One element of `segment_info`: segment number, creation time (Unix
+/// seconds), smallest and largest sequence number of its records, varints
+/// (0: not known). Merged into what the state knows (see
+/// [`SegmentInfo`]).
+pub(super) const TAG_SEGMENT_INFO: u64 = 15;
+
+/// When a vLog segment was made and which sequence numbers it holds, for
+/// `vlog-tools segments`. 0 means not known: a database written before this
+/// was recorded, a user head's largest number before it is sealed, a GC
+/// segment's range before its first pass's edit. Edits merge: the earliest
+/// known creation, the smallest and largest numbers seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SegmentInfo {
+    pub number: u64,
+    pub created_unix_secs: u64,
+    pub min_seq: u64,
+    pub max_seq: u64,
+}
+
+impl SegmentInfo {
+    /// `self` with what `other` (of the same segment) adds.
+    pub(crate) fn merge(&mut self, other: &SegmentInfo) {
+        if self.created_unix_secs == 0 {
+            self.created_unix_secs = other.created_unix_secs;
+        }
+        if other.min_seq != 0 && (self.min_seq == 0 || other.min_seq < self.min_seq) {
+            self.min_seq = other.min_seq;
+        }
+        self.max_seq = self.max_seq.max(other.max_seq);
+    }
+}
+
+/// Seconds since the Unix epoch now (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 fn created_fields(c: &CreatedWith) -> [u64; 4] {
     [
@@ -275,6 +313,8 @@ pub(crate) struct VersionEdit {
     pub created: Option<CreatedWith>,
     /// The counters since creation, as of this edit.
     pub counters: Option<LifetimeCounters>,
+    /// Creation times and sequence ranges of segments (see [`SegmentInfo`]).
+    pub segment_info: Vec<SegmentInfo>,
 }
 
 impl VersionEdit {
@@ -352,6 +392,13 @@ impl VersionEdit {
         }
         if let Some(c) = &self.counters {
             put_varint_list(&mut b, TAG_COUNTERS, &c.fields());
+        }
+        for i in &self.segment_info {
+            put_varint(&mut b, TAG_SEGMENT_INFO);
+            put_varint(&mut b, i.number);
+            put_varint(&mut b, i.created_unix_secs);
+            put_varint(&mut b, i.min_seq);
+            put_varint(&mut b, i.max_seq);
         }
         b
     }
@@ -454,6 +501,18 @@ impl VersionEdit {
                 TAG_CREATED => {
                     let f = read_varint_list(&mut r, 64).ok_or_else(truncated)?;
                     set_once(&mut e.created, created_from_fields(&f), "created", at)?;
+                }
+                TAG_SEGMENT_INFO => {
+                    let mut v = [0u64; 4];
+                    for x in &mut v {
+                        *x = r.varint().ok_or_else(truncated)?;
+                    }
+                    e.segment_info.push(SegmentInfo {
+                        number: v[0],
+                        created_unix_secs: v[1],
+                        min_seq: v[2],
+                        max_seq: v[3],
+                    });
                 }
                 TAG_COUNTERS => {
                     let f = read_varint_list(&mut r, 256).ok_or_else(truncated)?;

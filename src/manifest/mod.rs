@@ -25,7 +25,8 @@ mod state;
 mod tests;
 
 pub(crate) use edit::{
-    LifetimeCounters, SealedSegment, TableDef, VersionEdit, DEFAULT_TABLE, DEFAULT_TABLE_NAME,
+    unix_now, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, DEFAULT_TABLE,
+    DEFAULT_TABLE_NAME,
 };
 pub(crate) use state::ManifestState;
 

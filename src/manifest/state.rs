@@ -4,7 +4,9 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use super::edit::{LifetimeCounters, SealedSegment, TableDef, VersionEdit, MAX_LEVELS};
+use super::edit::{
+    LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, MAX_LEVELS,
+};
 use crate::lsm::ikey;
 use crate::lsm::version::SstMeta;
 use crate::stats::CreatedWith;
@@ -37,6 +39,8 @@ pub(crate) struct ManifestState {
     pub created: Option<CreatedWith>,
     /// The newest counters recorded (see [`LifetimeCounters`]).
     pub counters: LifetimeCounters,
+    /// What is known of each live segment's age (see [`SegmentInfo`]).
+    pub segment_info: BTreeMap<u64, SegmentInfo>,
 }
 
 impl ManifestState {
@@ -163,9 +167,15 @@ impl ManifestState {
                 self.sealed.insert(s.number, *s);
             }
         }
+        for i in &edit.segment_info {
+            if !self.segments_removed.contains(&i.number) && i.number >= self.vlog_tail {
+                self.segment_info.entry(i.number).or_insert(*i).merge(i);
+            }
+        }
         for s in &edit.segments_removed {
             self.discard.remove(s);
             self.sealed.remove(s);
+            self.segment_info.remove(s);
         }
         if let Some(g) = edit.gc_head {
             self.gc_head = g;
@@ -184,6 +194,7 @@ impl ManifestState {
         self.segments_removed.retain(|&s| s >= tail);
         self.discard.retain(|&s, _| s >= tail);
         self.sealed.retain(|&s, _| s >= tail);
+        self.segment_info.retain(|&s, _| s >= tail);
         Ok(())
     }
 
@@ -205,6 +216,7 @@ impl ManifestState {
             vlog_head: (self.vlog_head != 0).then_some(self.vlog_head),
             created: self.created,
             counters: Some(self.counters),
+            segment_info: self.segment_info.values().copied().collect(),
         }
     }
 }

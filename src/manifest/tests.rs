@@ -188,6 +188,7 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                     vlog_head: None,
                     created: None,
                     counters: None,
+                    segment_info: Vec::new(),
                     sealed: sealed
                         .into_iter()
                         .map(|(number, gc, len)| SealedSegment {
@@ -285,8 +286,51 @@ fn empty_and_full_edits_round_trip() {
             opens: 7,
             ..Default::default()
         }),
+        segment_info: vec![
+            SegmentInfo {
+                number: 6,
+                created_unix_secs: 1_764_633_600,
+                min_seq: 1,
+                max_seq: u64::MAX,
+            },
+            SegmentInfo::default(),
+        ],
     };
     assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
+}
+
+/// Segment ages merge: the first known creation time, the smallest and
+/// largest sequence numbers; a removed segment's age goes with it.
+#[test]
+fn segment_ages_merge_and_go_with_their_segment() {
+    let mut st = ManifestState::default();
+    let info = |number, created_unix_secs, min_seq, max_seq| SegmentInfo {
+        number,
+        created_unix_secs,
+        min_seq,
+        max_seq,
+    };
+    let edit = |infos: Vec<SegmentInfo>| VersionEdit {
+        segment_info: infos,
+        ..Default::default()
+    };
+    st.apply(&edit(vec![info(3, 100, 10, 0)])).unwrap();
+    st.apply(&edit(vec![info(3, 0, 0, 50), info(4, 200, 51, 0)]))
+        .unwrap();
+    st.apply(&edit(vec![info(3, 999, 5, 40)])).unwrap();
+    assert_eq!(st.segment_info[&3], info(3, 100, 5, 50));
+    assert_eq!(st.segment_info[&4], info(4, 200, 51, 0));
+    // A snapshot keeps them.
+    let mut again = ManifestState::default();
+    again.apply(&st.snapshot_edit()).unwrap();
+    assert_eq!(again.segment_info, st.segment_info);
+    st.apply(&VersionEdit {
+        segments_removed: vec![3],
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(!st.segment_info.contains_key(&3));
+    assert!(st.segment_info.contains_key(&4));
 }
 
 /// The created and counters fields are lists a later version may extend:

@@ -206,8 +206,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE.csv")]
     timeline: Option<PathBuf>,
 
-    /// Draw the time series (see --timeline) into this SVG file.
-    #[arg(long, value_name = "FILE.svg")]
+    /// Draw the time series (see --timeline) into this file (.svg or .png).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Option<PathBuf>,
 
     /// Seconds between two samples of --timeline and --plot.

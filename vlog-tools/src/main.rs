@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod cleanup;
 mod dump;
+mod picture;
 mod procio;
 mod segments;
 mod sim;

@@ -21,8 +21,8 @@ pub struct SegmentsArgs {
     #[arg(long)]
     exact: bool,
     /// Draw the segments' live and garbage bytes in log order, and the
-    /// histogram of their live ratios, into this SVG file.
-    #[arg(long, value_name = "FILE.svg")]
+    /// histogram of their live ratios, into this file (.svg or .png).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Option<PathBuf>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
@@ -40,6 +40,14 @@ struct Row {
     garbage_bytes: u64,
     /// 1 - garbage / bytes, by the discard statistics.
     live_ratio: f64,
+    /// When the segment was made (Unix seconds; 0: not known) and how long
+    /// ago, in seconds.
+    created_unix_secs: u64,
+    age_secs: Option<u64>,
+    /// The sequence numbers of its records (0: not known; the user head's
+    /// largest is not known before it is sealed).
+    min_seq: u64,
+    max_seq: u64,
     /// With `--exact`: the bytes of the records the index points at.
     exact_live_bytes: Option<u64>,
     exact_live_records: Option<u64>,
@@ -73,6 +81,9 @@ fn ratio(live: u64, total: u64) -> f64 {
 }
 
 pub fn segments(args: &SegmentsArgs) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let db = open_read_only(&args.dir)?;
     let stats = db.stats();
     let usage = if args.exact {
@@ -102,6 +113,11 @@ pub fn segments(args: &SegmentsArgs) -> Result<()> {
                 bytes: s.bytes,
                 garbage_bytes: garbage,
                 live_ratio: ratio(s.bytes - garbage, s.bytes),
+                created_unix_secs: s.created_unix_secs,
+                age_secs: (s.created_unix_secs > 0)
+                    .then(|| now.saturating_sub(s.created_unix_secs)),
+                min_seq: s.min_seq,
+                max_seq: s.max_seq,
                 exact_live_bytes: u.map(|u| u.live_bytes),
                 exact_live_records: u.map(|u| u.live_records),
                 exact_live_ratio: u.map(|u| ratio(u.live_bytes, s.bytes)),
@@ -159,8 +175,8 @@ fn print_text(r: &Report) {
     }
     let exact = r.exact_live_bytes.is_some();
     print!(
-        "{:<18} {:<4} {:>10} {:>10} {:>6}",
-        "file", "kind", "size", "garbage", "live"
+        "{:<18} {:<4} {:>10} {:>10} {:>6} {:>8} {:>23}",
+        "file", "kind", "size", "garbage", "live", "age", "sequence numbers"
     );
     if exact {
         print!(
@@ -171,12 +187,14 @@ fn print_text(r: &Report) {
     println!();
     for s in &r.segments {
         print!(
-            "{:<18} {:<4} {:>10} {:>10} {:>5.1}%",
+            "{:<18} {:<4} {:>10} {:>10} {:>5.1}% {:>8} {:>23}",
             s.file,
             s.kind,
             bytes(s.bytes),
             bytes(s.garbage_bytes),
-            100.0 * s.live_ratio
+            100.0 * s.live_ratio,
+            s.age_secs.map_or("?".to_string(), age),
+            seqs(s.min_seq, s.max_seq)
         );
         if let (Some(l), Some(n), Some(lr), Some(u)) = (
             s.exact_live_bytes,
@@ -204,11 +222,41 @@ fn print_text(r: &Report) {
     }
 }
 
+/// An age for people: `42s`, `17m`, `5h`, `3d`.
+fn age(secs: u64) -> String {
+    match secs {
+        0..=119 => format!("{secs}s"),
+        120..=7199 => format!("{}m", secs / 60),
+        7200..=172_799 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+/// A sequence range, `?` where not known.
+fn seqs(min: u64, max: u64) -> String {
+    let show = |n: u64| {
+        if n == 0 {
+            "?".to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    format!("{}..{}", show(min), show(max))
+}
+
 /// Two panels: live and garbage bytes per segment in log order (stacked
 /// bars; the exact live bytes as a line with `--exact`), and the live-ratio
 /// histogram (tenths).
 fn plot(r: &Report, path: &Path) -> Result<()> {
-    let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
+    let mut svg = String::new();
+    draw(
+        r,
+        SVGBackend::with_string(&mut svg, (960, 720)).into_drawing_area(),
+    )?;
+    crate::picture::write(path, &svg)
+}
+
+fn draw(r: &Report, root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<()> {
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(400);
     let n = r.segments.len().max(1);

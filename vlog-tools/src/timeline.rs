@@ -182,11 +182,26 @@ pub fn write_csv(path: &Path, samples: &[Sample]) -> Result<()> {
     Ok(())
 }
 
-/// Draws `samples` into an SVG: the user write rate and GC's moved and
+/// Draws `samples` into an SVG or PNG (by the name of `path`): the user write rate and GC's moved and
 /// freed rates (top), the vLog space amplification with the GC `target`
 /// (middle), and the write amplifications (bottom), over time.
 pub fn plot(path: &Path, samples: &[Sample], title: &str, target: Option<f64>) -> Result<()> {
-    let root = SVGBackend::new(path, (960, 900)).into_drawing_area();
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, (960, 900)).into_drawing_area(),
+        samples,
+        title,
+        target,
+    )?;
+    crate::picture::write(path, &svg)
+}
+
+fn draw(
+    root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    samples: &[Sample],
+    title: &str,
+    target: Option<f64>,
+) -> Result<()> {
     root.fill(&WHITE)?;
     let root = root.titled(title, ("sans-serif", 18))?;
     let panels = root.split_evenly((3, 1));

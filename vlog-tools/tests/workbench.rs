@@ -117,6 +117,11 @@ fn segments_exact_and_plot() {
         // Compacted: the statistics know all the sorted index's garbage.
         assert_eq!(s["unknown_garbage_bytes"], 0, "{s}");
         assert!(s["file"].as_str().unwrap().ends_with(".vlog"));
+        assert!(
+            s["created_unix_secs"].as_u64().unwrap() > 1_700_000_000,
+            "{s}"
+        );
+        assert!(s["min_seq"].as_u64().unwrap() >= 1, "{s}");
         records += s["exact_live_records"].as_u64().unwrap();
     }
     // 300 keys of the default table and 40 of the unordered one.
@@ -314,4 +319,46 @@ fn bench_records_a_timeline() {
     assert!(picture.starts_with("<svg") && picture.contains("vLog space amplification"));
     // Only the two outputs are left: the database went with the run.
     assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 2);
+}
+
+/// `--plot FILE.png` renders the picture to PNG; another extension is an
+/// error that says which ones work.
+#[test]
+fn plots_as_png_too() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let png = out.path().join("s.png");
+    let (code, _, err) = tool(&["segments", d, "--plot", png.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        bytes.len() > 5000,
+        "an empty picture ({} bytes)",
+        bytes.len()
+    );
+    let gif = out.path().join("s.gif");
+    let (code, _, err) = tool(&["segments", d, "--plot", gif.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains(".svg or .png"), "{err}");
+    let sim_png = out.path().join("sim.png");
+    let (code, _, err) = tool(&[
+        "gc-sim",
+        "--keys",
+        "2000",
+        "--updates",
+        "20000",
+        "--segment-size",
+        "256KiB",
+        "--memtable-size",
+        "64KiB",
+        "--targets",
+        "1.25,2",
+        "--plot",
+        sim_png.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read(&sim_png).unwrap().starts_with(b"\x89PNG"));
 }

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::files::FileName;
 use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
-use crate::manifest::{SealedSegment, VersionEdit};
+use crate::manifest::{SealedSegment, SegmentInfo, VersionEdit};
 use crate::options::{GcOptions, GcProgress};
 use crate::value::Value;
 use crate::vlog::hint::HintEntry;
@@ -80,6 +80,9 @@ struct PassState {
     /// GC segments sealed (synced) by passes whose manifest edit has not
     /// recorded them yet: the next edit of a pass does.
     unrecorded_seals: Vec<SealedSegment>,
+    /// The ages of the GC segments the passes wrote, for their next edit
+    /// (see `plan.rs`).
+    segment_info: BTreeMap<u64, SegmentInfo>,
 }
 
 /// Automatic GC starts a round when the estimated space amplification
@@ -509,6 +512,9 @@ impl Engine {
             gc_head: self.vlog.gc_head_position(),
             vlog_tail: live_after.first().copied(),
             sealed: std::mem::take(&mut pass.unrecorded_seals),
+            segment_info: std::mem::take(&mut pass.segment_info)
+                .into_values()
+                .collect(),
             ..Default::default()
         };
         // A failed append leaves the edit's fate unknown: keep the table
@@ -603,8 +609,10 @@ impl Engine {
                     self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
                     let sealed = self.vlog.gc_head_position();
                     // Sealing the old GC head syncs it.
-                    let rolled = self.vlog.gc_roll(self.versions.new_file_number());
+                    let number = self.versions.new_file_number();
+                    let rolled = self.vlog.gc_roll(number);
                     self.or_poison("GC segment roll", rolled)?;
+                    pass.note_created(number);
                     self.publish_segments();
                     if let Some(sealed) = sealed {
                         pass.unrecorded_seals.push(SealedSegment {
@@ -616,6 +624,7 @@ impl Engine {
                     }
                 }
                 let s = &survivors[j];
+                pass.note_seq(self.vlog.gc_head_position(), s.seq);
                 record::encode(&mut buf, s.put, false, s.table, s.seq, &s.key, &value);
                 pending.push(j);
                 if buf.len() >= CHUNK {

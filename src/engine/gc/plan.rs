@@ -2,8 +2,38 @@
 //! bytes a pass would read, move and free by the discard statistics) and
 //! the progress of a pass for a caller's progress bar.
 
-use super::{policy, GcReport};
+use super::{policy, GcReport, PassState};
+use crate::manifest::{unix_now, SegmentInfo};
 use crate::options::{GcProgress, GcProgressFn};
+use crate::vlog::Position;
+
+impl PassState {
+    /// GC segment `number` was made now.
+    pub(super) fn note_created(&mut self, number: u64) {
+        let info = SegmentInfo {
+            number,
+            created_unix_secs: unix_now(),
+            ..SegmentInfo::default()
+        };
+        self.segment_info.entry(number).or_insert(info).merge(&info);
+    }
+
+    /// A record of sequence number `seq` goes to the GC head at `head`.
+    pub(super) fn note_seq(&mut self, head: Option<Position>, seq: u64) {
+        if let Some(h) = head {
+            let i = self.segment_info.entry(h.segment).or_insert(SegmentInfo {
+                number: h.segment,
+                ..SegmentInfo::default()
+            });
+            i.merge(&SegmentInfo {
+                number: h.segment,
+                created_unix_secs: 0,
+                min_seq: seq,
+                max_seq: seq,
+            });
+        }
+    }
+}
 
 /// The progress callback of a pass and where the pass is.
 pub(super) struct Progress(pub(super) Option<(GcProgressFn, GcProgress)>);

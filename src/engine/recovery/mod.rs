@@ -39,7 +39,7 @@ use crate::io::{select_fs, FileLock, Fs};
 use crate::keydir::Keydirs;
 use crate::lsm::sstable::Sst;
 use crate::lsm::version::{SstHandle, Version};
-use crate::manifest::{Manifest, ManifestState};
+use crate::manifest::{unix_now, Manifest, ManifestState, SegmentInfo};
 use crate::options::{Options, TableKind};
 use crate::stats::CreatedWith;
 use crate::vlog::VLog;
@@ -140,6 +140,15 @@ impl Engine {
             let head = vlog.head_position();
             state.replay_point = head;
             state.vlog_tail = head.segment;
+            state.segment_info.insert(
+                head.segment,
+                SegmentInfo {
+                    number: head.segment,
+                    created_unix_secs: unix_now(),
+                    min_seq: 1,
+                    max_seq: 0,
+                },
+            );
             mem = LoggedMemtable::new(head);
         }
 
@@ -453,13 +462,7 @@ struct Live {
 /// at its first writable open since this was recorded (creation time
 /// unknown: 0).
 fn created_with(opts: &Options, is_new: bool) -> CreatedWith {
-    let unix_secs = if is_new {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    } else {
-        0
-    };
+    let unix_secs = if is_new { unix_now() } else { 0 };
     CreatedWith {
         unix_secs,
         segment_size: opts.segment_size,

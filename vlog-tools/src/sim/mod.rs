@@ -246,8 +246,8 @@ pub struct GcSimArgs {
     json: bool,
 
     /// Draw GC write amplification against mean space amplification, one
-    /// curve per policy and head, into this SVG file.
-    #[arg(long)]
+    /// curve per policy and head, into this file (.svg or .png).
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
     plot: Option<PathBuf>,
 }
 

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
 
-/// Draws the curves of `results` into the SVG file `path`.
+/// Draws the curves of `results` into `path` (SVG, or PNG for `.png`).
 pub fn draw(path: &Path, results: &[SimResult]) -> Result<()> {
     if results.is_empty() {
         return Err(anyhow!("nothing to plot"));
@@ -35,7 +35,19 @@ pub fn draw(path: &Path, results: &[SimResult]) -> Result<()> {
         ys.fold(f64::NEG_INFINITY, f64::max),
     );
 
-    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+    chart(root, &series, (x0, x1), (y0, y1))?;
+    crate::picture::write(path, &svg)
+}
+
+/// The chart, on `root`.
+fn chart(
+    root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    series: &[(String, Vec<(f64, f64)>)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
