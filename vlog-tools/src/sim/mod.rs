@@ -647,6 +647,36 @@ struct Sim<'a> {
 }
 
 impl<'a> Sim<'a> {
+    /// A simulation of `cfg` with nothing written yet (no key placed).
+    fn empty(cfg: &'a Config) -> Sim<'a> {
+        Sim {
+            cfg,
+            segs: Vec::new(),
+            live_set: Vec::new(),
+            loc: Vec::new(),
+            size: Vec::new(),
+            epoch: Vec::new(),
+            cur_epoch: 0,
+            user_head: 0,
+            gc_head: None,
+            replay_seg: 0,
+            l0_tables: 0,
+            total: 0,
+            live: 0,
+            known: 0,
+            user_written: 0,
+            gc_written: 0,
+            passes: 0,
+            records_moved: 0,
+            bytes_freed: 0,
+            flushes: 0,
+            compactions: 0,
+            survivors: Vec::new(),
+            credit: 0.0,
+            in_round: false,
+        }
+    }
+
     fn new_seg(&mut self, gc: bool) -> u32 {
         let n = self.segs.len() as u32;
         self.segs.push(Seg {
@@ -966,32 +996,8 @@ pub fn simulate(cfg: &Config, start: Option<&[StartSegment]>) -> Result<SimResul
     if max_record > u64::from(u32::MAX) {
         bail!("a record of {max_record} bytes is too large for the simulator");
     }
-    let mut sim = Sim {
-        cfg,
-        segs: Vec::new(),
-        live_set: Vec::new(),
-        loc: Vec::new(),
-        size: Vec::new(),
-        epoch: Vec::new(),
-        cur_epoch: 0,
-        user_head: 0,
-        gc_head: None,
-        replay_seg: 0,
-        l0_tables: 0,
-        total: 0,
-        live: 0,
-        known: 0,
-        user_written: 0,
-        gc_written: 0,
-        passes: 0,
-        records_moved: 0,
-        bytes_freed: 0,
-        flushes: 0,
-        compactions: 0,
-        survivors: Vec::new(),
-        credit: 0.0,
-        in_round: false,
-    };
+    let mut sim = Sim::empty(cfg);
+
     let keys = match start {
         None => {
             let keys = cfg.keys;
@@ -1462,32 +1468,10 @@ mod tests {
 
     /// A Sim after the load, as `simulate` builds it.
     fn build(c: &Config) -> Sim<'_> {
-        let mut sim = Sim {
-            cfg: c,
-            segs: Vec::new(),
-            live_set: Vec::new(),
-            loc: vec![Loc { seg: 0, slot: 0 }; c.keys as usize],
-            size: vec![0; c.keys as usize],
-            epoch: vec![NO_EPOCH; c.keys as usize],
-            cur_epoch: 0,
-            user_head: 0,
-            gc_head: None,
-            replay_seg: 0,
-            l0_tables: 0,
-            total: 0,
-            live: 0,
-            known: 0,
-            user_written: 0,
-            gc_written: 0,
-            passes: 0,
-            records_moved: 0,
-            bytes_freed: 0,
-            flushes: 0,
-            compactions: 0,
-            survivors: Vec::new(),
-            credit: 0.0,
-            in_round: false,
-        };
+        let mut sim = Sim::empty(c);
+        sim.loc = vec![Loc { seg: 0, slot: 0 }; c.keys as usize];
+        sim.size = vec![0; c.keys as usize];
+        sim.epoch = vec![NO_EPOCH; c.keys as usize];
         sim.user_head = sim.new_seg(false);
         let mut rng = StdRng::seed_from_u64(1);
         for k in 0..c.keys as u32 {
