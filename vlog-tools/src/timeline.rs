@@ -120,8 +120,12 @@ fn sample(db: &Db, every: Duration, stop: &AtomicBool, phase: &Mutex<String>) ->
             }
             next += every;
         }
-        let st = db.stats();
         let t = start.elapsed().as_secs_f64();
+        if stopping && !out.is_empty() && t - prev_t < 0.01 {
+            // A sample just taken: the last one would only repeat it.
+            return out;
+        }
+        let st = db.stats();
         let dt = (t - prev_t).max(1e-9);
         let d = |a: u64, b: u64| a.saturating_sub(b) as f64 / 1e6 / dt;
         let user = st

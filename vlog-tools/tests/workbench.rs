@@ -303,7 +303,8 @@ fn bench_records_a_timeline() {
     for r in &rows {
         assert_eq!(r.len(), header.len(), "{r:?}");
         let t: f64 = r[0].parse().unwrap();
-        assert!(t > last_t, "time goes forward");
+        // Printed to the millisecond: samples 10 ms or more apart.
+        assert!(t > last_t, "time goes forward: {t} after {last_t}\n{text}");
         last_t = t;
         let amp: f64 = r[5].parse().unwrap();
         assert!(amp >= 1.0, "{r:?}");
