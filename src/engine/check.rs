@@ -175,37 +175,51 @@ impl Engine {
         seq: u64,
         mut f: impl FnMut(&[u8], IndexValue) -> Result<()>,
     ) -> Result<()> {
-        let sv = &view.sv;
+        self.newest_versions(&view.sv, seq, Some(table), |k, value| {
+            let v = match Kind::from_u8(ikey::kind_byte(k)) {
+                Some(Kind::Delete) => return Ok(()),
+                Some(Kind::Inline) => IndexValue::Inline(value.to_vec()),
+                Some(Kind::Pointer) => IndexValue::Pointer(self.decode_pointer(value)?),
+                None => {
+                    return Err(Error::corruption(
+                        &self.dir,
+                        0,
+                        format!("unknown entry kind {} in the index", ikey::kind_byte(k)),
+                    ))
+                }
+            };
+            f(ikey::user_key(k), v)
+        })
+    }
+
+    /// Calls `f` with the internal key and the value of the newest version
+    /// visible at `seq` of every key in `sv`'s index (of `table` only, when
+    /// given), in key order: the walk of the whole index that verify,
+    /// salvage and the exact segment usage share.
+    fn newest_versions(
+        &self,
+        sv: &SuperVersion,
+        seq: u64,
+        table: Option<u32>,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut children: Vec<Box<dyn InternalIterator>> = vec![Box::new(sv.mem.table.iter())];
         for m in &sv.imms {
             children.push(Box::new(m.table.iter()));
         }
         sv.version.iters(&mut children);
         let mut c = MergeCursor::new(children, Direction::Forward);
-        c.seek(&ikey::seek_key(&ikey::table_prefix(table), ikey::MAX_SEQ));
+        match table {
+            Some(t) => c.seek(&ikey::seek_key(&ikey::table_prefix(t), ikey::MAX_SEQ)),
+            None => c.seek_to_end(),
+        }
         let mut last: Option<Vec<u8>> = None;
-        while c.valid() && ikey::in_table(c.key(), table) {
+        while c.valid() && table.is_none_or(|t| ikey::in_table(c.key(), t)) {
             let k = c.key();
             let up = ikey::user_part(k);
             if last.as_deref() != Some(up) && ikey::seq(k) <= seq {
                 last = Some(up.to_vec());
-                let v = match Kind::from_u8(ikey::kind_byte(k)) {
-                    Some(Kind::Delete) => None,
-                    Some(Kind::Inline) => Some(IndexValue::Inline(c.value().to_vec())),
-                    Some(Kind::Pointer) => {
-                        Some(IndexValue::Pointer(self.decode_pointer(c.value())?))
-                    }
-                    None => {
-                        return Err(Error::corruption(
-                            &self.dir,
-                            0,
-                            format!("unknown entry kind {} in the index", ikey::kind_byte(k)),
-                        ))
-                    }
-                };
-                if let Some(v) = v {
-                    f(ikey::user_key(k), v)?;
-                }
+                f(k, c.value())?;
             }
             c.advance();
         }
@@ -221,27 +235,13 @@ impl Engine {
         mut f: impl FnMut(u32, &[u8], u64, ValuePointer),
     ) -> Result<()> {
         let (sv, seq) = self.view_at(None);
-        let mut children: Vec<Box<dyn InternalIterator>> = vec![Box::new(sv.mem.table.iter())];
-        for m in &sv.imms {
-            children.push(Box::new(m.table.iter()));
-        }
-        sv.version.iters(&mut children);
-        let mut c = MergeCursor::new(children, Direction::Forward);
-        c.seek_to_end();
-        let mut last: Option<Vec<u8>> = None;
-        while c.valid() {
-            let k = c.key();
-            let up = ikey::user_part(k);
-            if last.as_deref() != Some(up) && ikey::seq(k) <= seq {
-                last = Some(up.to_vec());
-                if ikey::kind_byte(k) == Kind::Pointer as u8 {
-                    let ptr = self.decode_pointer(c.value())?;
-                    f(ikey::table_id(k), ikey::user_key(k), ikey::seq(k), ptr);
-                }
+        self.newest_versions(&sv, seq, None, |k, value| {
+            if ikey::kind_byte(k) == Kind::Pointer as u8 {
+                let ptr = self.decode_pointer(value)?;
+                f(ikey::table_id(k), ikey::user_key(k), ikey::seq(k), ptr);
             }
-            c.advance();
-        }
-        c.status()
+            Ok(())
+        })
     }
 
     /// The exact live bytes and records of every live segment, from the

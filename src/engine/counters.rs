@@ -183,7 +183,8 @@ impl Engine {
             } else {
                 (vlog_w + gc_w) as f64 / vlog_w as f64
             },
-            vlog_space_amplification: self.vlog_space_amplification(),
+            vlog_space_amplification: self
+                .space_amplification_of(segments.iter().map(|s| (s.bytes, s.garbage_bytes))),
             retired_segments_kept: self.vlog.zombie_count() as u64,
             gc_errors: gc_errors.count,
             gc_last_error: gc_errors.last_error,

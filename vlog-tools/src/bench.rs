@@ -648,7 +648,8 @@ fn per_sec(n: f64, secs: f64) -> f64 {
     }
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
+/// `a / b`, 0 when `b` is 0.
+pub fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
     } else {

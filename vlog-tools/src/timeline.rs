@@ -6,6 +6,7 @@
 //! anything else that wants figures over time (space amplification held
 //! throughout a run, say) takes them from here.
 
+use crate::bench::ratio;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde::Serialize;
@@ -61,14 +62,6 @@ fn all_written(s: &Stats) -> u64 {
         + s.flush_bytes_written
         + s.compaction_bytes_written
         + s.manifest_bytes_written
-}
-
-fn ratio(n: u64, d: u64) -> f64 {
-    if d == 0 {
-        0.0
-    } else {
-        n as f64 / d as f64
-    }
 }
 
 impl Timeline {

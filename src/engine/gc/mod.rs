@@ -197,11 +197,21 @@ impl Engine {
     /// holds), so that the figure stays a number and GC still takes them.
     pub(super) fn vlog_space_amplification(&self) -> f64 {
         let discard = self.garbage_by_segment();
-        let mut total = 0u64;
-        let mut garbage = 0u64;
-        for (n, _, bytes) in self.vlog.segment_sizes() {
+        self.space_amplification_of(
+            self.vlog
+                .segment_sizes()
+                .into_iter()
+                .map(|(n, _, bytes)| (bytes, discard.get(&n).copied().unwrap_or(0))),
+        )
+    }
+
+    /// The space amplification of segments given as (bytes, known garbage)
+    /// (see [`Engine::vlog_space_amplification`]).
+    pub(super) fn space_amplification_of(&self, segments: impl Iterator<Item = (u64, u64)>) -> f64 {
+        let (mut total, mut garbage) = (0u64, 0u64);
+        for (bytes, g) in segments {
             total += bytes;
-            garbage += discard.get(&n).copied().unwrap_or(0).min(bytes);
+            garbage += g.min(bytes);
         }
         let live = total.saturating_sub(garbage);
         if live == 0 {
