@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod cleanup;
+mod devio;
 mod dump;
 mod picture;
 mod procio;

@@ -1,0 +1,179 @@
+//! wisckey behind the [`Store`] interface: the default (ordered) table, or
+//! a named unordered table with `--table-kind unordered`.
+
+use super::store::{EngineBytes, EngineKind, Store, StoreConfig};
+use anyhow::{Context, Result};
+use wisckey::{Db, Stats, Table, TableOptions, WriteBatch, WriteOptions};
+
+/// The name of the table `--table-kind unordered` writes to.
+pub const UNORDERED_TABLE: &str = "bench";
+
+/// wisckey, opened for a benchmark.
+pub struct WisckeyStore {
+    db: Db,
+    table: Table,
+    sync: bool,
+    describe: String,
+}
+
+impl WisckeyStore {
+    /// Opens the database in `cfg.dir` with `cfg.wisckey`, and the table
+    /// the workload runs against (`unordered`: the table `bench`).
+    pub fn open_table(cfg: &StoreConfig, unordered: bool) -> Result<WisckeyStore> {
+        let opts = cfg
+            .wisckey
+            .clone()
+            .memtable_size(cfg.memtable_size)
+            .value_threshold(cfg.value_threshold);
+        let opts = if cfg.compression {
+            opts.compression(wisckey::Compression::Zstd(1))
+        } else {
+            opts
+        };
+        let db = match Db::open(&cfg.dir, opts) {
+            Ok(db) => db,
+            Err(e @ wisckey::Error::Unsupported(_)) => {
+                return Err(e).context("this build of the engine does not support the I/O backend")
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening {}", cfg.dir.display())),
+        };
+        let table = if unordered {
+            db.table(UNORDERED_TABLE, TableOptions::unordered())
+                .with_context(|| format!("creating the unordered table {UNORDERED_TABLE}"))?
+        } else {
+            db.default_table()
+        };
+        let st = db.stats();
+        let describe = format!(
+            "wisckey: {} table{}, memtable {}, value threshold {}, SSTable blocks {}, I/O backend {}, fsync per write {}",
+            if unordered { "unordered" } else { "ordered" },
+            if unordered {
+                format!(" `{UNORDERED_TABLE}`")
+            } else {
+                String::new()
+            },
+            crate::units::bytes(cfg.memtable_size as u64),
+            crate::units::bytes(cfg.value_threshold as u64),
+            if cfg.compression { "zstd 1" } else { "uncompressed" },
+            st.io_backend,
+            if cfg.sync { "on" } else { "off" }
+        );
+        Ok(WisckeyStore {
+            db,
+            table,
+            sync: cfg.sync,
+            describe,
+        })
+    }
+
+    /// [`WisckeyStore::open_table`] on the default table.
+    pub fn open(cfg: &StoreConfig) -> Result<WisckeyStore> {
+        Self::open_table(cfg, false)
+    }
+}
+
+/// Everything wisckey wrote, by its counters since open.
+pub fn written(s: &Stats) -> u64 {
+    s.vlog_bytes_written
+        + s.gc_bytes_written
+        + s.flush_bytes_written
+        + s.compaction_bytes_written
+        + s.manifest_bytes_written
+}
+
+impl Store for WisckeyStore {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Wisckey
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.sync {
+            let mut wb = WriteBatch::new();
+            wb.put_in(&self.table, key, value);
+            return Ok(self.db.write(wb, WriteOptions::default().sync(true))?);
+        }
+        Ok(self.table.put(key, value)?)
+    }
+
+    fn put_batch(&self, items: &[(&[u8], &[u8])]) -> Result<()> {
+        let mut wb = WriteBatch::new();
+        for (k, v) in items {
+            wb.put_in(&self.table, k, v);
+        }
+        Ok(self.db.write(wb, WriteOptions::default().sync(self.sync))?)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        if self.sync {
+            let mut wb = WriteBatch::new();
+            wb.delete_in(&self.table, key);
+            return Ok(self.db.write(wb, WriteOptions::default().sync(true))?);
+        }
+        Ok(self.table.delete(key)?)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.table.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        Ok(self
+            .table
+            .multi_get(keys)?
+            .into_iter()
+            .map(|v| v.map(|v| v.to_vec()))
+            .collect())
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        limit: usize,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<u64> {
+        let mut n = 0u64;
+        for kv in self.table.range(start..) {
+            if n as usize >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            n += 1;
+            if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush().context("flush")?;
+        self.db.sync().context("sync")?;
+        Ok(())
+    }
+
+    fn settle(&self) -> Result<()> {
+        Ok(self.db.wait_for_background()?)
+    }
+
+    fn engine_bytes(&self) -> Option<EngineBytes> {
+        let s = self.db.stats();
+        Some(EngineBytes {
+            written: written(&s),
+            gc_written: Some(s.gc_bytes_written),
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        let WisckeyStore { db, table, .. } = *self;
+        drop(table);
+        Ok(db.close()?)
+    }
+
+    fn wisckey(&self) -> Option<&Db> {
+        Some(&self.db)
+    }
+}
