@@ -311,7 +311,7 @@ fn bench_records_a_timeline() {
     }
     let phases: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     assert!(
-        phases.contains("updates") || phases.contains("load"),
+        phases.contains("overwrite") && phases.contains("fillrandom"),
         "{phases:?}"
     );
     // The whole run's user bytes went by at some rate.

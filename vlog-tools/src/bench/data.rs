@@ -119,7 +119,13 @@ impl Values {
     /// Checks `v` as the value of key `i` at version `at_least` or later;
     /// returns the version it is at. Values too short to hold a version
     /// are checked by length and index only.
-    pub fn check(&self, i: u64, at_least: u32, v: &[u8], scratch: &mut Vec<u8>) -> Result<u32, String> {
+    pub fn check(
+        &self,
+        i: u64,
+        at_least: u32,
+        v: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<u32, String> {
         if v.len() < HEAD {
             let want = self.size_of(i, at_least);
             let idx = &i.to_le_bytes()[..v.len().min(8)];

@@ -209,6 +209,8 @@ pub struct PhaseReport {
     pub space: Space,
     /// Peak resident set of the process so far (VmHWM), bytes.
     pub peak_rss_bytes: Option<u64>,
+    /// Resident set at the end of the phase (VmRSS), bytes.
+    pub rss_bytes: Option<u64>,
     /// Whether the page cache was dropped right before the phase.
     pub cold: bool,
     /// wisckey's GC during the phase.

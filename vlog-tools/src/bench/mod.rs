@@ -103,13 +103,13 @@ pub enum Order {
 pub struct BenchArgs {
     /// Workloads to run, in order, comma-separated (see above) [default:
     /// fillrandom, then as the other options ask].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_workload)]
     pub workloads: Vec<String>,
 
     /// Engines to run the workloads on, one after another, each in a child
     /// process on a fresh directory: wisckey, rocksdb, rocksdb-blob, fjall,
     /// fjall-kv (the peers need the tool built with their cargo features).
-    #[arg(long, value_delimiter = ',', default_value = "wisckey")]
+    #[arg(long, value_delimiter = ',', default_value = "wisckey", value_parser = parse_engine)]
     pub engines: Vec<String>,
 
     /// Number of distinct keys the fills write.
@@ -288,10 +288,10 @@ pub struct BenchArgs {
     pub table_kind: TableKindArg,
 
     /// Internal: this process is the child that runs one engine for a
-    /// parent running several; it prints JSON lines.
+    /// parent running several, under this label; it prints JSON lines.
     #[arg(long, hide = true)]
     #[serde(skip)]
-    pub child: bool,
+    pub child: Option<String>,
 }
 
 /// Which kind of wisckey table the workload runs against.
@@ -352,6 +352,27 @@ impl BackendArg {
             BackendArg::IoUring => IoBackend::IoUring,
             BackendArg::Sync => IoBackend::Sync,
         }
+    }
+}
+
+/// A workload name on the command line (a bad one is a usage error).
+fn parse_workload(s: &str) -> std::result::Result<String, String> {
+    match Workload::parse(s.trim()) {
+        Some(_) => Ok(s.trim().to_string()),
+        None => Err(format!(
+            "no workload `{s}`; the workloads are:\n{}",
+            Workload::HELP
+        )),
+    }
+}
+
+/// An engine name on the command line (a bad one is a usage error).
+fn parse_engine(s: &str) -> std::result::Result<String, String> {
+    match store::EngineKind::parse(s.trim()) {
+        Some(_) => Ok(s.trim().to_string()),
+        None => Err(format!(
+            "no engine `{s}`; the engines are wisckey, rocksdb, rocksdb-blob, fjall, fjall-kv"
+        )),
     }
 }
 
@@ -420,7 +441,10 @@ fn plan(args: &BenchArgs) -> Result<Vec<Workload>> {
             .iter()
             .map(|w| {
                 Workload::parse(w.trim()).with_context(|| {
-                    format!("--workloads: no workload `{w}`; the workloads are:\n{}", Workload::HELP)
+                    format!(
+                        "--workloads: no workload `{w}`; the workloads are:\n{}",
+                        Workload::HELP
+                    )
                 })
             })
             .collect();
@@ -455,19 +479,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         (0.0..=1.0).contains(&args.hot_keys) && args.hot_keys > 0.0,
         "--hot-keys must be in (0, 1]"
     );
-    ensure!((0.0..=1.0).contains(&args.hot_ops), "--hot-ops must be in [0, 1]");
+    ensure!(
+        (0.0..=1.0).contains(&args.hot_ops),
+        "--hot-ops must be in [0, 1]"
+    );
     if let Some(d) = args.duration {
-        ensure!(d > 0.0 && d.is_finite(), "--duration must be a positive number of seconds");
+        ensure!(
+            d > 0.0 && d.is_finite(),
+            "--duration must be a positive number of seconds"
+        );
     }
     ensure!(args.value_size > 0, "--value-size must be at least 1 byte");
     let workloads = plan(args)?;
+    if let Some(p) = &args.plot {
+        if let Some(ext) = p.extension().and_then(|e| e.to_str()) {
+            ensure!(
+                run::is_picture_file(p),
+                "--plot {}: .{ext} is not a picture this tool draws; give FILE.svg or FILE.png \
+                 (wisckey's timeline) or a directory without an extension (every plot)",
+                p.display()
+            );
+        }
+    }
     let mut engines = Vec::new();
     for e in &args.engines {
-        let kind = store::EngineKind::parse(e.trim()).with_context(|| {
-            format!(
-                "--engines: no engine `{e}`; the engines are wisckey, rocksdb, rocksdb-blob, fjall, fjall-kv"
-            )
-        })?;
+        // The names were checked by the parser.
+        let kind = store::EngineKind::parse(e.trim()).context("--engines")?;
         ensure!(
             kind.built(),
             "--engines {}: this vlog-tools was built without it; build it with \
@@ -475,27 +512,53 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             kind.name(),
             kind.feature().unwrap_or_default()
         );
-        if !engines.contains(&kind) {
-            engines.push(kind);
-        }
+        engines.push(kind);
     }
     ensure!(!engines.is_empty(), "--engines names no engine");
     if engines.len() == 1 {
         let r = run::run_engine(args, engines[0], &workloads)?;
-        if !args.json {
+        if args.json {
+            run::print_json(&r)?;
+        } else {
             report::print(std::slice::from_ref(&r), args);
         }
         finish_plots(args, std::slice::from_ref(&r))?;
         return Ok(());
     }
+    // Side by side: each engine in a child process; an engine named twice
+    // (an A/A run, to see the noise) is labelled `name#2`.
     let mut runs = Vec::new();
-    for kind in engines {
-        runs.push(run::run_child(args, kind)?);
+    let mut failed = Vec::new();
+    for (i, &kind) in engines.iter().enumerate() {
+        let repeat = engines[..i].iter().filter(|&&k| k == kind).count();
+        let label = if repeat == 0 {
+            kind.name().to_string()
+        } else {
+            format!("{}#{}", kind.name(), repeat + 1)
+        };
+        match run::run_child(kind, &label) {
+            Ok(mut r) => {
+                r.run.engine = label.clone();
+                for p in &mut r.phases {
+                    p.engine = label.clone();
+                }
+                if args.json {
+                    run::print_json(&r)?;
+                }
+                runs.push(r);
+            }
+            Err(e) => {
+                say(&format!("{label} failed: {e:#}"));
+                failed.push(format!("{label}: {e:#}"));
+            }
+        }
     }
-    if !args.json {
+    if !args.json && !runs.is_empty() {
         report::print(&runs, args);
     }
-    finish_plots(args, &runs)
+    finish_plots(args, &runs)?;
+    ensure!(failed.is_empty(), "engines failed: {}", failed.join("; "));
+    Ok(())
 }
 
 /// `--plot DIR`: the pictures of every engine's run.

@@ -13,9 +13,7 @@ fn opt(x: Option<f64>, digits: usize) -> String {
 }
 
 fn us(v: f64) -> String {
-    if v >= 10_000.0 {
-        format!("{:.0}", v)
-    } else if v >= 100.0 {
+    if v >= 100.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
@@ -27,7 +25,7 @@ fn thousands(v: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -41,7 +39,12 @@ fn layer_cells(l: &Layers) -> [String; 4] {
         (None, None) => "-".into(),
         (h, m) => format!("{}/{}", opt(h, 2), opt(m, 2)),
     };
-    [opt(l.engine, 3), opt(l.process, 3), opt(l.block_device, 3), flash]
+    [
+        opt(l.engine, 3),
+        opt(l.process, 3),
+        opt(l.block_device, 3),
+        flash,
+    ]
 }
 
 /// Prints the tables of `runs` (one engine or several).
@@ -75,7 +78,10 @@ pub fn print(runs: &[EngineRun], args: &BenchArgs) {
             }
         }
     }
-    let base = runs.first().map(|r| r.run.engine.clone()).unwrap_or_default();
+    let base = runs
+        .first()
+        .map(|r| r.run.engine.clone())
+        .unwrap_or_default();
     for name in names {
         let rows: Vec<&PhaseReport> = runs
             .iter()
@@ -102,7 +108,7 @@ pub fn print(runs: &[EngineRun], args: &BenchArgs) {
                 _ => "".into(),
             };
             let mut kinds: Vec<(&String, &super::figures::Latency)> = p.latency.iter().collect();
-            kinds.sort_by(|a, b| b.1.count.cmp(&a.1.count));
+            kinds.sort_by_key(|k| std::cmp::Reverse(k.1.count));
             let first = kinds.first();
             println!(
                 "{:<13} {:>11} {:>9.1} {:>7.2} {:>6}  {}",

@@ -27,8 +27,11 @@ const THRESHOLD: usize = 1024;
 /// a directory.
 pub fn is_picture_file(p: &Path) -> bool {
     matches!(
-        p.extension().and_then(|e| e.to_str()),
-        Some("svg" | "png" | "SVG" | "PNG")
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("svg" | "png")
     )
 }
 
@@ -98,14 +101,16 @@ pub fn run_engine(args: &BenchArgs, kind: EngineKind, workloads: &[Workload]) ->
         let kept = tmp.keep();
         say(&format!("kept {}", kept.display()));
     }
-    let r = r?;
-    if args.json {
-        for p in &r.phases {
-            println!("{}", serde_json::to_string(p)?);
-        }
-        println!("{}", serde_json::to_string(&r.run)?);
+    r
+}
+
+/// Prints a run as JSON lines: its phases, then its run line.
+pub fn print_json(r: &EngineRun) -> Result<()> {
+    for p in &r.phases {
+        println!("{}", serde_json::to_string(p)?);
     }
-    Ok(r)
+    println!("{}", serde_json::to_string(&r.run)?);
+    Ok(())
 }
 
 fn store_config(args: &BenchArgs, dir: &Path) -> StoreConfig {
@@ -142,7 +147,12 @@ fn key_room(args: &BenchArgs, workloads: &[Workload], ycsb_ops: u64) -> u64 {
     args.keys + inserting * per
 }
 
-fn run_in(args: &BenchArgs, kind: EngineKind, workloads: &[Workload], dir: &Path) -> Result<EngineRun> {
+fn run_in(
+    args: &BenchArgs,
+    kind: EngineKind,
+    workloads: &[Workload],
+    dir: &Path,
+) -> Result<EngineRun> {
     let started = Instant::now();
     let reads = args.reads.unwrap_or(args.keys.min(200_000));
     let ycsb_ops = args.ycsb_ops.unwrap_or(reads);
@@ -155,7 +165,12 @@ fn run_in(args: &BenchArgs, kind: EngineKind, workloads: &[Workload], dir: &Path
     } else {
         super::store::open(kind, &cfg)?
     };
-    anyhow::ensure!(store.kind() == kind, "opened {} for {}", store.kind().name(), kind.name());
+    anyhow::ensure!(
+        store.kind() == kind,
+        "opened {} for {}",
+        store.kind().name(),
+        kind.name()
+    );
     let describe = store.describe();
     say(&format!("{describe}; directory {}", dir.display()));
 
@@ -194,7 +209,11 @@ fn run_in(args: &BenchArgs, kind: EngineKind, workloads: &[Workload], dir: &Path
         hot_keys: args.hot_keys,
         hot_ops: args.hot_ops,
         scan_length: args.scan_length,
-        multi_get: if args.multi_get > 0 { args.multi_get } else { 64 },
+        multi_get: if args.multi_get > 0 {
+            args.multi_get
+        } else {
+            64
+        },
         fields: args.fields as usize,
         deadline: args.duration.map(Duration::from_secs_f64),
         interval,
@@ -214,7 +233,9 @@ fn run_in(args: &BenchArgs, kind: EngineKind, workloads: &[Workload], dir: &Path
             format!("{}#{count}", w.name())
         };
         if w.needs_order() && unordered {
-            say(&format!("{name} skipped: the unordered table has no key order"));
+            say(&format!(
+                "{name} skipped: the unordered table has no key order"
+            ));
             skipped.push(Skipped {
                 phase: name,
                 reason: format!(
@@ -281,7 +302,9 @@ fn run_in(args: &BenchArgs, kind: EngineKind, workloads: &[Workload], dir: &Path
         let after_start = Instant::now();
         let mut gc_wait = None;
         if w.writes() {
-            store.flush().with_context(|| format!("flush after {name}"))?;
+            store
+                .flush()
+                .with_context(|| format!("flush after {name}"))?;
             store
                 .settle()
                 .with_context(|| format!("waiting for background work after {name}"))?;
@@ -291,7 +314,9 @@ fn run_in(args: &BenchArgs, kind: EngineKind, workloads: &[Workload], dir: &Path
                 }
             }
             if let Err(e) = devio::syncfs(dir) {
-                notes.push(format!("syncfs failed ({e}): the block-device figures may miss writeback"));
+                notes.push(format!(
+                    "syncfs failed ({e}): the block-device figures may miss writeback"
+                ));
             }
         }
         let after_secs = after_start.elapsed().as_secs_f64();
@@ -329,7 +354,7 @@ fn run_in(args: &BenchArgs, kind: EngineKind, workloads: &[Workload], dir: &Path
         cold_failures,
         peak_rss_bytes: devio::peak_rss_bytes(),
         secs: started.elapsed().as_secs_f64(),
-        stats: stats.map(|s| serde_json::to_value(s)).transpose()?,
+        stats: stats.map(serde_json::to_value).transpose()?,
     };
     Ok(EngineRun { phases, run })
 }
@@ -479,6 +504,7 @@ fn phase_report(
         bytes,
         space,
         peak_rss_bytes: devio::peak_rss_bytes(),
+        rss_bytes: devio::rss_bytes(),
         cold,
         gc,
         notes,
@@ -490,7 +516,11 @@ fn phase_report(
 fn write_timeline(args: &BenchArgs, samples: &[crate::timeline::Sample]) -> Result<()> {
     if let Some(p) = &args.timeline {
         crate::timeline::write_csv(p, samples)?;
-        say(&format!("timeline: {} samples written to {}", samples.len(), p.display()));
+        say(&format!(
+            "timeline: {} samples written to {}",
+            samples.len(),
+            p.display()
+        ));
     }
     let Some(p) = &args.plot else {
         return Ok(());
@@ -499,13 +529,20 @@ fn write_timeline(args: &BenchArgs, samples: &[crate::timeline::Sample]) -> Resu
         p.clone()
     } else {
         std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
-        p.join("timeline.svg")
+        match &args.child {
+            Some(label) => p.join(format!("timeline-{label}.svg")),
+            None => p.join("timeline.svg"),
+        }
     };
     let title = format!(
         "wisckey, {} keys x {} B, GC {} target {}{}",
         args.keys,
         args.value_size,
-        if args.no_gc { "off," } else { args.gc_policy.name() },
+        if args.no_gc {
+            "off,"
+        } else {
+            args.gc_policy.name()
+        },
         args.gc_target,
         if args.gc_rate > 0 {
             format!(", rate limit {}/s", crate::units::bytes(args.gc_rate))
@@ -513,25 +550,38 @@ fn write_timeline(args: &BenchArgs, samples: &[crate::timeline::Sample]) -> Resu
             String::new()
         }
     );
-    crate::timeline::plot(&path, samples, &title, (!args.no_gc).then_some(args.gc_target))
-        .with_context(|| format!("drawing {}", path.display()))?;
+    crate::timeline::plot(
+        &path,
+        samples,
+        &title,
+        (!args.no_gc).then_some(args.gc_target),
+    )
+    .with_context(|| format!("drawing {}", path.display()))?;
     say(&format!("timeline plot written to {}", path.display()));
     Ok(())
 }
 
 /// Runs one engine in a child process (this binary, `bench --engines
 /// KIND --json --child`) and reads its JSON lines.
-pub fn run_child(args: &BenchArgs, kind: EngineKind) -> Result<EngineRun> {
-    let exe = std::env::current_exe().context("finding this program to run an engine in a child")?;
+pub fn run_child(kind: EngineKind, label: &str) -> Result<EngineRun> {
+    let exe =
+        std::env::current_exe().context("finding this program to run an engine in a child")?;
     let mut argv: Vec<std::ffi::OsString> = Vec::new();
-    let mut raw = std::env::args_os().skip(1).skip_while(|a| a != "bench").skip(1);
+    let mut raw = std::env::args_os()
+        .skip(1)
+        .skip_while(|a| a != "bench")
+        .skip(1);
     while let Some(a) = raw.next() {
         let s = a.to_string_lossy();
         if s == "--engines" {
             raw.next();
             continue;
         }
-        if s.starts_with("--engines=") || s == "--json" || s == "--child" {
+        if s == "--child" {
+            raw.next();
+            continue;
+        }
+        if s.starts_with("--engines=") || s.starts_with("--child=") || s == "--json" {
             continue;
         }
         argv.push(a);
@@ -540,7 +590,7 @@ pub fn run_child(args: &BenchArgs, kind: EngineKind) -> Result<EngineRun> {
     let mut child = std::process::Command::new(exe)
         .arg("bench")
         .args(&argv)
-        .args(["--engines", kind.name(), "--json", "--child"])
+        .args(["--engines", kind.name(), "--json", "--child", label])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -551,9 +601,6 @@ pub fn run_child(args: &BenchArgs, kind: EngineKind) -> Result<EngineRun> {
     let mut error = None;
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line.context("reading the child's output")?;
-        if args.json {
-            println!("{line}");
-        }
         let v: serde_json::Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(_) => continue,

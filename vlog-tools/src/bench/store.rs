@@ -99,6 +99,9 @@ pub struct EngineBytes {
     pub gc_written: Option<u64>,
 }
 
+/// What a scan calls on each entry (key, value); false stops the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// One engine, opened. Every call may come from several threads at once.
 pub trait Store: Send + Sync {
     /// Which engine this is.
@@ -116,12 +119,7 @@ pub trait Store: Send + Sync {
     /// Calls `f` on at most `limit` entries in ascending key order from the
     /// first key `>= start` (`limit` `usize::MAX`: to the end); `f` returns
     /// false to stop. Returns the entries visited.
-    fn scan(
-        &self,
-        start: &[u8],
-        limit: usize,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<u64>;
+    fn scan(&self, start: &[u8], limit: usize, f: &mut Visit) -> Result<u64>;
     /// Memtable to disk and everything written durable.
     fn flush(&self) -> Result<()>;
     /// Waits until background work (flushes, compactions) is idle.

@@ -1,7 +1,7 @@
 //! wisckey behind the [`Store`] interface: the default (ordered) table, or
 //! a named unordered table with `--table-kind unordered`.
 
-use super::store::{EngineBytes, EngineKind, Store, StoreConfig};
+use super::store::{EngineBytes, EngineKind, Store, StoreConfig, Visit};
 use anyhow::{Context, Result};
 use wisckey::{Db, Stats, Table, TableOptions, WriteBatch, WriteOptions};
 
@@ -125,12 +125,7 @@ impl Store for WisckeyStore {
             .collect())
     }
 
-    fn scan(
-        &self,
-        start: &[u8],
-        limit: usize,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<u64> {
+    fn scan(&self, start: &[u8], limit: usize, f: &mut Visit) -> Result<u64> {
         let mut n = 0u64;
         for kv in self.table.range(start..) {
             if n as usize >= limit {

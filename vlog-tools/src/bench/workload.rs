@@ -280,6 +280,17 @@ impl<'s> Rec<'s> {
     }
 }
 
+impl Rec<'_> {
+    /// Records an operation beside the phase's own (readwhilewriting's
+    /// writes): timed and counted by kind, not in the phase's operations.
+    fn record_beside(&mut self, kind: &'static str, started: Instant) {
+        let ns = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        let h = self.hists.entry(kind).or_insert_with(new_histogram);
+        h.saturating_record(ns.max(1));
+        *self.counts.entry(kind).or_default() += 1;
+    }
+}
+
 /// Owner mapping: key `k` moved to the nearest key thread `t` of `threads`
 /// owns (`k mod threads == t`), within `0..n`.
 fn own(k: u64, t: usize, threads: usize, n: u64) -> u64 {
@@ -361,13 +372,21 @@ impl Picker {
 
 /// Runs `work(thread, rec)` on `threads` threads with a monitor (progress
 /// bar, throughput samples) on this one.
-fn run_threads<F>(ctx: &Ctx, label: &str, total: Option<u64>, threads: usize, work: F) -> Result<Outcome>
+fn run_threads<F>(
+    ctx: &Ctx,
+    label: &str,
+    total: Option<u64>,
+    threads: usize,
+    work: F,
+) -> Result<Outcome>
 where
     F: Fn(usize, &mut Rec) -> Result<()> + Sync,
 {
     let shared = Shared::default();
     let start = Instant::now();
-    let mut bar = ctx.progress.then(|| super::progress::bar(label, total, ctx.deadline));
+    let mut bar = ctx
+        .progress
+        .then(|| super::progress::bar(label, total, ctx.deadline));
     let mut throughput = Vec::new();
     let results: Vec<Result<Rec>> = std::thread::scope(|s| {
         let shared = &shared;
@@ -405,7 +424,10 @@ where
         }
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked")))
+            })
             .collect()
     });
     let secs = start.elapsed().as_secs_f64();
@@ -443,7 +465,14 @@ where
 }
 
 /// Puts version `next_version` of key `i` and records it.
-fn put_key(ctx: &Ctx, rec: &mut Rec, i: u64, key: &mut Vec<u8>, value: &mut Vec<u8>, kind: &'static str) -> Result<()> {
+fn put_key(
+    ctx: &Ctx,
+    rec: &mut Rec,
+    i: u64,
+    key: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+    kind: &'static str,
+) -> Result<()> {
     let v = ctx.expect.next_version(i);
     key_of(i, key);
     ctx.values.fill(i, v, value);
@@ -457,25 +486,53 @@ fn put_key(ctx: &Ctx, rec: &mut Rec, i: u64, key: &mut Vec<u8>, value: &mut Vec<
 
 /// Reads key `i` and checks the answer against what was acknowledged
 /// before the read started.
-fn get_key(ctx: &Ctx, rec: &mut Rec, i: u64, key: &mut Vec<u8>, scratch: &mut Vec<u8>, loose: bool) -> Result<()> {
+fn get_key(
+    ctx: &Ctx,
+    rec: &mut Rec,
+    i: u64,
+    key: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    loose: bool,
+) -> Result<()> {
     let before = ctx.expect.version(i);
     key_of(i, key);
     let t = Instant::now();
     let got = ctx.store.get(key)?;
     rec.record("get", t, 1);
-    check(ctx, rec, i, before, got.as_deref(), key.len(), scratch, loose)
+    check(
+        ctx,
+        rec,
+        i,
+        before,
+        got.as_deref(),
+        key.len(),
+        scratch,
+        loose,
+    )
 }
 
 /// Checks one read of key `i` (state `before` when it started).
 #[allow(clippy::too_many_arguments)]
-fn check(ctx: &Ctx, rec: &mut Rec, i: u64, before: u32, got: Option<&[u8]>, key_len: usize, scratch: &mut Vec<u8>, loose: bool) -> Result<()> {
+fn check(
+    ctx: &Ctx,
+    rec: &mut Rec,
+    i: u64,
+    before: u32,
+    got: Option<&[u8]>,
+    key_len: usize,
+    scratch: &mut Vec<u8>,
+    loose: bool,
+) -> Result<()> {
     match (got, before) {
         (None, UNWRITTEN | DELETED) => Ok(()),
         (None, v) => bail!("key {i} is missing (version {v} was acknowledged)"),
         (Some(v), _) => {
             rec.read += (key_len + v.len()) as u64;
             if loose {
-                ensure!(ctx.values.looks_like(i, v), "key {i}: the value of another key");
+                ensure!(
+                    ctx.values.looks_like(i, v),
+                    "key {i}: the value of another key"
+                );
                 return Ok(());
             }
             let at_least = if before >= DELETED { 0 } else { before };
@@ -630,10 +687,17 @@ pub fn read_seq(ctx: &Ctx) -> Result<Outcome> {
         let mut prev: Option<Vec<u8>> = None;
         let mut t0 = Instant::now();
         ctx.store.scan(b"", usize::MAX, &mut |k, v| {
-            let i = super::data::index_of(k).with_context(|| format!("the scan returned an unknown key {k:?}"))?;
-            ensure!(ctx.values.looks_like(i, v), "key {i}: wrong value in the scan");
+            let i = super::data::index_of(k)
+                .with_context(|| format!("the scan returned an unknown key {k:?}"))?;
+            ensure!(
+                ctx.values.looks_like(i, v),
+                "key {i}: wrong value in the scan"
+            );
             if let Some(p) = &prev {
-                ensure!(p.as_slice() < k, "the scan is not in ascending key order at key {i}");
+                ensure!(
+                    p.as_slice() < k,
+                    "the scan is not in ascending key order at key {i}"
+                );
             }
             prev = Some(k.to_vec());
             rec.record("next", t0, 1);
@@ -648,7 +712,8 @@ pub fn read_seq(ctx: &Ctx) -> Result<Outcome> {
         "readseq: the scan gave {} entries, {live} keys are live",
         out.ops
     );
-    out.notes.push(format!("{live} entries, as many as live keys"));
+    out.notes
+        .push(format!("{live} entries, as many as live keys"));
     Ok(out)
 }
 
@@ -675,11 +740,18 @@ fn scan_from(ctx: &Ctx, rec: &mut Rec, start: &[u8], len: usize) -> Result<()> {
     let mut bytes = 0u64;
     let t0 = Instant::now();
     ctx.store.scan(start, len, &mut |k, v| {
-        let i = super::data::index_of(k).with_context(|| format!("a range scan returned an unknown key {k:?}"))?;
-        ensure!(ctx.values.looks_like(i, v), "key {i}: wrong value in a range scan");
+        let i = super::data::index_of(k)
+            .with_context(|| format!("a range scan returned an unknown key {k:?}"))?;
+        ensure!(
+            ctx.values.looks_like(i, v),
+            "key {i}: wrong value in a range scan"
+        );
         ensure!(k >= start, "a range scan began before its start key");
         if let Some(p) = &prev {
-            ensure!(p.as_slice() < k, "a range scan is not in ascending key order");
+            ensure!(
+                p.as_slice() < k,
+                "a range scan is not in ascending key order"
+            );
         }
         prev = Some(k.to_vec());
         bytes += (k.len() + v.len()) as u64;
@@ -704,22 +776,22 @@ pub fn read_while_writing(ctx: &Ctx, ops: u64) -> Result<Outcome> {
         let mut rng = StdRng::seed_from_u64(ctx.seed ^ 0x3a3a ^ (t as u64) << 4);
         let (mut key, mut scratch) = (Vec::new(), Vec::new());
         if t == readers {
-            // The writer: the only one, so it owns every key.
+            // The writer: the only one, so it owns every key. It writes at
+            // least once, however quickly the readers finish.
             let mut value = Vec::new();
-            while readers_left.load(Ordering::Acquire) > 0 {
+            loop {
                 let i = picker.next(&mut rng, n);
                 let v = ctx.expect.next_version(i);
                 key_of(i, &mut key);
                 ctx.values.fill(i, v, &mut value);
                 let t0 = Instant::now();
                 ctx.store.put(&key, &value)?;
-                // Writes are not counted in the phase's operations (they
-                // are the background), only by kind and in its bytes.
-                let ns_start = t0;
-                rec.record("put", ns_start, 0);
-                *rec.counts.entry("put").or_default() += 1;
+                rec.record_beside("put", t0);
                 rec.written += (key.len() + value.len()) as u64;
                 ctx.expect.wrote(i, v, ctx.values);
+                if readers_left.load(Ordering::Acquire) == 0 {
+                    break;
+                }
             }
             return Ok(());
         }
@@ -809,7 +881,16 @@ pub fn ycsb(ctx: &Ctx, w: char, ops: u64) -> Result<Outcome> {
                     key_of(i, &mut key);
                     let before = ctx.expect.version(i);
                     let got = ctx.store.get(&key)?;
-                    check(ctx, rec, i, before, got.as_deref(), key.len(), &mut scratch, loose)?;
+                    check(
+                        ctx,
+                        rec,
+                        i,
+                        before,
+                        got.as_deref(),
+                        key.len(),
+                        &mut scratch,
+                        loose,
+                    )?;
                     if loose {
                         let mut v = got.unwrap_or_default();
                         rewrite_field(ctx, &mut v, i, &mut rng);
@@ -844,7 +925,15 @@ pub fn ycsb(ctx: &Ctx, w: char, ops: u64) -> Result<Outcome> {
 }
 
 /// YCSB's update of one field: read the record, rewrite a field, write it.
-fn update_field(ctx: &Ctx, rec: &mut Rec, i: u64, key: &mut Vec<u8>, value: &mut Vec<u8>, rng: &mut StdRng, kind: &'static str) -> Result<()> {
+fn update_field(
+    ctx: &Ctx,
+    rec: &mut Rec,
+    i: u64,
+    key: &mut Vec<u8>,
+    value: &mut Vec<u8>,
+    rng: &mut StdRng,
+    kind: &'static str,
+) -> Result<()> {
     key_of(i, key);
     let t0 = Instant::now();
     let mut v = match ctx.store.get(key)? {
@@ -887,10 +976,23 @@ mod tests {
     #[test]
     fn workload_names_round_trip() {
         for name in [
-            "fillseq", "fillrandom", "overwrite", "readrandom", "readseq", "seekrandom",
-            "multiget", "deleterandom", "readwhilewriting", "ycsb-a", "ycsb-f", "gc",
+            "fillseq",
+            "fillrandom",
+            "overwrite",
+            "readrandom",
+            "readseq",
+            "seekrandom",
+            "multiget",
+            "deleterandom",
+            "readwhilewriting",
+            "ycsb-a",
+            "ycsb-f",
+            "gc",
         ] {
-            assert_eq!(Workload::parse(name).map(Workload::name).as_deref(), Some(name));
+            assert_eq!(
+                Workload::parse(name).map(Workload::name).as_deref(),
+                Some(name)
+            );
         }
         assert_eq!(Workload::parse("scan"), Some(Workload::ReadSeq));
         for bad in ["ycsb-g", "ycsb-", "ycsb-ab", "fill", ""] {
@@ -907,7 +1009,11 @@ mod tests {
                     for t in 0..threads {
                         let o = own(k, t, threads, n);
                         assert!(o < n, "n {n} k {k} t {t}");
-                        assert_eq!(o % threads as u64, t as u64, "n {n} k {k} t {t} threads {threads}");
+                        assert_eq!(
+                            o % threads as u64,
+                            t as u64,
+                            "n {n} k {k} t {t} threads {threads}"
+                        );
                     }
                 }
             }
@@ -936,11 +1042,17 @@ mod tests {
             }
             s
         };
-        let p = Picker::HotCold { n, hot: 2_000, hot_ops: 0.8, step };
-        let hot: std::collections::HashSet<u64> =
-            (0..2_000u64).map(|r| (r * step) % n).collect();
+        let p = Picker::HotCold {
+            n,
+            hot: 2_000,
+            hot_ops: 0.8,
+            step,
+        };
+        let hot: std::collections::HashSet<u64> = (0..2_000u64).map(|r| (r * step) % n).collect();
         let draws = 100_000;
-        let hits = (0..draws).filter(|_| hot.contains(&p.next(&mut rng, n))).count();
+        let hits = (0..draws)
+            .filter(|_| hot.contains(&p.next(&mut rng, n)))
+            .count();
         let share = hits as f64 / draws as f64;
         assert!((share - 0.8).abs() < 0.01, "hot share {share}");
     }
