@@ -327,10 +327,11 @@ fn run_in(
         )?);
     }
 
+    // The sampler holds a handle on the database: stopped before the close.
+    let samples = timeline.map(|t| t.finish());
     let stats = store.wisckey().map(|db| db.stats());
     store.close().context("closing the engine")?;
-    if let Some(t) = timeline {
-        let samples = t.finish();
+    if let Some(samples) = samples {
         for p in &mut phases {
             if let Some(g) = &mut p.gc {
                 g.vlog_space_amplification_max = samples
