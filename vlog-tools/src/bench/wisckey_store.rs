@@ -172,3 +172,28 @@ impl Store for WisckeyStore {
         Some(&self.db)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::peers::smoke;
+    use super::*;
+
+    /// wisckey passes the peers' smoke test of the interface (CI runs this
+    /// one; the peers' need their features).
+    #[test]
+    fn wisckey_passes_the_store_smoke_test() -> Result<()> {
+        for unordered in [false, true] {
+            let bytes = smoke::run(EngineKind::Wisckey, &|cfg| {
+                Ok(Box::new(WisckeyStore::open_table(cfg, unordered)?) as Box<dyn Store>)
+            });
+            if unordered {
+                // No key order: the smoke test's scans are refused.
+                assert!(bytes.is_err());
+                continue;
+            }
+            let bytes = bytes?.expect("wisckey counts its bytes");
+            assert!(bytes.written >= smoke::user_bytes(), "{bytes:?}");
+        }
+        Ok(())
+    }
+}
