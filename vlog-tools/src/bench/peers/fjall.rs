@@ -25,7 +25,7 @@
 //! fjall keeps no count of the bytes it writes (its `metrics` feature counts
 //! block reads and cache hits only), so [`Store::engine_bytes`] is `None`.
 
-use super::super::store::{EngineBytes, EngineKind, Store, StoreConfig};
+use super::super::store::{EngineBytes, EngineKind, Store, StoreConfig, Visit};
 use anyhow::{Context, Result};
 use fjall::config::CompressionPolicy;
 use fjall::{
@@ -172,7 +172,7 @@ impl Store for FjallStore {
         &self,
         start: &[u8],
         limit: usize,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut Visit,
     ) -> Result<u64> {
         let mut visited = 0;
         for guard in self.ks.range::<&[u8], _>(start..).take(limit) {

@@ -17,7 +17,7 @@
 //! `set_blob_compression_type(None or Lz4, as above)`,
 //! `set_enable_blob_gc(true)` and `set_blob_gc_age_cutoff(0.25)`.
 
-use super::super::store::{EngineBytes, EngineKind, Store, StoreConfig};
+use super::super::store::{EngineBytes, EngineKind, Store, StoreConfig, Visit};
 use anyhow::{Context, Result};
 use rocksdb::statistics::Ticker;
 use rocksdb::{properties, DBCompressionType, FlushOptions, Options, WriteBatch, WriteOptions, DB};
@@ -155,7 +155,7 @@ impl Store for RocksStore {
         &self,
         start: &[u8],
         limit: usize,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        f: &mut Visit,
     ) -> Result<u64> {
         let mut iter = self.db.raw_iterator();
         iter.seek(start);
