@@ -168,12 +168,7 @@ impl Store for FjallStore {
             .collect()
     }
 
-    fn scan(
-        &self,
-        start: &[u8],
-        limit: usize,
-        f: &mut Visit,
-    ) -> Result<u64> {
+    fn scan(&self, start: &[u8], limit: usize, f: &mut Visit) -> Result<u64> {
         let mut visited = 0;
         for guard in self.ks.range::<&[u8], _>(start..).take(limit) {
             let (key, value) = guard.into_inner()?;

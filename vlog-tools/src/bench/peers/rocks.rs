@@ -151,12 +151,7 @@ impl Store for RocksStore {
             .collect()
     }
 
-    fn scan(
-        &self,
-        start: &[u8],
-        limit: usize,
-        f: &mut Visit,
-    ) -> Result<u64> {
+    fn scan(&self, start: &[u8], limit: usize, f: &mut Visit) -> Result<u64> {
         let mut iter = self.db.raw_iterator();
         iter.seek(start);
         let mut visited = 0;
