@@ -28,7 +28,8 @@ use wisckey::{GcPolicy, IoBackend};
 pub use data::ValueDist;
 pub use workload::{Dist, Workload};
 
-pub const LONG_ABOUT: &str = "\
+pub const LONG_ABOUT: &str = concat!(
+    "\
 Run workloads on a fresh database in a temporary directory (removed at the end
 unless --keep), on wisckey or side by side on several engines, and measure.
 
@@ -37,20 +38,9 @@ pseudo-random bytes (not compressible) headed by the key's index and version,
 so every read is checked against what was acknowledged before it.
 
 Workloads (--workloads, comma-separated, run in order; repeats allowed):
-fillseq           every key once, ascending
-fillrandom        every key once, in a random order
-overwrite         --updates overwrites of existing keys (--dist), then flush, settle, GC wait
-readrandom        --reads random gets, each value checked
-readseq           one full scan in key order (alias: scan)
-seekrandom        --scans range scans of --scan-length keys from random seeks
-multiget          --reads random keys through multi_get, --multi-get per call (default 64)
-deleterandom      --deletes deletes of random keys
-readwhilewriting  --reads random gets from --threads readers while one writer overwrites
-ycsb-a .. ycsb-f  YCSB: A 50% read 50% update; B 95/5; C reads; D 95% read latest,
-                  5% insert; E 95% short scans (1..--scan-length keys), 5% insert;
-                  F 50% read, 50% read-modify-write; --ycsb-ops operations,
-                  Zipfian requests (--zipf-theta)
-gc                wisckey only: GC of every sealed segment, then settle
+",
+    workload::workload_help!(),
+    "
 Without --workloads: fillrandom (fillseq with --order seq), overwrite when
 --updates > 0, readrandom, multiget when --multi-get > 0, readseq, and gc +
 readseq with --gc-all-before-scan.
@@ -87,7 +77,8 @@ unless --sync.
 Output: a table per phase, or --json: one JSON object per line, one per phase
 ({\"type\": \"phase\", ...}) and one per engine at its end ({\"type\": \"run\", ...}).
 --plot DIR writes throughput.svg, latency.svg and amplification.svg (and
-wisckey's timeline.svg); --plot FILE.svg|FILE.png draws wisckey's timeline.";
+wisckey's timeline.svg); --plot FILE.svg|FILE.png draws wisckey's timeline."
+);
 
 /// The order in which the default workloads load keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -522,7 +513,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         } else {
             report::print(std::slice::from_ref(&r), args);
         }
-        finish_plots(args, std::slice::from_ref(&r))?;
+        // A child leaves the pictures to its parent, which draws every
+        // engine's run together.
+        if args.child.is_none() {
+            finish_plots(args, std::slice::from_ref(&r))?;
+        }
         return Ok(());
     }
     // Side by side: each engine in a child process; an engine named twice

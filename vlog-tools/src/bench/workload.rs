@@ -20,6 +20,28 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// The list of workloads with a line on each, for `--help` and for the
+/// error of an unknown name (a macro, so that `concat!` can take it).
+macro_rules! workload_help {
+    () => {
+        "\
+fillseq           every key once, ascending
+fillrandom        every key once, in a random order
+overwrite         --updates overwrites of existing keys (--dist), then flush, settle, GC wait
+readrandom        --reads random gets, each value checked
+readseq           one full scan in key order (alias: scan)
+seekrandom        --scans range scans of --scan-length keys from random seeks
+multiget          --reads random keys through multi_get, --multi-get per call (default 64)
+deleterandom      --deletes deletes of random keys
+readwhilewriting  --reads random gets from --threads readers while one writer overwrites
+ycsb-a .. ycsb-f  YCSB: A 50% read 50% update; B 95/5; C reads; D 95% read latest,
+                  5% insert; E 95% short scans, 5% insert; F 50% read, 50%
+                  read-modify-write; --ycsb-ops operations, Zipfian keys
+gc                wisckey only: GC of every sealed segment, then settle"
+    };
+}
+pub(crate) use workload_help;
+
 /// A workload of `--workloads`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -51,20 +73,7 @@ pub enum Workload {
 
 impl Workload {
     /// Every name `--workloads` accepts, with a line on each.
-    pub const HELP: &'static str = "\
-fillseq           every key once, ascending
-fillrandom        every key once, in a random order
-overwrite         --updates overwrites of existing keys (--dist), then flush, settle, GC wait
-readrandom        --reads random gets, each value checked
-readseq           one full scan in key order (alias: scan)
-seekrandom        --scans range scans of --scan-length keys from random seeks
-multiget          --reads random keys through multi_get, --multi-get per call (default 64)
-deleterandom      --deletes deletes of random keys
-readwhilewriting  --reads random gets from --threads readers while one writer overwrites
-ycsb-a .. ycsb-f  YCSB: A 50% read 50% update; B 95/5; C reads; D 95% read latest,
-                  5% insert; E 95% short scans, 5% insert; F 50% read, 50%
-                  read-modify-write; --ycsb-ops operations, Zipfian keys
-gc                wisckey only: GC of every sealed segment, then settle";
+    pub const HELP: &'static str = workload_help!();
 
     /// Parses one name.
     pub fn parse(s: &str) -> Option<Workload> {
