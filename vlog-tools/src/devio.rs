@@ -469,7 +469,7 @@ pub enum Flash {
 /// * NVMe (`nvme*`): `smartctl -j -a`; the health log's `data_units_written`
 ///   (units of 1000 × 512 bytes) is the host writes. The standard log has no
 ///   media writes, so that is `None`.
-/// * Other disks: `smartctl -j -A`; host writes from attribute 241 (or 246)
+/// * Other disks: `smartctl -j -i -A`; host writes from attribute 241 (or 246)
 ///   when its name gives the unit (`Total_LBAs_Written`: logical blocks,
 ///   `Host_Writes_32MiB`, `..._GiB` or `_GB`, taken as GiB), and media writes from attributes 249,
 ///   233 or 247 only when the name says NAND, media or flash writes and gives
@@ -490,9 +490,11 @@ pub fn flash_counters(dev: &Device) -> Flash {
     };
     let nvme = disk.starts_with("nvme");
     let node = format!("/dev/{disk}");
+    // `-i` too: the identity section has the logical block size that
+    // Total_LBAs_Written counts in.
     let flag = if nvme { "-a" } else { "-A" };
     let output = match std::process::Command::new(&smartctl)
-        .args(["-j", flag, &node])
+        .args(["-j", "-i", flag, &node])
         .stdin(std::process::Stdio::null())
         .output()
     {
@@ -503,7 +505,7 @@ pub fn flash_counters(dev: &Device) -> Flash {
             }
         }
     };
-    let command = format!("smartctl -j {flag} {node}");
+    let command = format!("smartctl -j -i {flag} {node}");
     let json: Value = match serde_json::from_slice(&output.stdout) {
         Ok(json) => json,
         Err(_) => {

@@ -361,3 +361,63 @@ fn cold_phases_are_cold_or_say_so() {
         }
     }
 }
+
+/// Odd but valid input runs to the end with every read checked: one key
+/// and more threads than keys, values too short to hold a version with
+/// distributed sizes, YCSB updates as read-modify-writes of several fields
+/// followed by strict reads, deletes then reads, zero-length scans, a
+/// duration too long to represent, an unbounded GC wait.
+#[test]
+fn odd_input_runs_and_stays_checked() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().to_str().unwrap();
+    for (keys, size) in [("1", "4"), ("50", "10"), ("300", "3KiB")] {
+        let (code, out, err) = tool(&[
+            "bench",
+            "--workloads",
+            "fillrandom,overwrite,readrandom,readwhilewriting,ycsb-a,ycsb-d,ycsb-f,deleterandom,\
+             readrandom,multiget,seekrandom,ycsb-e,readseq",
+            "--keys",
+            keys,
+            "--value-size",
+            size,
+            "--value-dist",
+            "uniform",
+            "--threads",
+            "4",
+            "--fields",
+            "3",
+            "--reads",
+            "200",
+            "--updates",
+            "300",
+            "--ycsb-ops",
+            "300",
+            "--scans",
+            "20",
+            "--scan-length",
+            "0",
+            "--duration",
+            "1e20",
+            "--gc-wait",
+            "inf",
+            "--no-gc",
+            "--dir",
+            dir,
+            "--json",
+        ]);
+        assert_eq!(code, 0, "keys {keys}, value {size}: {err}");
+        let (phases, _) = lines(&out);
+        assert_eq!(phases.len(), 13, "{out}");
+        let by: BTreeMap<String, &Value> = phases
+            .iter()
+            .map(|p| (p["phase"].as_str().unwrap().to_string(), p))
+            .collect();
+        // YCSB F's read-modify-writes were timed as such.
+        assert!(by["ycsb-f"]["ops_by_kind"]["rmw"].as_u64().unwrap() > 0);
+        // With several fields, an update is a read-modify-write too.
+        assert!(by["ycsb-a"]["notes"]
+            .to_string()
+            .contains("read-modify-write"));
+    }
+}

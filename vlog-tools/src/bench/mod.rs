@@ -480,6 +480,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "--duration must be a positive number of seconds"
         );
     }
+    ensure!(
+        !args.gc_wait.is_nan() && args.gc_wait >= 0.0,
+        "--gc-wait must be 0 or more seconds (inf: no limit)"
+    );
     ensure!(args.value_size > 0, "--value-size must be at least 1 byte");
     let workloads = plan(args)?;
     if let Some(p) = &args.plot {

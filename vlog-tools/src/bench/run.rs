@@ -215,7 +215,9 @@ fn run_in(
             64
         },
         fields: args.fields as usize,
-        deadline: args.duration.map(Duration::from_secs_f64),
+        deadline: args
+            .duration
+            .map(|d| Duration::try_from_secs_f64(d).unwrap_or(Duration::MAX)),
         interval,
         progress: true,
     };
@@ -393,7 +395,8 @@ fn wait_for_gc(db: &wisckey::Db, args: &BenchArgs) -> Result<(f64, bool)> {
         db.stats().vlog_space_amplification,
         args.gc_target
     ));
-    let limit = Duration::from_secs_f64(args.gc_wait.max(0.0));
+    // `inf` (or anything too long to represent) waits for as long as it takes.
+    let limit = Duration::try_from_secs_f64(args.gc_wait.max(0.0)).unwrap_or(Duration::MAX);
     let mut passes = db.stats().gc_passes;
     let mut quiet_since = Instant::now();
     let mut reached = false;
@@ -515,7 +518,23 @@ fn phase_report(
 /// `--timeline FILE.csv`, and `--plot` (a picture file, or `timeline.svg`
 /// in a directory): wisckey's sampler.
 fn write_timeline(args: &BenchArgs, samples: &[crate::timeline::Sample]) -> Result<()> {
+    // Each child of a side-by-side run writes its own file (`t-wisckey#2.csv`).
+    let labelled = |p: &Path| -> std::path::PathBuf {
+        let Some(label) = &args.child else {
+            return p.to_path_buf();
+        };
+        let stem = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = match p.extension() {
+            Some(ext) => format!("{stem}-{label}.{}", ext.to_string_lossy()),
+            None => format!("{stem}-{label}"),
+        };
+        p.with_file_name(name)
+    };
     if let Some(p) = &args.timeline {
+        let p = &labelled(p);
         crate::timeline::write_csv(p, samples)?;
         say(&format!(
             "timeline: {} samples written to {}",
@@ -527,7 +546,7 @@ fn write_timeline(args: &BenchArgs, samples: &[crate::timeline::Sample]) -> Resu
         return Ok(());
     };
     let path = if is_picture_file(p) {
-        p.clone()
+        labelled(p)
     } else {
         std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
         match &args.child {
@@ -596,22 +615,47 @@ pub fn run_child(kind: EngineKind, label: &str) -> Result<EngineRun> {
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .with_context(|| format!("starting the child process of {}", kind.name()))?;
-    let stdout = child.stdout.take().context("the child's stdout")?;
+    let Some(stdout) = child.stdout.take() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("the child process of {} has no stdout", kind.name());
+    };
     let mut phases = Vec::new();
     let mut run = None;
     let mut error = None;
+    let mut broken = None;
     for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.context("reading the child's output")?;
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                broken = Some(format!("reading its output: {e}"));
+                break;
+            }
+        };
         let v: serde_json::Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(_) => continue,
         };
-        match v["type"].as_str() {
-            Some("phase") => phases.push(serde_json::from_value(v)?),
-            Some("run") => run = Some(serde_json::from_value(v)?),
-            _ if v["ok"] == false => error = v["error"].as_str().map(str::to_string),
-            _ => {}
+        let parsed = match v["type"].as_str() {
+            Some("phase") => serde_json::from_value(v).map(|p| phases.push(p)),
+            Some("run") => serde_json::from_value(v).map(|r| run = Some(r)),
+            _ => {
+                if v["ok"] == false {
+                    error = v["error"].as_str().map(str::to_string);
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = parsed {
+            broken = Some(format!("a line it printed does not parse ({e}): {line}"));
+            break;
         }
+    }
+    if let Some(why) = broken {
+        // Not left running beside the next engine's run.
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("{}: {why}", kind.name());
     }
     let status = child.wait().context("waiting for the child process")?;
     match run {

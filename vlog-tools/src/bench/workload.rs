@@ -7,7 +7,7 @@
 //! thread), so every key's versions are written in order and a read can
 //! demand at least the version acknowledged before it started.
 
-use super::data::{key_of, Expect, Values, DELETED, KEY_LEN, UNWRITTEN};
+use super::data::{deleted_version, is_deleted, key_of, Expect, Values, KEY_LEN, UNWRITTEN};
 use super::figures::{new_histogram, Latency};
 use super::store::Store;
 use crate::zipf::{ScrambledZipf, Zipf};
@@ -214,7 +214,8 @@ impl Budget {
     fn new(ops: u64, deadline: Option<Duration>) -> Budget {
         Budget {
             left: AtomicU64::new(ops),
-            end: deadline.map(|d| Instant::now() + d),
+            // A deadline too far to represent is no deadline.
+            end: deadline.and_then(|d| Instant::now().checked_add(d)),
         }
     }
 
@@ -254,7 +255,6 @@ pub struct Rec<'s> {
     hists: BTreeMap<&'static str, Histogram<u64>>,
     counts: BTreeMap<&'static str, u64>,
     ops: u64,
-    pending: u64,
     written: u64,
     read: u64,
     shared: &'s Shared,
@@ -266,7 +266,6 @@ impl<'s> Rec<'s> {
             hists: BTreeMap::new(),
             counts: BTreeMap::new(),
             ops: 0,
-            pending: 0,
             written: 0,
             read: 0,
             shared,
@@ -281,11 +280,7 @@ impl<'s> Rec<'s> {
         h.saturating_record(ns.max(1));
         *self.counts.entry(kind).or_default() += ops;
         self.ops += ops;
-        self.pending += ops;
-        if self.pending >= 64 {
-            self.shared.ops.fetch_add(self.pending, Ordering::Relaxed);
-            self.pending = 0;
-        }
+        self.shared.ops.fetch_add(ops, Ordering::Relaxed);
     }
 }
 
@@ -297,6 +292,15 @@ impl Rec<'_> {
         let h = self.hists.entry(kind).or_insert_with(new_histogram);
         h.saturating_record(ns.max(1));
         *self.counts.entry(kind).or_default() += 1;
+    }
+}
+
+/// Counts a client thread out of `running` when it ends, however it ends.
+struct Done<'a>(&'a AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -397,19 +401,19 @@ where
         .progress
         .then(|| super::progress::bar(label, total, ctx.deadline));
     let mut throughput = Vec::new();
-    let results: Vec<Result<Rec>> = std::thread::scope(|s| {
+    let results: Vec<Result<(Rec, Instant)>> = std::thread::scope(|s| {
         let shared = &shared;
         let work = &work;
         shared.running.store(threads, Ordering::Release);
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 s.spawn(move || {
+                    // Counted out even if `work` panics, so the monitor
+                    // below stops and the panic is reported.
+                    let _done = Done(&shared.running);
                     let mut rec = Rec::new(shared);
                     let r = work(t, &mut rec);
-                    shared.ops.fetch_add(rec.pending, Ordering::Relaxed);
-                    rec.pending = 0;
-                    shared.running.fetch_sub(1, Ordering::AcqRel);
-                    r.map(|()| rec)
+                    r.map(|()| (rec, Instant::now()))
                 })
             })
             .collect();
@@ -439,18 +443,20 @@ where
             })
             .collect()
     });
-    let secs = start.elapsed().as_secs_f64();
     if let Some(b) = bar {
         b.finish();
     }
     let mut out = Outcome {
-        secs,
         throughput,
         ..Outcome::default()
     };
     let mut hists: BTreeMap<&'static str, Histogram<u64>> = BTreeMap::new();
+    // The phase lasted until its last thread finished (not until the
+    // monitor noticed).
+    let mut end = start;
     for r in results {
-        let rec = r?;
+        let (rec, ended) = r?;
+        end = end.max(ended);
         out.ops += rec.ops;
         out.user_written += rec.written;
         out.user_read += rec.read;
@@ -466,6 +472,7 @@ where
             }
         }
     }
+    out.secs = end.duration_since(start).as_secs_f64();
     out.latency = hists
         .iter()
         .map(|(k, h)| (k.to_string(), Latency::of(h)))
@@ -501,27 +508,20 @@ fn get_key(
     i: u64,
     key: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
-    loose: bool,
 ) -> Result<()> {
     let before = ctx.expect.version(i);
     key_of(i, key);
     let t = Instant::now();
     let got = ctx.store.get(key)?;
     rec.record("get", t, 1);
-    check(
-        ctx,
-        rec,
-        i,
-        before,
-        got.as_deref(),
-        key.len(),
-        scratch,
-        loose,
-    )
+    check(ctx, rec, i, before, got.as_deref(), key.len(), scratch)
 }
 
-/// Checks one read of key `i` (state `before` when it started).
-#[allow(clippy::too_many_arguments)]
+/// Checks one read of key `i`, whose state was `before` when it started: a
+/// key never written may be missing or hold any version; a key deleted at
+/// version L may be missing or hold a later version (written since), never
+/// L or older (a deleted value come back); a key at version v must hold v
+/// or later.
 fn check(
     ctx: &Ctx,
     rec: &mut Rec,
@@ -530,25 +530,27 @@ fn check(
     got: Option<&[u8]>,
     key_len: usize,
     scratch: &mut Vec<u8>,
-    loose: bool,
 ) -> Result<()> {
-    match (got, before) {
-        (None, UNWRITTEN | DELETED) => Ok(()),
-        (None, v) => bail!("key {i} is missing (version {v} was acknowledged)"),
-        (Some(v), _) => {
+    let at_least = match before {
+        UNWRITTEN => None,
+        s if is_deleted(s) => Some(deleted_version(s) + 1),
+        v => Some(v),
+    };
+    match got {
+        None if before == UNWRITTEN || is_deleted(before) => Ok(()),
+        None => bail!("key {i} is missing (version {before} was acknowledged)"),
+        Some(v) => {
             rec.read += (key_len + v.len()) as u64;
-            if loose {
-                ensure!(
-                    ctx.values.looks_like(i, v),
-                    "key {i}: the value of another key"
-                );
-                return Ok(());
-            }
-            let at_least = if before >= DELETED { 0 } else { before };
             ctx.values
-                .check(i, at_least, v, scratch)
+                .check(i, at_least.unwrap_or(0), v, scratch)
                 .map(|_| ())
-                .map_err(anyhow::Error::msg)
+                .map_err(|e| {
+                    if is_deleted(before) {
+                        anyhow::anyhow!("key {i} was deleted, yet read back: {e}")
+                    } else {
+                        anyhow::Error::msg(e)
+                    }
+                })
         }
     }
 }
@@ -655,7 +657,7 @@ pub fn read_random(ctx: &Ctx, ops: u64, batch: usize) -> Result<Outcome> {
         let (mut key, mut scratch) = (Vec::new(), Vec::new());
         if batch <= 1 {
             while budget.take(1) == 1 {
-                get_key(ctx, rec, rng.gen_range(0..n), &mut key, &mut scratch, false)?;
+                get_key(ctx, rec, rng.gen_range(0..n), &mut key, &mut scratch)?;
             }
             return Ok(());
         }
@@ -683,7 +685,7 @@ pub fn read_random(ctx: &Ctx, ops: u64, batch: usize) -> Result<Outcome> {
                 keys.len()
             );
             for ((&i, b), v) in idx.iter().zip(before).zip(&vals) {
-                check(ctx, rec, i, b, v.as_deref(), KEY_LEN, &mut scratch, false)?;
+                check(ctx, rec, i, b, v.as_deref(), KEY_LEN, &mut scratch)?;
             }
         }
     })
@@ -804,14 +806,11 @@ pub fn read_while_writing(ctx: &Ctx, ops: u64) -> Result<Outcome> {
             }
             return Ok(());
         }
-        let r = (|| {
-            while budget.take(1) == 1 {
-                get_key(ctx, rec, rng.gen_range(0..n), &mut key, &mut scratch, false)?;
-            }
-            Ok(())
-        })();
-        readers_left.fetch_sub(1, Ordering::AcqRel);
-        r
+        let _reader_done = Done(&readers_left);
+        while budget.take(1) == 1 {
+            get_key(ctx, rec, rng.gen_range(0..n), &mut key, &mut scratch)?;
+        }
+        Ok(())
     })
 }
 
@@ -839,10 +838,11 @@ pub fn ycsb(ctx: &Ctx, w: char, ops: u64) -> Result<Outcome> {
     let threads = ctx.threads.min(n0 as usize).max(1);
     let budget = Budget::new(ops, ctx.deadline);
     let inserts_refused = AtomicU64::new(0);
-    // With several fields, an update rewrites one field of the record it
-    // reads (read-modify-write, as YCSB's key-value bindings do), and the
-    // reads check the record's key only.
-    let loose = ctx.fields > 1;
+    // With several fields, an update reads the record and writes it back
+    // with one field changed, as YCSB's key-value bindings do: to the engine
+    // that is a get and a put of the whole record. The record written is the
+    // key's next version, so every read stays checked.
+    let rmw_updates = ctx.fields > 1;
     let mut out = run_threads(ctx, &format!("ycsb-{w}"), Some(ops), threads, |t, rec| {
         let mut rng = StdRng::seed_from_u64(ctx.seed ^ 0x1c5b ^ (t as u64) << 12);
         let (mut key, mut value, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
@@ -859,12 +859,20 @@ pub fn ycsb(ctx: &Ctx, w: char, ops: u64) -> Result<Outcome> {
             match op {
                 Some(0) => {
                     let i = picker.next(&mut rng, newest).min(newest - 1);
-                    get_key(ctx, rec, i, &mut key, &mut scratch, loose)?;
+                    get_key(ctx, rec, i, &mut key, &mut scratch)?;
                 }
                 Some(1) => {
                     let i = own(picker.next(&mut rng, newest), t, threads, n0);
-                    if loose {
-                        update_field(ctx, rec, i, &mut key, &mut value, &mut rng, "update")?;
+                    if rmw_updates {
+                        read_modify_write(
+                            ctx,
+                            rec,
+                            i,
+                            &mut key,
+                            &mut value,
+                            &mut scratch,
+                            "update",
+                        )?;
                     } else {
                         put_key(ctx, rec, i, &mut key, &mut value, "update")?;
                     }
@@ -873,7 +881,9 @@ pub fn ycsb(ctx: &Ctx, w: char, ops: u64) -> Result<Outcome> {
                     Some(i) => put_key(ctx, rec, i, &mut key, &mut value, "insert")?,
                     None => {
                         inserts_refused.fetch_add(1, Ordering::Relaxed);
-                        let i = own(picker.next(&mut rng, newest), t, threads, n0);
+                        // An update of a loaded key instead (the picker of
+                        // D favours the newest keys, beyond the loaded ones).
+                        let i = own(rng.gen_range(0..n0), t, threads, n0);
                         put_key(ctx, rec, i, &mut key, &mut value, "update")?;
                     }
                 },
@@ -886,33 +896,7 @@ pub fn ycsb(ctx: &Ctx, w: char, ops: u64) -> Result<Outcome> {
                 }
                 _ => {
                     let i = own(picker.next(&mut rng, newest), t, threads, n0);
-                    let t0 = Instant::now();
-                    key_of(i, &mut key);
-                    let before = ctx.expect.version(i);
-                    let got = ctx.store.get(&key)?;
-                    check(
-                        ctx,
-                        rec,
-                        i,
-                        before,
-                        got.as_deref(),
-                        key.len(),
-                        &mut scratch,
-                        loose,
-                    )?;
-                    if loose {
-                        let mut v = got.unwrap_or_default();
-                        rewrite_field(ctx, &mut v, i, &mut rng);
-                        ctx.store.put(&key, &v)?;
-                        rec.written += (key.len() + v.len()) as u64;
-                    } else {
-                        let v = ctx.expect.next_version(i);
-                        ctx.values.fill(i, v, &mut value);
-                        ctx.store.put(&key, &value)?;
-                        rec.written += (key.len() + value.len()) as u64;
-                        ctx.expect.wrote(i, v, ctx.values);
-                    }
-                    rec.record("rmw", t0, 1);
+                    read_modify_write(ctx, rec, i, &mut key, &mut value, &mut scratch, "rmw")?;
                 }
             }
         }
@@ -924,58 +908,38 @@ pub fn ycsb(ctx: &Ctx, w: char, ops: u64) -> Result<Outcome> {
             "{refused} inserts found no room left for new keys and updated instead"
         ));
     }
-    if loose {
+    if rmw_updates {
         out.notes.push(format!(
-            "{} fields per record: an update rewrites one field (read-modify-write); reads check the record's key",
+            "{} fields per record: an update reads the record and writes it back (read-modify-write)",
             ctx.fields
         ));
     }
     Ok(out)
 }
 
-/// YCSB's update of one field: read the record, rewrite a field, write it.
-fn update_field(
+/// A read-modify-write of key `i` (its owner's): a checked get, then a put
+/// of the key's next version, timed together as one `kind`.
+fn read_modify_write(
     ctx: &Ctx,
     rec: &mut Rec,
     i: u64,
     key: &mut Vec<u8>,
     value: &mut Vec<u8>,
-    rng: &mut StdRng,
+    scratch: &mut Vec<u8>,
     kind: &'static str,
 ) -> Result<()> {
-    key_of(i, key);
     let t0 = Instant::now();
-    let mut v = match ctx.store.get(key)? {
-        Some(v) => v,
-        None => {
-            let ver = ctx.expect.next_version(i);
-            ctx.values.fill(i, ver, value);
-            value.clone()
-        }
-    };
-    rewrite_field(ctx, &mut v, i, rng);
-    ctx.store.put(key, &v)?;
+    key_of(i, key);
+    let before = ctx.expect.version(i);
+    let got = ctx.store.get(key)?;
+    check(ctx, rec, i, before, got.as_deref(), key.len(), scratch)?;
+    let v = ctx.expect.next_version(i);
+    ctx.values.fill(i, v, value);
+    ctx.store.put(key, value)?;
+    rec.written += (key.len() + value.len()) as u64;
+    ctx.expect.wrote(i, v, ctx.values);
     rec.record(kind, t0, 1);
-    rec.written += (key.len() + v.len()) as u64;
     Ok(())
-}
-
-/// Overwrites one of `ctx.fields` fields of record `v` with fresh bytes,
-/// the key's index at the head kept.
-fn rewrite_field(ctx: &Ctx, v: &mut [u8], i: u64, rng: &mut StdRng) {
-    let fields = ctx.fields.max(1);
-    let size = v.len() / fields;
-    if size == 0 {
-        return;
-    }
-    let f = rng.gen_range(0..fields);
-    let mut fresh = Vec::new();
-    ctx.values.fill(i, rng.gen_range(0..1 << 30), &mut fresh);
-    let (lo, hi) = (f * size, (f * size + size).min(v.len()));
-    let lo = lo.max(8.min(v.len()));
-    for (d, s) in v[lo..hi].iter_mut().zip(fresh.iter().skip(12).cycle()) {
-        *d = *s;
-    }
 }
 
 #[cfg(test)]
