@@ -166,7 +166,9 @@ pub struct BenchArgs {
     pub ycsb_ops: Option<u64>,
 
     /// Fields per YCSB record (the record is --value-size bytes): with more
-    /// than one, an update rewrites one field by read-modify-write.
+    /// than one, an update reads the record and writes it back with a field
+    /// changed, as YCSB's key-value bindings do (one get and one put of the
+    /// whole record); with one, an update is a put.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub fields: u64,
 
