@@ -41,8 +41,15 @@ fn hints(dir: &Path) -> Vec<std::path::PathBuf> {
 
 fn main() -> wisckey::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let dir = Path::new(args.get(1).map(String::as_str).unwrap_or("/tmp/open-unordered"));
-    let keys: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5_000_000);
+    let dir = Path::new(
+        args.get(1)
+            .map(String::as_str)
+            .unwrap_or("/tmp/open-unordered"),
+    );
+    let keys: u64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5_000_000);
     let opens: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
     if !dir.join("CURRENT").exists() {
         let start = Instant::now();

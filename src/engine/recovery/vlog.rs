@@ -418,9 +418,11 @@ pub(super) fn rebuild_keydirs(
             }
         };
         max_seq = entries.iter().map(|e| e.seq).fold(max_seq, u64::max);
-        keydirs.apply_found(n, &entries);
         if open {
+            keydirs.apply_found(n, &entries);
             keydirs.reopen_segment(n, entries);
+        } else {
+            keydirs.apply_found_owned(n, entries);
         }
     }
     log::debug!(
