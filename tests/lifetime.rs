@@ -18,13 +18,18 @@ fn load(db: &Db, round: u8, n: u32) {
     }
 }
 
+/// Seconds since the Unix epoch, now.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[test]
 fn counters_add_up_across_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now_secs();
 
     let db = Db::open(dir.path(), opts()).unwrap();
     load(&db, 1, 400);
@@ -103,10 +108,7 @@ fn a_drop_records_the_counters_too() {
 #[test]
 fn segments_know_their_age() {
     let dir = tempfile::tempdir().unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now_secs();
     let db = Db::open(dir.path(), opts()).unwrap();
     load(&db, 1, 400);
     load(&db, 2, 200);

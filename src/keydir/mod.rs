@@ -291,57 +291,71 @@ impl Keydirs {
     /// Applies records found on open, in any order: the highest sequence
     /// number of a key wins (ties keep the first found).
     pub(crate) fn apply_found(&self, segment: u64, entries: &[HintEntry]) {
-        self.apply(segment, entries, entries.iter().map(|e| e.key.as_slice()));
+        let per_table = Self::count_per_table(entries);
+        self.apply(
+            segment,
+            &per_table,
+            entries
+                .iter()
+                .map(|e| (e.table, e.seq, e.pointer(segment), e.put, e.key.as_slice())),
+        );
     }
 
     /// [`Keydirs::apply_found`] for entries no longer needed: their keys
     /// move into the keydir instead of being copied.
-    pub(crate) fn apply_found_owned(&self, segment: u64, mut entries: Vec<HintEntry>) {
-        let keys: Vec<Vec<u8>> = entries
-            .iter_mut()
-            .map(|e| std::mem::take(&mut e.key))
-            .collect();
-        self.apply(segment, &entries, keys.into_iter());
+    pub(crate) fn apply_found_owned(&self, segment: u64, entries: Vec<HintEntry>) {
+        let per_table = Self::count_per_table(&entries);
+        self.apply(
+            segment,
+            &per_table,
+            entries
+                .into_iter()
+                .map(|e| (e.table, e.seq, e.pointer(segment), e.put, e.key)),
+        );
     }
 
-    /// Applies the records `entries` of `segment`, their keys given by
-    /// `keys` (in the same order). The write lock of a table's keydir is
-    /// taken once per run of its records (a segment's records are mostly of
-    /// one table), with room reserved for all of that table's records.
-    fn apply<K>(&self, segment: u64, entries: &[HintEntry], keys: impl Iterator<Item = K>)
-    where
-        K: AsRef<[u8]> + Into<Box<[u8]>>,
-    {
-        let mut per_table: BTreeMap<u32, usize> = BTreeMap::new();
+    /// Records per table.
+    fn count_per_table(entries: &[HintEntry]) -> BTreeMap<u32, usize> {
+        let mut per_table = BTreeMap::new();
         for e in entries {
             *per_table.entry(e.table).or_default() += 1;
         }
+        per_table
+    }
+
+    /// Applies the records of `segment`, each as (table, seq, pointer, put,
+    /// key). The write lock of a table's keydir is taken once per run of
+    /// its records (a segment's records are mostly of one table), with room
+    /// reserved for all of that table's records (`per_table`).
+    fn apply<K>(
+        &self,
+        segment: u64,
+        per_table: &BTreeMap<u32, usize>,
+        records: impl Iterator<Item = (u32, u64, ValuePointer, bool, K)>,
+    ) where
+        K: AsRef<[u8]> + Into<Box<[u8]>>,
+    {
         let tables = self.tables.read();
         let mut dead: Vec<ValuePointer> = Vec::new();
         let mut min_seq = u64::MAX;
         let mut current: Option<(u32, RwLockWriteGuard<'_, KeyMap>)> = None;
-        for (e, key) in entries.iter().zip(keys) {
-            min_seq = min_seq.min(e.seq);
-            if current.as_ref().map(|(t, _)| *t) != Some(e.table) {
+        for (table, seq, ptr, put, key) in records {
+            min_seq = min_seq.min(seq);
+            if current.as_ref().map(|(t, _)| *t) != Some(table) {
                 current = None;
                 // A table the manifest does not know as unordered is skipped.
-                if let Some(kd) = tables.get(&e.table) {
+                if let Some(kd) = tables.get(&table) {
                     let mut map = kd.map.write();
-                    map.reserve(per_table.get(&e.table).copied().unwrap_or(0));
-                    current = Some((e.table, map));
+                    map.reserve(per_table.get(&table).copied().unwrap_or(0));
+                    current = Some((table, map));
                 }
             }
             let Some((_, map)) = current.as_mut() else {
                 continue;
             };
-            let ptr = e.pointer(segment);
-            let entry = KeyEntry {
-                seq: e.seq,
-                ptr,
-                put: e.put,
-            };
+            let entry = KeyEntry { seq, ptr, put };
             match map.get_mut(key.as_ref()) {
-                Some(cur) if cur.seq >= e.seq => dead.push(ptr),
+                Some(cur) if cur.seq >= seq => dead.push(ptr),
                 Some(cur) => dead.push(std::mem::replace(cur, entry).ptr),
                 None => {
                     map.insert(key.into(), entry);

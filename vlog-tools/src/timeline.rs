@@ -55,8 +55,9 @@ pub struct Timeline {
     handle: JoinHandle<Vec<Sample>>,
 }
 
-/// The bytes everything wrote, by the counters since open.
-fn all_written(s: &Stats) -> u64 {
+/// The bytes everything wrote (vLog, GC, SSTables, manifest), by the
+/// counters since open.
+pub fn all_written(s: &Stats) -> u64 {
     s.vlog_bytes_written
         + s.gc_bytes_written
         + s.flush_bytes_written

@@ -3,7 +3,7 @@
 
 use super::store::{EngineBytes, EngineKind, Store, StoreConfig, Visit};
 use anyhow::{Context, Result};
-use wisckey::{Db, Stats, Table, TableOptions, WriteBatch, WriteOptions};
+use wisckey::{Db, Table, TableOptions, WriteBatch, WriteOptions};
 
 /// The name of the table `--table-kind unordered` writes to.
 pub const UNORDERED_TABLE: &str = "bench";
@@ -70,15 +70,6 @@ impl WisckeyStore {
     pub fn open(cfg: &StoreConfig) -> Result<WisckeyStore> {
         Self::open_table(cfg, false)
     }
-}
-
-/// Everything wisckey wrote, by its counters since open.
-pub fn written(s: &Stats) -> u64 {
-    s.vlog_bytes_written
-        + s.gc_bytes_written
-        + s.flush_bytes_written
-        + s.compaction_bytes_written
-        + s.manifest_bytes_written
 }
 
 impl Store for WisckeyStore {
@@ -153,7 +144,7 @@ impl Store for WisckeyStore {
     fn engine_bytes(&self) -> Option<EngineBytes> {
         let s = self.db.stats();
         Some(EngineBytes {
-            written: written(&s),
+            written: crate::timeline::all_written(&s),
             gc_written: Some(s.gc_bytes_written),
         })
     }
