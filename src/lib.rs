@@ -55,7 +55,7 @@ pub use batch::WriteBatch;
 pub use db::Db;
 pub use engine::GcReport;
 pub use error::{Error, Result};
-pub use io::IoBackend;
+pub use io::{IoBackend, WriteMode};
 pub use iter::{Iter, KeyRange};
 pub use options::{
     Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,

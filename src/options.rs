@@ -1,6 +1,6 @@
 //! Options: builders for opening a database, creating tables and writing.
 
-use crate::io::{Fs, IoBackend};
+use crate::io::{Fs, IoBackend, WriteMode};
 use std::fmt;
 use std::sync::Arc;
 
@@ -39,6 +39,8 @@ pub struct Options {
     pub(crate) base_level_size: u64,
     pub(crate) target_file_size: u64,
     pub(crate) io_backend: IoBackend,
+    pub(crate) write_mode: WriteMode,
+    pub(crate) bytes_per_sync: u64,
     pub(crate) max_key_size: usize,
     pub(crate) max_value_size: usize,
     pub(crate) fs: Option<Arc<dyn Fs>>,
@@ -72,6 +74,8 @@ impl Default for Options {
             base_level_size: 256 << 20,
             target_file_size: 64 << 20,
             io_backend: IoBackend::Auto,
+            write_mode: WriteMode::Writeback,
+            bytes_per_sync: 4 << 20,
             max_key_size: 64 << 10,
             max_value_size: 256 << 20,
             fs: None,
@@ -107,6 +111,8 @@ impl fmt::Debug for Options {
             .field("base_level_size", &self.base_level_size)
             .field("target_file_size", &self.target_file_size)
             .field("io_backend", &self.io_backend)
+            .field("write_mode", &self.write_mode)
+            .field("bytes_per_sync", &self.bytes_per_sync)
             .field("max_key_size", &self.max_key_size)
             .field("max_value_size", &self.max_value_size)
             .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
@@ -219,6 +225,34 @@ impl Options {
     #[must_use]
     pub fn io_backend(mut self, backend: IoBackend) -> Self {
         self.io_backend = backend;
+        self
+    }
+    /// How the vLog and new SSTables are written. Default
+    /// [`WriteMode::Writeback`]: buffered writes whose writeback starts
+    /// every [`Options::bytes_per_sync`] bytes, which on the machines this
+    /// project is measured on made a log durable several times faster than
+    /// plain buffered writes (docs/benchmarks.md, "Write modes"). Neither
+    /// mode changes what is durable: that is still only what a sync made so.
+    /// `Stats::write_mode` shows the mode in effect, and
+    /// `Stats::write_mode_fallback` why it is buffered where the file
+    /// system refused.
+    ///
+    /// ```
+    /// use wisckey::{Options, WriteMode};
+    /// let opts = Options::default().write_mode(WriteMode::Buffered);
+    /// # let _ = opts;
+    /// ```
+    #[must_use]
+    pub fn write_mode(mut self, mode: WriteMode) -> Self {
+        self.write_mode = mode;
+        self
+    }
+    /// In [`WriteMode::Writeback`], how many bytes an appender (a vLog head,
+    /// an SSTable being written) writes before it starts their writeback.
+    /// Default 4 MiB; 0 is the same as [`WriteMode::Buffered`].
+    #[must_use]
+    pub fn bytes_per_sync(mut self, bytes: u64) -> Self {
+        self.bytes_per_sync = bytes;
         self
     }
     /// Largest key accepted, in bytes; larger ones are `Error::InvalidArgument`.

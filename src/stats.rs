@@ -138,6 +138,17 @@ pub struct Stats {
     /// The I/O backend in use (`"sync"` or `"io_uring"`; with
     /// [`crate::Options::fs`], that backend's [`crate::io::Fs::name`]).
     pub io_backend: String,
+    /// How appended files are written, after any fallback: `"writeback"`
+    /// or `"buffered"` (see [`crate::WriteMode`]).
+    pub write_mode: String,
+    /// Why the engine writes buffered although [`crate::WriteMode::Writeback`]
+    /// was asked for (the file system refused to start writeback).
+    pub write_mode_fallback: Option<String>,
+    /// Bytes an appender writes before it starts their writeback (0 when
+    /// buffered).
+    pub bytes_per_sync: u64,
+    /// Ranges whose writeback was started since open.
+    pub writeback_ranges: u64,
     /// Key and value bytes handed to put and delete.
     pub user_bytes_written: u64,
     /// Puts and deletes applied.

@@ -200,3 +200,45 @@ fn backend_env_var_steers_auto_only() {
     let v = run_child("auto", &[("WISCKEY_IO_BACKEND", "bogus")]);
     assert!(v.starts_with("unsupported: ") && v.contains("bogus"), "{v}");
 }
+
+/// `WriteMode::Writeback` starts the writeback of every `bytes_per_sync`
+/// bytes of the vLog and of new SSTables on real files, and the data is the
+/// same as with plain buffered writes, which start none.
+#[test]
+fn write_modes_on_real_files() {
+    use wisckey::WriteMode;
+    for mode in [WriteMode::Writeback, WriteMode::Buffered] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || {
+            small_opts(IoBackend::Auto)
+                .write_mode(mode)
+                .bytes_per_sync(16 << 10)
+        };
+        let db = Db::open(dir.path(), opts()).unwrap();
+        for i in 0..1500u32 {
+            db.put(format!("k{i:05}"), value(i)).unwrap();
+        }
+        db.flush().unwrap();
+        let st = db.stats();
+        assert_eq!(st.write_mode, mode.name(), "{mode:?}");
+        assert_eq!(st.write_mode_fallback, None, "{mode:?}");
+        match mode {
+            WriteMode::Writeback => {
+                assert_eq!(st.bytes_per_sync, 16 << 10);
+                // About 1 MB of vLog and SSTables in 16 KiB ranges.
+                assert!(st.writeback_ranges >= 20, "{}", st.writeback_ranges);
+            }
+            _ => {
+                assert_eq!(st.bytes_per_sync, 0);
+                assert_eq!(st.writeback_ranges, 0);
+            }
+        }
+        db.close().unwrap();
+        let db = Db::open(dir.path(), opts()).unwrap();
+        for i in (0..1500u32).step_by(3) {
+            let got = db.get(format!("k{i:05}")).unwrap().unwrap();
+            assert_eq!(got.into_vec(), value(i), "k{i} after {mode:?}");
+        }
+        db.close().unwrap();
+    }
+}

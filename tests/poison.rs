@@ -93,11 +93,19 @@ fn failed_fsync_poisons_and_nothing_acknowledged_is_lost() {
         inner: StdFs::default(),
         fail: fail.clone(),
     });
-    let db = Db::open(dir.path(), Options::default().fs(fs)).unwrap();
+    let db = Db::open(dir.path(), Options::default().fs(fs).bytes_per_sync(4096)).unwrap();
     for i in 0..100u32 {
         db.put(format!("k{i}"), vec![i as u8; 2000]).unwrap();
     }
     db.sync().unwrap();
+    // This backend cannot start writeback (FailingFile keeps the trait's
+    // default): the engine writes buffered and says why.
+    let st = db.stats();
+    assert_eq!(st.write_mode, "buffered");
+    assert!(st
+        .write_mode_fallback
+        .is_some_and(|why| why.contains("refused")));
+    assert_eq!(st.writeback_ranges, 0);
     fail.store(true, Ordering::SeqCst);
     let mut b = WriteBatch::new();
     b.put(b"lost?", b"maybe");

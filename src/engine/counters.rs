@@ -158,8 +158,16 @@ impl Engine {
             .collect();
         let segments = self.segment_stats();
         let gc_errors = self.gc_error_summary();
+        let wb = self.vlog.writeback();
         Stats {
             io_backend: self.fs.name().to_string(),
+            write_mode: wb.mode().name().to_string(),
+            write_mode_fallback: wb.fallback(),
+            bytes_per_sync: match wb.mode() {
+                crate::io::WriteMode::Writeback => self.opts.bytes_per_sync,
+                _ => 0,
+            },
+            writeback_ranges: wb.counts().0,
             user_bytes_written: user,
             writes: get(&c.writes),
             batches: get(&c.batches),

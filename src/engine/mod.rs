@@ -125,6 +125,7 @@ impl Engine {
                 Compression::None => SstCompression::None,
                 Compression::Zstd(l) => SstCompression::Zstd(l),
             },
+            writeback: Some(self.vlog.writeback().clone()),
             ..SstBuilderOptions::default()
         }
     }

@@ -363,6 +363,9 @@ impl FileHandle for WatchedFile {
     fn raw_fd(&self) -> Option<RawFd> {
         self.inner.raw_fd()
     }
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.start_writeback(offset, len)
+    }
     fn write_all_and_sync_at(&self, buf: &[u8], offset: u64, sync: bool) -> io::Result<()> {
         self.reserve
             .watch(self.inner.write_all_and_sync_at(buf, offset, sync))

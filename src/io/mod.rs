@@ -17,9 +17,12 @@
 pub(crate) mod bytes_file;
 mod std_fs;
 mod uring;
+mod writeback;
 
 pub use std_fs::StdFs;
 pub use uring::UringFs;
+pub use writeback::WriteMode;
+pub(crate) use writeback::Writeback;
 
 use crate::error::{Error, Result};
 use std::fmt::Debug;
@@ -77,6 +80,21 @@ pub trait FileHandle: Send + Sync + Debug {
     /// zeros from the file's current end to `len` ([`write_zeros`]).
     fn allocate(&self, len: u64) -> io::Result<()> {
         write_zeros(self, len)
+    }
+
+    /// Starts writing back the dirty pages of `len` bytes at `offset` (0:
+    /// to the end of the file) without waiting for them
+    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)` in [`StdFs`] and
+    /// [`UringFs`]). This makes nothing durable and the engine never counts
+    /// on it: it only keeps an appended file's dirty pages from piling up
+    /// (see [`WriteMode::Writeback`]). Default: `Unsupported`, after which
+    /// the engine writes plain buffered.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this backend cannot start writeback",
+        ))
     }
 
     /// The operating-system file descriptor, when the handle is a plain open

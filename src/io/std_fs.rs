@@ -76,6 +76,30 @@ impl FileHandle for StdFile {
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.0.as_raw_fd())
     }
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        start_writeback_fd(self.0.as_raw_fd(), offset, len)
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` on `fd`, retried after `EINTR`.
+fn start_writeback_fd(fd: std::os::fd::RawFd, offset: u64, len: u64) -> io::Result<()> {
+    let range = |n: u64| {
+        libc::off64_t::try_from(n)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "range out of bounds"))
+    };
+    let (offset, len) = (range(offset)?, range(len)?);
+    loop {
+        // SAFETY: a system call on a descriptor the caller keeps open; it
+        // takes only integers and touches no memory of ours.
+        let r = unsafe { libc::sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Allocates bytes `0..len` of `f` (`fallocate` mode 0: blocks reserved and

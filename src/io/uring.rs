@@ -626,6 +626,9 @@ impl FileHandle for UringFile {
     fn raw_fd(&self) -> Option<RawFd> {
         self.inner.raw_fd()
     }
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.inner.start_writeback(offset, len)
+    }
     fn write_all_and_sync_at(&self, buf: &[u8], offset: u64, sync: bool) -> io::Result<()> {
         // A lone write gains nothing from a ring: only a write with its
         // fdatasync linked behind it (one submission, one wait) does.

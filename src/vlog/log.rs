@@ -3,7 +3,7 @@
 
 use super::record::{self, ValuePointer, HEADER_LEN};
 use crate::error::{Error, Result};
-use crate::io::{FileHandle, Fs};
+use crate::io::{FileHandle, Fs, Writeback};
 use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -89,6 +89,18 @@ pub(crate) type SegmentSet = BTreeMap<u64, Arc<Segment>>;
 struct Head {
     segment: Arc<Segment>,
     offset: u64,
+    /// Where the bytes whose writeback has not been started begin.
+    unstarted: u64,
+}
+
+impl Head {
+    fn new(segment: Arc<Segment>, offset: u64) -> Head {
+        Head {
+            segment,
+            offset,
+            unstarted: offset,
+        }
+    }
 }
 
 /// A segment GC removed, kept readable while a snapshot older than the pass
@@ -116,6 +128,8 @@ pub(crate) struct VLog {
     bytes_written: AtomicU64,
     /// Record bytes appended by GC since open.
     gc_bytes_written: AtomicU64,
+    /// Starts the writeback of both heads' appends (see [`Writeback`]).
+    writeback: Arc<Writeback>,
 }
 
 impl VLog {
@@ -130,6 +144,7 @@ impl VLog {
         head_offset: u64,
         gc_head_offset: u64,
         new_number: impl FnOnce() -> u64,
+        writeback: Arc<Writeback>,
     ) -> Result<VLog> {
         let mut segments = SegmentSet::new();
         for s in existing {
@@ -139,23 +154,14 @@ impl VLog {
             segments.values().rfind(|s| s.kind == kind).cloned()
         };
         let head = match last_of(&segments, SegmentKind::User) {
-            Some(s) => Head {
-                segment: s,
-                offset: head_offset,
-            },
+            Some(s) => Head::new(s, head_offset),
             None => {
                 let s = create_segment(&fs, dir, new_number(), SegmentKind::User)?;
                 segments.insert(s.number, s.clone());
-                Head {
-                    segment: s,
-                    offset: 0,
-                }
+                Head::new(s, 0)
             }
         };
-        let gc_head = last_of(&segments, SegmentKind::Gc).map(|s| Head {
-            segment: s,
-            offset: gc_head_offset,
-        });
+        let gc_head = last_of(&segments, SegmentKind::Gc).map(|s| Head::new(s, gc_head_offset));
         Ok(VLog {
             fs,
             dir: dir.to_path_buf(),
@@ -165,7 +171,13 @@ impl VLog {
             gc_head: Mutex::new(gc_head),
             bytes_written: AtomicU64::new(0),
             gc_bytes_written: AtomicU64::new(0),
+            writeback,
         })
+    }
+
+    /// The writeback state of this open, shared with the SSTable writers.
+    pub(crate) fn writeback(&self) -> &Arc<Writeback> {
+        &self.writeback
     }
 
     /// The live segments now.
@@ -199,8 +211,7 @@ impl VLog {
         Self::seal(&h.segment)?;
         let s = create_segment(&self.fs, &self.dir, number, SegmentKind::User)?;
         self.insert_live(s.clone());
-        h.segment = s;
-        h.offset = 0;
+        *h = Head::new(s, 0);
         Ok(())
     }
 
@@ -212,10 +223,7 @@ impl VLog {
         }
         let s = create_segment(&self.fs, &self.dir, number, SegmentKind::Gc)?;
         self.insert_live(s.clone());
-        *h = Some(Head {
-            segment: s,
-            offset: 0,
-        });
+        *h = Some(Head::new(s, 0));
         Ok(())
     }
 
@@ -236,7 +244,7 @@ impl VLog {
     /// the segment and offset it went to. `sync` adds an `fdatasync`.
     pub(crate) fn append(&self, buf: &[u8], sync: bool) -> Result<(u64, u64)> {
         let mut h = self.head.lock();
-        let r = Self::write_at_head(&mut h, buf, sync)?;
+        let r = self.write_at_head(&mut h, buf, sync)?;
         drop(h);
         self.bytes_written
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
@@ -249,14 +257,14 @@ impl VLog {
         let h = g
             .as_mut()
             .ok_or_else(|| Error::InvalidArgument("GC has no head segment".into()))?;
-        let r = Self::write_at_head(h, buf, false)?;
+        let r = self.write_at_head(h, buf, false)?;
         drop(g);
         self.gc_bytes_written
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
         Ok(r)
     }
 
-    fn write_at_head(h: &mut Head, buf: &[u8], sync: bool) -> Result<(u64, u64)> {
+    fn write_at_head(&self, h: &mut Head, buf: &[u8], sync: bool) -> Result<(u64, u64)> {
         let offset = h.offset;
         let seg = h.segment.clone();
         // With io_uring: the write and, linked behind it, the fdatasync.
@@ -267,6 +275,12 @@ impl VLog {
             return Err(Error::io(format!("appending to {}", seg.path.display()), e));
         }
         h.offset += buf.len() as u64;
+        if sync {
+            // Synced bytes need no writeback started.
+            h.unstarted = h.offset;
+        } else {
+            self.writeback.wrote(&*seg.file, &mut h.unstarted, h.offset);
+        }
         Ok((seg.number, offset))
     }
 

@@ -11,6 +11,7 @@ mod segments;
 mod sim;
 mod timeline;
 mod units;
+mod writemodes;
 mod zipf;
 
 use anyhow::{Context, Result};
@@ -94,6 +95,14 @@ enum Command {
     /// Exit status: 0 the table is intact, 1 damage found or the file could
     /// not be read (with --json, an error object), 2 a usage error.
     DumpSst(dump::DumpSstArgs),
+    /// Measure how fast the file system under --dir takes an append-only
+    /// log written in each of the ways the engine can write one: buffered,
+    /// buffered with steady writeback (sync_file_range), uncached
+    /// (RWF_DONTCACHE) and O_DIRECT through io_uring. Runs go round-robin
+    /// over the modes; the table gives each one's median. A mode the kernel
+    /// or file system refuses is reported as refused.
+    #[command(name = "write-modes")]
+    WriteModes(writemodes::WriteModesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +140,7 @@ fn main() -> std::process::ExitCode {
         Command::GcSim(args) => sim::run(&args),
         Command::Dump(args) => return dump::dump(&args),
         Command::DumpSst(args) => return dump::dump_sst(&args),
+        Command::WriteModes(args) => writemodes::run(&args),
     };
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

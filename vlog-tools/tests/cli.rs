@@ -323,3 +323,59 @@ fn verify_finds_damaged_garbage_and_exits_1() {
         "{out} {err}"
     );
 }
+
+/// `write-modes` runs every mode (or says why the file system refused
+/// one), reports MB/s per run, and rejects a chunk O_DIRECT cannot write.
+#[test]
+fn write_modes_measures_each_mode_or_says_it_was_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, out, err) = tool(&[
+        "write-modes",
+        "--dir",
+        d,
+        "--size",
+        "2MiB",
+        "--chunk",
+        "64KiB",
+        "--runs",
+        "2",
+        "--writeback-every",
+        "256KiB",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let modes: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = modes.iter().map(|m| m["mode"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "buffered",
+            "writeback",
+            "writeback-wait",
+            "dontcache",
+            "direct"
+        ]
+    );
+    for m in &modes {
+        if m["refused"].is_null() {
+            let runs = m["durable_mb_s"].as_array().unwrap();
+            assert_eq!(runs.len(), 2, "{m}");
+            assert!(runs.iter().all(|r| r.as_f64().unwrap() > 0.0), "{m}");
+        } else {
+            assert!(m["durable_mb_s"].as_array().unwrap().is_empty(), "{m}");
+        }
+    }
+    // Plain buffered writes are refused by no file system.
+    assert!(modes[0]["refused"].is_null(), "{}", modes[0]);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "the file is removed"
+    );
+    let (ok, _, err) = tool(&["write-modes", "--dir", d, "--chunk", "1000"]);
+    assert!(!ok);
+    assert!(err.contains("multiple of 4096"), "{err}");
+}

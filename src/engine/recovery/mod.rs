@@ -35,7 +35,7 @@ use super::write::Writer;
 use super::{gc, Engine};
 use crate::error::{Error, Result};
 use crate::files::{self, FileName};
-use crate::io::{select_fs, FileLock, Fs};
+use crate::io::{select_fs, FileLock, Fs, Writeback};
 use crate::keydir::Keydirs;
 use crate::lsm::sstable::Sst;
 use crate::lsm::version::{SstHandle, Version};
@@ -130,6 +130,7 @@ impl Engine {
             replayed.head_offset,
             state.gc_head.offset,
             alloc,
+            Arc::new(Writeback::new(opts.write_mode, opts.bytes_per_sync)),
         )?;
         let mut last_seq = replayed.last_seq;
         if keydirs.any() {

@@ -7,7 +7,7 @@ use super::format::{
     COMPRESSION_ZSTD,
 };
 use crate::error::{Error, Result};
-use crate::io::FileHandle;
+use crate::io::{FileHandle, Writeback};
 use crate::lsm::ikey;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +30,9 @@ pub(crate) struct SstBuilderOptions {
     /// Bloom filter bits per distinct user part; 0 writes no filter.
     pub bloom_bits_per_key: u32,
     pub compression: Compression,
+    /// Starts the writeback of the file as it grows; `None` leaves it to
+    /// the kernel.
+    pub writeback: Option<Arc<Writeback>>,
 }
 
 impl Default for SstBuilderOptions {
@@ -39,6 +42,7 @@ impl Default for SstBuilderOptions {
             restart_interval: 16,
             bloom_bits_per_key: 10,
             compression: Compression::None,
+            writeback: None,
         }
     }
 }
@@ -66,6 +70,8 @@ pub(crate) struct SstBuilder {
     written: u64,
     /// Bytes stored but not yet written (they follow `written`).
     pending: Vec<u8>,
+    /// Where the bytes whose writeback has not been started begin.
+    unstarted: u64,
     data_block: BlockBuilder,
     index_block: BlockBuilder,
     bloom: Option<BloomBuilder>,
@@ -89,6 +95,7 @@ impl SstBuilder {
             opts,
             written: 0,
             pending: Vec::new(),
+            unstarted: 0,
             bloom,
             smallest: Vec::new(),
             last_key: Vec::new(),
@@ -156,6 +163,9 @@ impl SstBuilder {
             .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))?;
         self.written += self.pending.len() as u64;
         self.pending.clear();
+        if let Some(wb) = &self.opts.writeback {
+            wb.wrote(&*self.file, &mut self.unstarted, self.written);
+        }
         Ok(())
     }
 

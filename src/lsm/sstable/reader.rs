@@ -493,7 +493,7 @@ impl InternalIterator for SstIter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::{Fs, StdFs};
+    use crate::io::{Fs, StdFs, WriteMode, Writeback};
     use crate::lsm::ikey::encode;
     use crate::lsm::sstable::{Compression, SstBuilder, SstBuilderOptions};
     use std::cmp::Ordering;
@@ -549,6 +549,8 @@ mod tests {
             restart_interval: 4,
             bloom_bits_per_key: bloom,
             compression,
+            // Small ranges, so that the tables' writes start writeback often.
+            writeback: Some(Arc::new(Writeback::new(WriteMode::Writeback, 8 << 10))),
         }
     }
 

@@ -274,6 +274,16 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     pub io_backend: BackendArg,
 
+    /// wisckey's Options::write_mode: `writeback` starts the writeback of
+    /// every --bytes-per-sync bytes appended; `buffered` leaves it to the
+    /// kernel (`vlog-tools write-modes` measures both on a disk).
+    #[arg(long, value_enum, default_value_t = WriteModeArg::Writeback)]
+    pub write_mode: WriteModeArg,
+
+    /// wisckey's Options::bytes_per_sync, for --write-mode writeback.
+    #[arg(long, default_value = "4MiB", value_parser = crate::units::parse_size)]
+    pub bytes_per_sync: u64,
+
     /// wisckey: the table the workload runs against: `ordered` (the default
     /// table) or `unordered` (a table `bench` made with
     /// TableOptions::unordered(); the phases that need key order are skipped).
@@ -336,6 +346,25 @@ pub enum BackendArg {
     IoUring,
     /// pread/pwrite.
     Sync,
+}
+
+/// `--write-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteModeArg {
+    /// Writeback started every --bytes-per-sync bytes.
+    Writeback,
+    /// Plain buffered writes.
+    Buffered,
+}
+
+impl WriteModeArg {
+    fn mode(self) -> wisckey::WriteMode {
+        match self {
+            WriteModeArg::Writeback => wisckey::WriteMode::Writeback,
+            WriteModeArg::Buffered => wisckey::WriteMode::Buffered,
+        }
+    }
 }
 
 impl BackendArg {

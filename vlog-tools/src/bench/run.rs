@@ -119,7 +119,9 @@ fn store_config(args: &BenchArgs, dir: &Path) -> StoreConfig {
         .gc_space_amp_target(args.gc_target)
         .background_gc(!args.no_gc)
         .gc_rate_limit(args.gc_rate)
-        .io_backend(args.io_backend.backend());
+        .io_backend(args.io_backend.backend())
+        .write_mode(args.write_mode.mode())
+        .bytes_per_sync(args.bytes_per_sync);
     if let Some(s) = args.segment_size {
         opts = opts.segment_size(s);
     }

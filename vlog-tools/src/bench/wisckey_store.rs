@@ -45,7 +45,7 @@ impl WisckeyStore {
         };
         let st = db.stats();
         let describe = format!(
-            "wisckey: {} table{}, memtable {}, value threshold {}, SSTable blocks {}, I/O backend {}, fsync per write {}",
+            "wisckey: {} table{}, memtable {}, value threshold {}, SSTable blocks {}, I/O backend {}, writes {}, fsync per write {}",
             if unordered { "unordered" } else { "ordered" },
             if unordered {
                 format!(" `{UNORDERED_TABLE}`")
@@ -56,6 +56,10 @@ impl WisckeyStore {
             crate::units::bytes(cfg.value_threshold as u64),
             if cfg.compression { "zstd 1" } else { "uncompressed" },
             st.io_backend,
+            match st.write_mode.as_str() {
+                "writeback" => format!("writeback every {}", crate::units::bytes(st.bytes_per_sync)),
+                other => other.to_string(),
+            },
             if cfg.sync { "on" } else { "off" }
         );
         Ok(WisckeyStore {
