@@ -50,6 +50,7 @@ pub struct Options {
     pub(crate) gc_space_amp_target: f64,
     pub(crate) gc_min_garbage_ratio: f64,
     pub(crate) gc_rate_limit: u64,
+    pub(crate) gc_back_pressure: bool,
     pub(crate) gc_interval: std::time::Duration,
     pub(crate) private_files: bool,
     pub(crate) read_only: bool,
@@ -85,6 +86,7 @@ impl Default for Options {
             gc_space_amp_target: 1.5,
             gc_min_garbage_ratio: 0.2,
             gc_rate_limit: 0,
+            gc_back_pressure: true,
             gc_interval: std::time::Duration::from_millis(250),
             private_files: false,
             read_only: false,
@@ -122,6 +124,7 @@ impl fmt::Debug for Options {
             .field("gc_space_amp_target", &self.gc_space_amp_target)
             .field("gc_min_garbage_ratio", &self.gc_min_garbage_ratio)
             .field("gc_rate_limit", &self.gc_rate_limit)
+            .field("gc_back_pressure", &self.gc_back_pressure)
             .field("gc_interval", &self.gc_interval)
             .field("private_files", &self.private_files)
             .field("read_only", &self.read_only)
@@ -319,7 +322,29 @@ impl Options {
         self.gc_min_garbage_ratio = r.clamp(0.0, 1.0);
         self
     }
+    /// Whether writers wait for automatic GC when the vLog's space
+    /// amplification passes [`Options::gc_space_amp_target`] (back-pressure,
+    /// as writers wait for flushes and level-0 compactions). Default true.
+    /// They wait only while GC has something it can collect, and resume at
+    /// GC's high-water mark (1.48 for a 1.5 target); `Stats::gc_write_stalls`
+    /// and `Stats::gc_stall_seconds` count the waits. Off, the log may grow
+    /// past its target whenever writers outrun GC. No effect without
+    /// [`Options::background_gc`].
+    ///
+    /// ```
+    /// use wisckey::Options;
+    /// // Writes never wait for GC; the vLog may outgrow its target for a while.
+    /// let opts = Options::default().gc_back_pressure(false);
+    /// # let _ = opts;
+    /// ```
+    #[must_use]
+    pub fn gc_back_pressure(mut self, on: bool) -> Self {
+        self.gc_back_pressure = on;
+        self
+    }
     /// The most bytes per second GC writes (0: no limit). Default 0.
+    /// With [`Options::gc_back_pressure`], a limit GC cannot catch up under
+    /// slows writers to it.
     #[must_use]
     pub fn gc_rate_limit(mut self, bytes_per_sec: u64) -> Self {
         self.gc_rate_limit = bytes_per_sec;

@@ -205,6 +205,12 @@ pub struct Stats {
     pub write_stalls: u64,
     /// Write groups delayed because level 0 neared its stop trigger.
     pub write_slowdowns: u64,
+    /// Write groups that waited for automatic GC because the vLog's space
+    /// amplification was over its target (see
+    /// [`crate::Options::gc_back_pressure`]).
+    pub gc_write_stalls: u64,
+    /// Seconds writers spent in those waits.
+    pub gc_stall_seconds: f64,
     /// Files moved down a level without being rewritten.
     pub trivial_moves: u64,
     /// SSTables actually read by point reads (candidates the bloom filter
@@ -223,8 +229,14 @@ pub struct Stats {
     pub created: Option<CreatedWith>,
     /// Garbage bytes over all segments (sum of `segments[..].garbage_bytes`).
     pub vlog_garbage_bytes: u64,
-    /// vLog bytes on disk over the live bytes (by the discard statistics).
+    /// vLog bytes on disk over the live bytes (by the discard statistics,
+    /// early garbage included).
     pub vlog_space_amplification: f64,
+    /// Garbage bytes flushes found by probing below the versions they wrote
+    /// that no compaction has made durable yet (counted in
+    /// `vlog_garbage_bytes` and in `segments`; a reopen finds them again by
+    /// compaction). See docs/architecture.md, "Early garbage".
+    pub early_garbage_bytes: u64,
     /// GC passes run since open.
     pub gc_passes: u64,
     /// Bytes GC read from its victims.

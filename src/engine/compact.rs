@@ -64,11 +64,18 @@ impl Engine {
         let mut merge = MergeCursor::new(compaction::input_iters(plan), Direction::Forward);
         merge.seek_to_end();
         let mut discard: BTreeMap<u64, u64> = BTreeMap::new();
+        // The part of it a flush's probe counted early (`early.rs`).
+        let mut settled: BTreeMap<u64, u64> = BTreeMap::new();
         let mut filter = DropFilter::new(
             &v,
             plan.output_level,
             self.smallest_snapshot(),
-            |_, value| count_dropped(&mut discard, value),
+            |_, value, newer| {
+                count_dropped(&mut discard, value);
+                if self.early.counted(newer.seq, newer.kind) {
+                    count_dropped(&mut settled, value);
+                }
+            },
         );
         let outputs =
             self.write_ssts(plan.output_level as u32, self.opts.target_file_size, || {
@@ -90,6 +97,8 @@ impl Engine {
         drop(filter);
         let written: u64 = outputs.iter().map(|t| t.meta.size).sum();
         let mut vs = self.versions.lock_manifest();
+        // Durable from this edit on: no longer early.
+        self.early.settle(&settled);
         let edit = VersionEdit {
             added: outputs.iter().map(|t| t.meta.clone()).collect(),
             removed: plan

@@ -63,7 +63,7 @@ pub(super) fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-fn get(c: &AtomicU64) -> u64 {
+pub(super) fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
@@ -212,6 +212,9 @@ impl Engine {
             vlog_reads: get(&c.vlog_reads),
             write_stalls: get(&c.write_stalls),
             write_slowdowns: get(&c.write_slowdowns),
+            early_garbage_bytes: self.early.total(),
+            gc_write_stalls: self.gc.pressure.counts().0,
+            gc_stall_seconds: self.gc.pressure.counts().1,
             trivial_moves: get(&c.trivial_moves),
             table_reads: get(&c.table_reads),
             bloom_skips: get(&c.bloom_skips),

@@ -12,7 +12,9 @@ use super::versions::LevelChange;
 use super::Engine;
 use crate::error::Result;
 use crate::lsm::compaction::DropFilter;
+use crate::lsm::ikey::{self, Kind};
 use crate::lsm::iter::InternalIterator;
+use crate::lsm::version::Version;
 use crate::manifest::VersionEdit;
 use crate::vlog::{Position, ValuePointer};
 use std::collections::BTreeMap;
@@ -25,6 +27,38 @@ pub(super) fn count_dropped(discard: &mut BTreeMap<u64, u64>, value: &[u8]) {
 }
 
 impl Engine {
+    /// For each version in `probes` (internal keys), the newest older
+    /// version of its key in `tree`; where that is a pointer, its record's
+    /// bytes, per segment. A failed read only loses that probe's count (a
+    /// compaction finds the garbage later, as without probes).
+    fn probe_older(&self, tree: &Version, probes: &[(Vec<u8>, u64)]) -> BTreeMap<u64, u64> {
+        let mut found: BTreeMap<u64, u64> = BTreeMap::new();
+        let (mut probed, mut under_pointers) = (0u64, 0u64);
+        for (k, new_len) in probes {
+            probed += new_len;
+            let Some(below) = ikey::seq(k).checked_sub(1) else {
+                continue;
+            };
+            let target = ikey::seek_key(ikey::user_part(k), below);
+            match tree.get(&target) {
+                Ok(f) => {
+                    if let Some((ok, ov)) = f.entry {
+                        if ikey::kind_byte(&ok) == Kind::Pointer as u8 {
+                            count_dropped(&mut found, &ov);
+                            if *new_len > 0 {
+                                under_pointers +=
+                                    ValuePointer::decode(&ov).map_or(0, |p| u64::from(p.len));
+                            }
+                        }
+                    }
+                }
+                Err(e) => log::debug!("{}: early-garbage probe: {e}", self.dir.display()),
+            }
+        }
+        self.early.note_flush(probed, under_pointers);
+        found
+    }
+
     /// Flushes frozen memtables, oldest first, until none is left.
     pub(super) fn flush_all(&self) -> Result<()> {
         while self.flush_one()? {
@@ -46,6 +80,8 @@ impl Engine {
         } else {
             sv.mem.start()
         };
+        // The tree below this memtable, for the early-garbage probes.
+        let tree = sv.version.clone();
         drop(sv);
         let mut it = imm.table.iter();
         it.seek_to_first();
@@ -53,9 +89,38 @@ impl Engine {
         // are dropped here, so GC learns of their garbage without waiting
         // for a compaction.
         let mut discard: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut filter = DropFilter::for_flush(self.smallest_snapshot(), |_, v| {
+        let mut filter = DropFilter::for_flush(self.smallest_snapshot(), |_, v, _| {
             count_dropped(&mut discard, v)
         });
+        // Per key, the oldest version written, and those of them to probe
+        // below (see `early.rs`).
+        let mut oldest: Option<(Vec<u8>, u64)> = None;
+        let mut probes: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut note_oldest = |k: &[u8], v: &[u8]| {
+            // The record bytes of a pointer version (0 for a tombstone).
+            let len = if ikey::kind_byte(k) == Kind::Pointer as u8 {
+                ValuePointer::decode(v).map_or(0, |p| u64::from(p.len))
+            } else {
+                0
+            };
+            match &mut oldest {
+                Some((o, l)) if ikey::user_part(o) == ikey::user_part(k) => {
+                    o.clear();
+                    o.extend_from_slice(k);
+                    *l = len;
+                }
+                slot => {
+                    if let Some(done) = slot.replace((k.to_vec(), len)) {
+                        if self
+                            .early
+                            .probes(ikey::seq(&done.0), ikey::kind_byte(&done.0))
+                        {
+                            probes.push(done);
+                        }
+                    }
+                }
+            }
+        };
         let tables = self.write_ssts(0, u64::MAX, || loop {
             if !it.valid() {
                 return Ok(None);
@@ -64,15 +129,28 @@ impl Engine {
             let e = (it.key().to_vec(), it.value().to_vec());
             it.next();
             if keep {
+                note_oldest(&e.0, &e.1);
                 return Ok(Some(e));
             }
         })?;
         drop(filter);
+        if let Some(done) = oldest.take() {
+            if self
+                .early
+                .probes(ikey::seq(&done.0), ikey::kind_byte(&done.0))
+            {
+                probes.push(done);
+            }
+        }
+        let early = self.probe_older(&tree, &probes);
         let mut garbage = imm.wal_garbage();
         garbage.extend(discard);
         self.sync_vlog()?;
         let bytes: u64 = tables.iter().map(|t| t.meta.size).sum();
         let mut vs = self.versions.lock_manifest();
+        // Before the edit: no compaction can settle these bytes before they
+        // are here (it needs this flush's tables).
+        self.early.add(&early);
         let edit = VersionEdit {
             added: tables.iter().map(|t| t.meta.clone()).collect(),
             replay_point: Some(next_start),

@@ -49,6 +49,7 @@
 mod check;
 mod compact;
 mod counters;
+mod early;
 mod flush;
 mod gc;
 mod health;
@@ -99,6 +100,8 @@ pub(crate) struct Engine {
     health: Health,
     counters: Counters,
     gc: gc::GcState,
+    /// Garbage flushes found before compactions make it durable.
+    early: early::EarlyGarbage,
 }
 
 impl Engine {

@@ -139,6 +139,18 @@ impl Workers {
         self.status.lock().epoch
     }
 
+    /// Sleeps until something is signalled, or for `at_most`.
+    pub(super) fn wait_for_change(&self, at_most: Duration) {
+        let mut st = self.status.lock();
+        let seen = st.epoch;
+        let deadline = std::time::Instant::now() + at_most;
+        while st.epoch == seen {
+            if self.cv.wait_until(&mut st, deadline).timed_out() {
+                return;
+            }
+        }
+    }
+
     /// Sleeps until the epoch moves past `seen`.
     fn wait_past(&self, seen: u64) {
         let mut st = self.status.lock();

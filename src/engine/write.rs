@@ -493,7 +493,8 @@ impl Engine {
         }
     }
 
-    /// Stalls the leader while too many frozen memtables wait for flush or
+    /// Stalls the leader while GC is behind its space target (see
+    /// `gc/pressure.rs`), while too many frozen memtables wait for flush or
     /// too many level-0 files wait for compaction; slows it down a little
     /// when level 0 is getting there.
     fn wait_for_room(&self, _commit: &CommitGuard<'_>) -> Result<()> {
@@ -506,6 +507,7 @@ impl Engine {
         let has_room = |e: &Engine, (imms, l0): (usize, usize)| {
             imms < e.opts.max_immutable_memtables && l0 < e.opts.l0_stop_trigger
         };
+        self.wait_for_gc()?;
         let now = backlog(self);
         if !has_room(self, now) {
             counters::add(&self.counters.write_stalls, 1);

@@ -224,11 +224,21 @@ pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
     out
 }
 
+/// The version of a key right above a dropped one: the one that hid it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Newer {
+    /// Its sequence number.
+    pub(crate) seq: u64,
+    /// Its kind byte ([`Kind`]).
+    pub(crate) kind: u8,
+}
+
 /// Decides, entry by entry in merged order, what a compaction keeps. Each
 /// dropped entry whose value is a pointer (kind [`Kind::Pointer`]) goes to
-/// `on_drop` with its internal key and value, except the older copy of a
-/// version that stands twice (the newer copy still points at the record).
-pub(crate) struct DropFilter<'a, F: FnMut(&[u8], &[u8])> {
+/// `on_drop` with its internal key and value and the version right above
+/// it, except the older copy of a version that stands twice (the newer copy
+/// still points at the record).
+pub(crate) struct DropFilter<'a, F: FnMut(&[u8], &[u8], Newer)> {
     smallest_snapshot: u64,
     /// Whether tombstones may go (not at flush: older data may lie below).
     drop_tombstones: bool,
@@ -238,12 +248,14 @@ pub(crate) struct DropFilter<'a, F: FnMut(&[u8], &[u8])> {
     last_user: Vec<u8>,
     has_user: bool,
     last_seq_for_key: u64,
+    /// The kind of the version `last_seq_for_key` is of.
+    last_kind_for_key: u8,
     on_drop: F,
     /// Entries dropped so far.
     pub(crate) dropped: u64,
 }
 
-impl<'a, F: FnMut(&[u8], &[u8])> DropFilter<'a, F> {
+impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
     /// A filter for a merge into `output_level` of `v`.
     pub(crate) fn new(
         v: &'a Version,
@@ -265,6 +277,7 @@ impl<'a, F: FnMut(&[u8], &[u8])> DropFilter<'a, F> {
             last_user: Vec::new(),
             has_user: false,
             last_seq_for_key: u64::MAX,
+            last_kind_for_key: 0,
             on_drop,
             dropped: 0,
         }
@@ -281,6 +294,7 @@ impl<'a, F: FnMut(&[u8], &[u8])> DropFilter<'a, F> {
             last_user: Vec::new(),
             has_user: false,
             last_seq_for_key: u64::MAX,
+            last_kind_for_key: 0,
             on_drop,
             dropped: 0,
         }
@@ -315,13 +329,18 @@ impl<'a, F: FnMut(&[u8], &[u8])> DropFilter<'a, F> {
             && kind == Kind::Delete as u8
             && seq <= self.smallest_snapshot
             && !self.deeper_has(up);
+        let newer = Newer {
+            seq: self.last_seq_for_key,
+            kind: self.last_kind_for_key,
+        };
         if !duplicate {
             self.last_seq_for_key = seq;
+            self.last_kind_for_key = kind;
         }
         if duplicate || shadowed || dead_tombstone {
             self.dropped += 1;
             if kind == Kind::Pointer as u8 && !duplicate {
-                (self.on_drop)(k, v);
+                (self.on_drop)(k, v, newer);
             }
             return false;
         }

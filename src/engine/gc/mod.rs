@@ -21,6 +21,7 @@
 
 mod plan;
 mod policy;
+mod pressure;
 mod salvage;
 
 use super::counters;
@@ -49,6 +50,8 @@ use std::time::{Duration, Instant};
 pub(super) struct GcState {
     pass: Mutex<PassState>,
     errors: Mutex<GcErrors>,
+    /// GC's back-pressure on writers (`pressure.rs`).
+    pub(super) pressure: pressure::Pressure,
 }
 
 /// Failed passes: counted, the last one kept, and the segments they were
@@ -222,10 +225,14 @@ impl Engine {
     }
 
     /// Known garbage per segment: the discard statistics of the sorted
-    /// index plus the dead records of unordered tables.
+    /// index, the dead records of unordered tables, and the early garbage
+    /// flushes found (`early.rs`).
     pub(super) fn garbage_by_segment(&self) -> std::collections::BTreeMap<u64, u64> {
         let mut g = self.versions.lock_manifest().state().discard.clone();
         for (seg, bytes) in self.keydirs.garbage() {
+            *g.entry(seg).or_insert(0) += bytes;
+        }
+        for (seg, bytes) in self.early.by_segment() {
             *g.entry(seg).or_insert(0) += bytes;
         }
         g
@@ -309,6 +316,9 @@ impl Engine {
         }));
         let r = self.gc_pass(&mut pass, &victims, opts.salvage, &mut progress);
         self.note_pass_outcome(&victims, r.as_ref().err());
+        if r.is_ok() {
+            self.early.forget(&victims);
+        }
         r
     }
 
@@ -722,16 +732,30 @@ impl Engine {
     pub(super) fn auto_gc(&self) -> Result<()> {
         let target = self.opts.gc_space_amp_target;
         let high = 1.0 + (target - 1.0) * GC_HIGH_WATER;
-        if self.vlog_space_amplification() <= high {
+        // The estimate that runs ahead of the statistics (`pressure.rs`),
+        // the one writers wait on: GC works until that one is low.
+        if self.vlog_space_amplification_ahead() <= high {
+            self.gc.pressure.set_idle(false);
             return Ok(());
         }
         let low = 1.0 + (target - 1.0) * GC_LOW_WATER;
         let mut passes = 0;
-        while self.vlog_space_amplification() > low && passes < 64 {
+        while self.vlog_space_amplification_ahead() > low && passes < 64 {
             if self.health.is_closed() {
                 break;
             }
-            let report = self.run_gc(&GcOptions::default(), true)?;
+            let report = match self.run_gc(&GcOptions::default(), true) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Writers must not wait for a GC that fails.
+                    self.gc.pressure.set_idle(true);
+                    self.workers.signal();
+                    return Err(e);
+                }
+            };
+            // Stalled writers wait for a round that can collect something.
+            self.gc.pressure.set_idle(report.victims.is_empty());
+            self.workers.signal();
             if report.victims.is_empty() {
                 break;
             }

@@ -243,6 +243,7 @@ impl Engine {
             health: Health::new(ro.then(|| dir.to_path_buf()), reserve),
             counters,
             gc: gc::GcState::default(),
+            early: super::early::EarlyGarbage::new(last_seq + 1),
             opts,
         });
         if ro {

@@ -173,6 +173,13 @@ pub struct GcFigures {
     /// phase, and at its end (`Stats::vlog_space_amplification`).
     pub vlog_space_amplification_max: Option<f64>,
     pub vlog_space_amplification_end: f64,
+    /// Write groups that waited for GC (back-pressure), and the seconds
+    /// they waited, over the phase (`Stats::gc_write_stalls`,
+    /// `Stats::gc_stall_seconds`).
+    #[serde(default)]
+    pub write_stalls: u64,
+    #[serde(default)]
+    pub stall_secs: f64,
 }
 
 /// One phase (workload) of a run on one engine.

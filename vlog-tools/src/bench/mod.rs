@@ -235,6 +235,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_gc: bool,
 
+    /// wisckey's Options::gc_back_pressure(false): writers never wait for
+    /// GC, so the vLog may outgrow --gc-target while they outrun it.
+    #[arg(long)]
+    pub no_gc_back_pressure: bool,
+
     /// wisckey's Options::gc_rate_limit, bytes per second (0: none).
     #[arg(long, default_value_t = 0, value_parser = crate::units::parse_size)]
     pub gc_rate: u64,

@@ -166,7 +166,7 @@ pub fn print(runs: &[EngineRun], args: &BenchArgs) {
             if let Some(g) = &p.gc {
                 if g.passes > 0 || g.reached_target.is_some() {
                     println!(
-                        "{:<13} GC: {} passes, read {}, moved {}, freed {}, GC write amp {}; vLog space amp {:.3} at the end, {} at most{}",
+                        "{:<13} GC: {} passes, read {}, moved {}, freed {}, GC write amp {}; vLog space amp {:.3} at the end, {} at most; writers waited for GC {:.1} s ({} stalls){}",
                         p.engine,
                         g.passes,
                         bytes(g.bytes_read),
@@ -175,6 +175,8 @@ pub fn print(runs: &[EngineRun], args: &BenchArgs) {
                         opt(g.gc_write_amplification, 3),
                         g.vlog_space_amplification_end,
                         opt(g.vlog_space_amplification_max, 3),
+                        g.stall_secs,
+                        g.write_stalls,
                         match g.reached_target {
                             Some(true) => format!(", under the target after {:.1} s of waiting", g.wait_secs),
                             Some(false) => format!(", NOT under the target after {:.1} s of waiting", g.wait_secs),

@@ -118,6 +118,7 @@ fn store_config(args: &BenchArgs, dir: &Path) -> StoreConfig {
         .gc_policy(args.gc_policy.policy())
         .gc_space_amp_target(args.gc_target)
         .background_gc(!args.no_gc)
+        .gc_back_pressure(!args.no_gc_back_pressure)
         .gc_rate_limit(args.gc_rate)
         .io_backend(args.io_backend.backend())
         .write_mode(args.write_mode.mode())
@@ -488,6 +489,8 @@ fn phase_report(
                 reached_target: gc_wait.map(|(_, r)| r),
                 vlog_space_amplification_max: None,
                 vlog_space_amplification_end: a.vlog_space_amplification,
+                write_stalls: sub(a.gc_write_stalls, b.gc_write_stalls),
+                stall_secs: (a.gc_stall_seconds - b.gc_stall_seconds).max(0.0),
             })
         }
         _ => None,
