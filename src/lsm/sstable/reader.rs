@@ -1,8 +1,11 @@
 //! Reads one SSTable file: footer, index, filter and properties are checked
-//! and kept in memory at open; data blocks are read (and checked) per access.
+//! and kept in memory at open (pinned for the table's life); data blocks are
+//! read (and checked) per access, through the database's block cache when
+//! the table was opened with one ([`Sst::open_cached`]).
 
 use super::block::{Block, BlockIter};
 use super::bloom::BloomFilter;
+use super::cache::{BlockCache, CacheUse};
 use super::format::{
     unpack_stored_block, BlockHandle, Footer, SstProperties, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
@@ -11,7 +14,19 @@ use crate::io::FileHandle;
 use crate::lsm::ikey;
 use crate::lsm::iter::InternalIterator;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// An open table's place in the block cache.
+#[derive(Debug)]
+struct CacheSlot {
+    cache: Arc<BlockCache>,
+    /// The table's file number: with a block's offset, its cache key.
+    number: u64,
+    /// Set when the table's file is deleted: its blocks leave the cache
+    /// when the table is dropped.
+    forget_on_drop: AtomicBool,
+}
 
 /// An open table. `Send + Sync`; share it through `Arc`.
 #[derive(Debug)]
@@ -26,6 +41,8 @@ pub(crate) struct Sst {
     /// Where the data blocks must end (start of the metadata blocks).
     data_end: u64,
     filter: Option<BloomFilter>,
+    /// `None`: every data block is read from the file.
+    cached: Option<CacheSlot>,
     /// Checked by the tests (open compares them with the index).
     #[cfg(test)]
     props: SstProperties,
@@ -76,11 +93,38 @@ fn read_block(
 
 impl Sst {
     /// Opens a table of `file_size` bytes: reads and checks the footer, the
-    /// index, the filter and the properties.
+    /// index, the filter and the properties. Its data blocks are read from
+    /// the file on every access (no cache).
     pub(crate) fn open(
         file: Arc<dyn FileHandle>,
         path: PathBuf,
         file_size: u64,
+    ) -> Result<Arc<Sst>> {
+        Self::open_with(file, path, file_size, None)
+    }
+
+    /// Opens table number `number` as [`Sst::open`] does, its data blocks
+    /// read through `cache` by point reads and iterators.
+    pub(crate) fn open_cached(
+        file: Arc<dyn FileHandle>,
+        path: PathBuf,
+        file_size: u64,
+        cache: Arc<BlockCache>,
+        number: u64,
+    ) -> Result<Arc<Sst>> {
+        let slot = CacheSlot {
+            cache,
+            number,
+            forget_on_drop: AtomicBool::new(false),
+        };
+        Self::open_with(file, path, file_size, Some(slot))
+    }
+
+    fn open_with(
+        file: Arc<dyn FileHandle>,
+        path: PathBuf,
+        file_size: u64,
+        cached: Option<CacheSlot>,
     ) -> Result<Arc<Sst>> {
         let path: Arc<Path> = Arc::from(path);
         let p = &*path;
@@ -169,9 +213,27 @@ impl Sst {
             handles,
             data_end,
             filter,
+            cached,
             #[cfg(test)]
             props,
         }))
+    }
+
+    /// Heap bytes the table keeps for its life: the decoded index, the
+    /// block handles and the bloom filter (pinned, never in the block
+    /// cache).
+    pub(crate) fn pinned_bytes(&self) -> u64 {
+        let handles = self.handles.capacity() * std::mem::size_of::<BlockHandle>();
+        let filter = self.filter.as_ref().map_or(0, BloomFilter::heap_bytes);
+        (self.index.heap_bytes() + handles + filter) as u64
+    }
+
+    /// Marks the table's file as deleted: when the table is dropped (the
+    /// last version and iterator let go) its blocks leave the block cache.
+    pub(crate) fn forget_cached_blocks_on_drop(&self) {
+        if let Some(slot) = &self.cached {
+            slot.forget_on_drop.store(true, Ordering::Release);
+        }
     }
 
     #[cfg(test)]
@@ -282,29 +344,54 @@ impl Sst {
             .is_none_or(|f| f.may_contain(user_part))
     }
 
+    /// Data block `i` read from the file and checked (crc, decompression,
+    /// restart array), bypassing the cache.
     fn read_data_block(&self, i: usize) -> Result<Block> {
         let h = self.handles[i];
         let bytes = read_block(&*self.file, &self.path, h, self.data_end, "data")?;
         Block::new(bytes, self.path.clone(), h.offset)
     }
 
+    /// Data block `i` (below the number of data blocks), through the block
+    /// cache when `how` is [`CacheUse::Fill`] and the table has one; and
+    /// whether it was read from the file.
+    fn data_block(&self, i: usize, how: CacheUse) -> Result<(Arc<Block>, bool)> {
+        match (&self.cached, how) {
+            (Some(slot), CacheUse::Fill) => {
+                slot.cache
+                    .get_or_read(slot.number, self.handles[i].offset, || {
+                        self.read_data_block(i)
+                    })
+            }
+            _ => Ok((Arc::new(self.read_data_block(i)?), true)),
+        }
+    }
+
     /// The first entry with key `>= target` if its user part is the
     /// target's: `(internal key, value)`. `target` is usually a seek key
     /// ([`ikey::seek_key`]); the bloom filter is consulted first.
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn get(&self, target: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.get_counted(target).map(|(e, _)| e)
+    }
+
+    /// [`Sst::get`] through the block cache, with the number of data blocks
+    /// it read from the file (0 or 1).
+    pub(crate) fn get_counted(&self, target: &[u8]) -> Result<(Option<(Vec<u8>, Vec<u8>)>, u32)> {
         let up = ikey::user_part(target);
         if !self.may_contain(up) {
-            return Ok(None);
+            return Ok((None, 0));
         }
         let i = self.index.lower_bound(target);
         if i >= self.handles.len() {
-            return Ok(None);
+            return Ok((None, 0));
         }
-        let block = self.read_data_block(i)?;
-        Ok(match block.seek(target)? {
+        let (block, from_file) = self.data_block(i, CacheUse::Fill)?;
+        let entry = match block.seek(target)? {
             Some((k, v)) if ikey::user_part(&k) == up => Some((k, v.to_vec())),
             _ => None,
-        })
+        };
+        Ok((entry, u32::from(from_file)))
     }
 
     /// The approximate file offset where entries `>= target` begin: the
@@ -319,13 +406,32 @@ impl Sst {
         }
     }
 
-    /// A cursor over the whole table.
+    /// A cursor over the whole table, its blocks read through the block
+    /// cache (a user's iterator).
     pub(crate) fn iter(self: &Arc<Self>) -> SstIter {
+        self.iter_with(CacheUse::Fill)
+    }
+
+    /// A cursor over the whole table that reads with `how`: compaction
+    /// inputs pass [`CacheUse::Bypass`].
+    pub(crate) fn iter_with(self: &Arc<Self>, how: CacheUse) -> SstIter {
         SstIter {
             table: self.clone(),
+            how,
             block_idx: 0,
             block: None,
             err: None,
+        }
+    }
+}
+
+impl Drop for Sst {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.cached {
+            if slot.forget_on_drop.load(Ordering::Acquire) {
+                let offsets = self.handles.iter().map(|h| h.offset);
+                slot.cache.forget_table(slot.number, offsets);
+            }
         }
     }
 }
@@ -335,6 +441,7 @@ impl Sst {
 /// reports the error.
 pub(crate) struct SstIter {
     table: Arc<Sst>,
+    how: CacheUse,
     /// Which data block `block` holds.
     block_idx: usize,
     block: Option<BlockIter>,
@@ -353,7 +460,8 @@ impl SstIter {
             return true;
         }
         self.block = None;
-        match self.table.read_data_block(i).and_then(Block::into_cursor) {
+        let block = self.table.data_block(i, self.how);
+        match block.and_then(|(b, _)| b.cursor()) {
             Ok(b) => {
                 self.block = Some(b);
                 self.block_idx = i;
