@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// An entry of a table: `(internal key, value)`.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
 /// An open table's place in the block cache.
 #[derive(Debug)]
 struct CacheSlot {
@@ -371,13 +374,13 @@ impl Sst {
     /// target's: `(internal key, value)`. `target` is usually a seek key
     /// ([`ikey::seek_key`]); the bloom filter is consulted first.
     #[cfg(any(test, feature = "testing"))]
-    pub(crate) fn get(&self, target: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    pub(crate) fn get(&self, target: &[u8]) -> Result<Option<Entry>> {
         self.get_counted(target).map(|(e, _)| e)
     }
 
     /// [`Sst::get`] through the block cache, with the number of data blocks
     /// it read from the file (0 or 1).
-    pub(crate) fn get_counted(&self, target: &[u8]) -> Result<(Option<(Vec<u8>, Vec<u8>)>, u32)> {
+    pub(crate) fn get_counted(&self, target: &[u8]) -> Result<(Option<Entry>, u32)> {
         let up = ikey::user_part(target);
         if !self.may_contain(up) {
             return Ok((None, 0));

@@ -203,6 +203,11 @@ pub struct BenchArgs {
     #[arg(long, value_parser = crate::units::parse_size)]
     pub segment_size: Option<u64>,
 
+    /// wisckey's Options::block_cache_size, 0 for none [default: the
+    /// engine's, 64 MiB].
+    #[arg(long, value_parser = crate::units::parse_size)]
+    pub block_cache_size: Option<u64>,
+
     /// Memtable (write buffer) bytes of every engine [default: 64 MiB].
     #[arg(long, value_parser = crate::units::parse_size_usize)]
     pub memtable_size: Option<usize>,
