@@ -206,8 +206,10 @@ pub struct Stats {
     /// the device.
     pub device_reads_per_get: f64,
     /// SSTable data blocks read from their files by point reads, iterators
-    /// and GC's liveness checks (compactions and verification, which read
-    /// around the cache, are not counted).
+    /// and GC's liveness checks (compactions and the walks of the whole
+    /// index for verify and segment usage, which read around the cache, are
+    /// not counted; verify's cross-checks, a point read of each key and a
+    /// scan, are).
     pub sst_block_reads: u64,
     /// The most bytes the block cache holds (`Options::block_cache_size`,
     /// rounded up to a whole number of its shards); 0 when it is disabled.

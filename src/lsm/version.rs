@@ -165,18 +165,25 @@ impl Version {
 
     /// Cursors over every table, newest source first: each level-0 file, then
     /// one concatenating cursor per deeper level. They read through the
-    /// block cache.
+    /// block cache (a user's iterator).
     pub(crate) fn iters(&self, out: &mut Vec<Box<dyn InternalIterator>>) {
+        self.iters_with(out, CacheUse::Fill);
+    }
+
+    /// [`Version::iters`] reading their blocks with `how`: the walks of the
+    /// whole index (verify, salvage, segment usage) pass
+    /// [`CacheUse::Bypass`].
+    pub(crate) fn iters_with(&self, out: &mut Vec<Box<dyn InternalIterator>>, how: CacheUse) {
         for (level, files) in self.levels.iter().enumerate() {
             if files.is_empty() {
                 continue;
             }
             if level == 0 {
                 for t in files {
-                    out.push(Box::new(t.sst.iter()));
+                    out.push(Box::new(t.sst.iter_with(how)));
                 }
             } else {
-                out.push(Box::new(LevelIter::new(files.clone(), CacheUse::Fill)));
+                out.push(Box::new(LevelIter::new(files.clone(), how)));
             }
         }
     }

@@ -8,10 +8,11 @@
 //!   cache on a miss ([`CacheUse::Fill`]). The block a miss reads is
 //!   checksummed and its restart array checked before it is inserted, so a
 //!   hit serves only bytes that passed the same checks as a read.
-//! * Compaction inputs and verification read the file directly
-//!   ([`CacheUse::Bypass`]): they neither look up nor fill. A compaction
-//!   reads each input block once, and its blocks would push out the ones
-//!   readers come back to; verification must see the bytes on disk.
+//! * Compaction inputs, the walks of the whole index (verify, salvage,
+//!   segment usage) and the check of every block read the file directly
+//!   ([`CacheUse::Bypass`]): they neither look up nor fill. They read each
+//!   block once, and their blocks would push out the ones readers come back
+//!   to; a check must see the bytes on disk.
 //! * Index and filter blocks are not cached here: each open table keeps them
 //!   in memory for its whole life (pinned), so a point read costs at most
 //!   one data-block read per table it reads.

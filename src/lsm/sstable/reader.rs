@@ -411,6 +411,7 @@ impl Sst {
 
     /// A cursor over the whole table, its blocks read through the block
     /// cache (a user's iterator).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn iter(self: &Arc<Self>) -> SstIter {
         self.iter_with(CacheUse::Fill)
     }
