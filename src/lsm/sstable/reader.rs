@@ -836,6 +836,30 @@ mod tests {
     }
 
     #[test]
+    fn cached_tables_read_as_uncached_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0xcace);
+        let entries = random_entries(&mut rng, 600);
+        for (i, cap) in [64u64 << 10, 4 << 10, 1 << 30].into_iter().enumerate() {
+            let o = opts(128, 10, Compression::Zstd(1));
+            let plain = build_file(dir.path(), &format!("{i}.sst"), &entries, o);
+            let cache = Arc::new(BlockCache::new(cap, 128));
+            let file = StdFs::default().open(plain.path(), false).unwrap();
+            let path = plain.path().to_path_buf();
+            let t = Sst::open_cached(file, path, plain.file_size(), cache.clone(), 7).unwrap();
+            check_table(&t, &entries, &mut rng);
+            let s = cache.stats();
+            assert!(s.hits > 0 && s.misses > 0, "{s:?}");
+            assert!(s.bytes <= s.capacity, "{s:?}");
+            assert_eq!(s.file_reads, s.misses);
+            // A deleted table's blocks leave the cache with it.
+            t.forget_cached_blocks_on_drop();
+            drop(t);
+            assert_eq!(cache.stats().blocks, 0);
+        }
+    }
+
+    #[test]
     fn zstd_shrinks_compressible_tables() {
         let dir = tempfile::tempdir().unwrap();
         let entries: Entries = (0..2000u32)
@@ -879,14 +903,25 @@ mod tests {
         assert!(fp < 200, "{fp} false positives");
     }
 
-    /// Checks a possibly damaged table: every answer is right or a
-    /// corruption error.
+    /// Checks a possibly damaged table, read through `cache` when given
+    /// (each block then read from the cache by the passes after the first):
+    /// every answer is right or a corruption error.
     /// Returns 0 if open failed, 1 if reading met an error, 2 if all was well.
-    fn check_damaged(bytes: Vec<u8>, entries: &Entries, rng: &mut Rng) -> usize {
+    fn check_damaged(
+        bytes: Vec<u8>,
+        entries: &Entries,
+        rng: &mut Rng,
+        cache: Option<&Arc<BlockCache>>,
+    ) -> usize {
         let mut outcome = 2;
         let size = bytes.len() as u64;
         let path = PathBuf::from("damaged.sst");
-        let t = match Sst::open(Arc::new(MemFile(bytes)), path.clone(), size) {
+        let file = Arc::new(MemFile(bytes));
+        let opened = match cache {
+            Some(c) => Sst::open_cached(file, path.clone(), size, c.clone(), 1),
+            None => Sst::open(file, path.clone(), size),
+        };
+        let t = match opened {
             Ok(t) => t,
             Err(e) => {
                 match &e {
@@ -946,6 +981,7 @@ mod tests {
             build_bytes(&entries, opts(300, 0, Compression::None)),
         ];
         let mut outcomes = [0usize; 3];
+        let mut cached = [0usize; 3];
         for case in 0..2400u32 {
             let mut bytes = tables[case as usize % tables.len()].clone();
             // Where in-place damage lands: a quarter of it in the last
@@ -981,12 +1017,27 @@ mod tests {
                     }
                 }
             }
-            outcomes[check_damaged(bytes, &entries, &mut rng)] += 1;
+            // Every other case through a fresh block cache: a damaged
+            // block is never cached, and what is cached was checked.
+            let cache = (case % 2 == 1).then(|| Arc::new(BlockCache::new(1 << 20, 512)));
+            let outcome = check_damaged(bytes, &entries, &mut rng, cache.as_ref());
+            outcomes[outcome] += 1;
+            if cache.is_some() {
+                cached[outcome] += 1;
+            }
         }
         // Damage is caught both at open and while reading data blocks.
         assert!(outcomes[0] > 300 && outcomes[1] > 1000, "{outcomes:?}");
-        // Undamaged bytes read back fine through the same path.
-        assert_eq!(check_damaged(tables[1].clone(), &entries, &mut rng), 2);
+        assert!(cached[0] > 100 && cached[1] > 400, "{cached:?}");
+        // Undamaged bytes read back fine through the same paths.
+        assert_eq!(
+            check_damaged(tables[1].clone(), &entries, &mut rng, None),
+            2
+        );
+        let cache = Arc::new(BlockCache::new(1 << 20, 512));
+        let ok = check_damaged(tables[1].clone(), &entries, &mut rng, Some(&cache));
+        assert_eq!(ok, 2);
+        assert!(cache.stats().hits > 0, "{:?}", cache.stats());
     }
 
     #[test]
