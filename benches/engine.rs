@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the engine: put and warm get of small
-//! (100 B, kept inline in the index) and large (4 KiB, in the vLog) values,
+//! (100 B, kept inline in the index) and large (4 KiB, in the vLog) values
+//! (the gets with the default block cache and, `_nocache`, without one),
 //! a 1,000-entry range scan, and put and warm get on an unordered
 //! (keydir) table, where every value is in the vLog and a get reads no
 //! SSTable.
@@ -35,8 +36,12 @@ fn value(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn open() -> (tempfile::TempDir, Db) {
+    open_with(Options::default())
+}
+
+fn open_with(opts: Options) -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let db = Db::open(dir.path(), Options::default()).expect("open");
+    let db = Db::open(dir.path(), opts).expect("open");
     (dir, db)
 }
 
@@ -70,16 +75,26 @@ fn bench_put(c: &mut Criterion) {
 fn bench_get(c: &mut Criterion) {
     let mut g = c.benchmark_group("get_warm");
     g.sample_size(20).measurement_time(Duration::from_secs(3));
-    for len in [100usize, 4096] {
-        let (_dir, db) = open();
+    for (len, cache) in [(100usize, true), (4096, true), (100, false), (4096, false)] {
+        let opts = if cache {
+            Options::default()
+        } else {
+            Options::default().block_cache_size(0)
+        };
+        let (_dir, db) = open_with(opts);
         preload(&db, len);
-        // Warm the page cache and any table state.
+        // Warm the page cache, the block cache and any table state.
         for i in 0..PRELOAD {
             db.get(key(i)).expect("get").expect("present");
         }
         let mut x = 1u64;
         g.throughput(Throughput::Bytes((len + 19) as u64));
-        g.bench_function(format!("{len}B"), |b| {
+        let name = if cache {
+            format!("{len}B")
+        } else {
+            format!("{len}B_nocache")
+        };
+        g.bench_function(name, |b| {
             b.iter_batched(
                 || {
                     x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);

@@ -32,6 +32,7 @@ pub struct Options {
     pub(crate) block_size: usize,
     pub(crate) bloom_bits_per_key: u32,
     pub(crate) compression: Compression,
+    pub(crate) block_cache_size: u64,
     pub(crate) l0_compaction_trigger: usize,
     pub(crate) l0_slowdown_trigger: usize,
     pub(crate) l0_stop_trigger: usize,
@@ -68,6 +69,7 @@ impl Default for Options {
             block_size: 4096,
             bloom_bits_per_key: 10,
             compression: Compression::None,
+            block_cache_size: 64 << 20,
             l0_compaction_trigger: 4,
             l0_slowdown_trigger: 20,
             l0_stop_trigger: 36,
@@ -106,6 +108,7 @@ impl fmt::Debug for Options {
             .field("block_size", &self.block_size)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("compression", &self.compression)
+            .field("block_cache_size", &self.block_cache_size)
             .field("l0_compaction_trigger", &self.l0_compaction_trigger)
             .field("l0_slowdown_trigger", &self.l0_slowdown_trigger)
             .field("l0_stop_trigger", &self.l0_stop_trigger)
@@ -182,6 +185,31 @@ impl Options {
     #[must_use]
     pub fn compression(mut self, c: Compression) -> Self {
         self.compression = c;
+        self
+    }
+    /// Bytes of the block cache: decoded SSTable data blocks that point
+    /// reads and iterators share, weighed by their size (0 disables it:
+    /// every data block is read from its file). Default 64 MiB.
+    ///
+    /// Index and filter blocks are not in it: every open SSTable keeps its
+    /// own in memory ([`crate::Stats::index_filter_bytes`]), so a point
+    /// read costs at most one data-block read per table it looks in and,
+    /// with the blocks it needs cached, only the vLog read of its value.
+    /// WiscKey's index holds keys and value pointers, not values, so a
+    /// cache of about [`crate::Stats::sst_bytes`] holds all of it. Compactions
+    /// read around the cache (they neither look up nor fill it).
+    ///
+    /// ```
+    /// use wisckey::Options;
+    /// // The whole index of a small database in memory.
+    /// let opts = Options::default().block_cache_size(256 << 20);
+    /// // No cache: every data block from its file.
+    /// let uncached = Options::default().block_cache_size(0);
+    /// # let _ = (opts, uncached);
+    /// ```
+    #[must_use]
+    pub fn block_cache_size(mut self, bytes: u64) -> Self {
+        self.block_cache_size = bytes;
         self
     }
     /// Number of level-0 files that triggers their compaction into the base
@@ -619,6 +647,7 @@ mod tests {
         assert_eq!(o.block_size, 4096);
         assert_eq!(o.bloom_bits_per_key, 10);
         assert_eq!(o.compression, Compression::None);
+        assert_eq!(o.block_cache_size, 64 << 20);
         assert_eq!(o.l0_compaction_trigger, 4);
         assert_eq!(o.l0_slowdown_trigger, 20);
         assert_eq!(o.l0_stop_trigger, 36);

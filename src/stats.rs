@@ -199,8 +199,47 @@ pub struct Stats {
     pub gets: u64,
     /// SSTables probed by point reads (read amplification: over `gets`).
     pub tables_probed: u64,
-    /// Values read from the vLog.
+    /// Values read from the vLog (by point reads, iterators and
+    /// verification).
     pub vlog_reads: u64,
+    /// SSTable data blocks point reads (`get`, `multi_get`) read from their
+    /// files: block cache misses, or every block they read while the cache
+    /// is disabled. Index and filter blocks are in memory and never read.
+    pub get_block_reads: u64,
+    /// Values point reads read from the vLog (inline values and absent keys
+    /// cost none).
+    pub get_vlog_reads: u64,
+    /// File reads per point read: (`get_block_reads` + `get_vlog_reads`)
+    /// over `gets`; 0 before any get. A get of a vLog value whose data
+    /// block is cached costs 1; a cold one costs 2, plus one per table the
+    /// bloom filter let through in vain. These are reads the engine issues;
+    /// the operating system's page cache may answer some of them without
+    /// the device.
+    pub device_reads_per_get: f64,
+    /// SSTable data blocks read from their files by point reads, iterators
+    /// and GC's liveness checks (compactions and the walks of the whole
+    /// index for verify and segment usage, which read around the cache, are
+    /// not counted; verify's cross-checks, a point read of each key and a
+    /// scan, are).
+    pub sst_block_reads: u64,
+    /// The most bytes the block cache holds (`Options::block_cache_size`,
+    /// rounded up to a whole number of its shards); 0 when it is disabled.
+    pub block_cache_capacity: u64,
+    /// Bytes in the block cache now (each block's decompressed size plus a
+    /// small fixed charge); at most `block_cache_capacity`.
+    pub block_cache_bytes: u64,
+    /// Data blocks in the block cache now.
+    pub block_cache_blocks: u64,
+    /// Block lookups the cache answered.
+    pub block_cache_hits: u64,
+    /// Block lookups it did not (each read the block from its file).
+    pub block_cache_misses: u64,
+    /// `block_cache_hits` over all lookups; 0 before any lookup.
+    pub block_cache_hit_rate: f64,
+    /// Heap bytes of the index and filter blocks of every live SSTable:
+    /// each open table keeps them in memory (pinned, outside the block
+    /// cache) for its whole life.
+    pub index_filter_bytes: u64,
     /// Times a writer waited for a flush or a compaction to catch up.
     pub write_stalls: u64,
     /// Write groups delayed because level 0 neared its stop trigger.

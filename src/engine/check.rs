@@ -11,6 +11,7 @@ use crate::files;
 use crate::lsm::ikey::{self, Kind};
 use crate::lsm::iter::InternalIterator;
 use crate::lsm::merge::{Direction, MergeCursor};
+use crate::lsm::sstable::CacheUse;
 use crate::manifest::Manifest;
 use crate::value::Value;
 use crate::vlog::{check_segment, hint, SegmentKind, ValuePointer};
@@ -207,7 +208,9 @@ impl Engine {
         for m in &sv.imms {
             children.push(Box::new(m.table.iter()));
         }
-        sv.version.iters(&mut children);
+        // One pass over the whole index: around the block cache, which
+        // keeps what readers come back to.
+        sv.version.iters_with(&mut children, CacheUse::Bypass);
         let mut c = MergeCursor::new(children, Direction::Forward);
         match table {
             Some(t) => c.seek(&ikey::seek_key(&ikey::table_prefix(t), ikey::MAX_SEQ)),

@@ -25,6 +25,10 @@ pub(super) struct Counters {
     pub(super) gets: AtomicU64,
     pub(super) tables_probed: AtomicU64,
     pub(super) vlog_reads: AtomicU64,
+    /// Data blocks point reads read from SSTable files (not from the cache).
+    pub(super) get_block_reads: AtomicU64,
+    /// Values point reads read from the vLog.
+    pub(super) get_vlog_reads: AtomicU64,
     pub(super) write_stalls: AtomicU64,
     pub(super) write_slowdowns: AtomicU64,
     pub(super) trivial_moves: AtomicU64,
@@ -159,6 +163,11 @@ impl Engine {
         let segments = self.segment_stats();
         let gc_errors = self.gc_error_summary();
         let wb = self.vlog.writeback();
+        let cache = self.block_cache.stats();
+        let gets = get(&c.gets);
+        let get_block_reads = get(&c.get_block_reads);
+        let get_vlog_reads = get(&c.get_vlog_reads);
+        let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
         Stats {
             io_backend: self.fs.name().to_string(),
             write_mode: wb.mode().name().to_string(),
@@ -207,7 +216,18 @@ impl Engine {
             immutable_memtables: sv.imms.len() as u64,
             last_sequence: self.read_seq(),
             unordered_keys: self.keydirs.len(),
-            gets: get(&c.gets),
+            gets,
+            get_block_reads,
+            get_vlog_reads,
+            device_reads_per_get: per(get_block_reads + get_vlog_reads, gets),
+            sst_block_reads: cache.file_reads,
+            block_cache_capacity: cache.capacity,
+            block_cache_bytes: cache.bytes,
+            block_cache_blocks: cache.blocks,
+            block_cache_hits: cache.hits,
+            block_cache_misses: cache.misses,
+            block_cache_hit_rate: per(cache.hits, cache.hits + cache.misses),
+            index_filter_bytes: sv.version.all_tables().map(|t| t.sst.pinned_bytes()).sum(),
             tables_probed: get(&c.tables_probed),
             vlog_reads: get(&c.vlog_reads),
             write_stalls: get(&c.write_stalls),

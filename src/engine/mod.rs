@@ -73,7 +73,7 @@ pub(crate) use scan::Scan;
 use crate::io::{FileLock, Fs};
 use crate::keydir::Keydirs;
 use crate::lsm::compaction::LevelConfig;
-use crate::lsm::sstable::{Compression as SstCompression, SstBuilderOptions};
+use crate::lsm::sstable::{BlockCache, Compression as SstCompression, SstBuilderOptions};
 use crate::options::{Compression, Options};
 use crate::vlog::VLog;
 use counters::Counters;
@@ -99,6 +99,9 @@ pub(crate) struct Engine {
     workers: Workers,
     health: Health,
     counters: Counters,
+    /// The data blocks of every open SSTable, shared by point reads and
+    /// iterators (`Options::block_cache_size`).
+    block_cache: std::sync::Arc<BlockCache>,
     gc: gc::GcState,
     /// Garbage flushes found before compactions make it durable.
     early: early::EarlyGarbage,

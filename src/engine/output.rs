@@ -89,7 +89,13 @@ impl Engine {
             .fs
             .open(&path, false)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let sst = Sst::open(file, path.clone(), summary.file_size)?;
+        let sst = Sst::open_cached(
+            file,
+            path.clone(),
+            summary.file_size,
+            self.block_cache.clone(),
+            number,
+        )?;
         let meta = SstMeta {
             level,
             number,

@@ -6,7 +6,9 @@
 //!   ordered table:   Engine::lookup → newest_entry: memtable, frozen
 //!                    memtables newest first, Version::get (level 0
 //!                    newest first, one table per deeper level, bloom
-//!                    filters first)
+//!                    filters first; each table's index is in memory, its
+//!                    data block comes from the block cache or, on a
+//!                    miss, one read of the file)
 //!                    Engine::resolve / read_values: a tombstone is
 //!                    absent, an inline value is returned, a pointer is
 //!                    read from the vLog (checksum and key checked)
@@ -15,6 +17,10 @@
 //! `newest_entry` is the one index lookup: point reads, `multi_get` and
 //! GC's liveness check all use it; the iterators (scan.rs) resolve their
 //! entries through `resolve` and `read_values`.
+//!
+//! What point reads cost the files is counted apart (`get_block_reads`,
+//! `get_vlog_reads`), so that `Stats::device_reads_per_get` is theirs
+//! alone, not the iterators' or GC's.
 
 use super::counters;
 use super::versions::SuperVersion;
@@ -45,7 +51,12 @@ impl Engine {
         }
         let (sv, seq) = self.view_at(seq);
         match self.lookup(&sv, table, key, seq)? {
-            Some((k, v)) => self.resolve(&sv.segments, &k, v),
+            Some((k, v)) => {
+                if ikey::kind_byte(&k) == Kind::Pointer as u8 {
+                    counters::add(&self.counters.get_vlog_reads, 1);
+                }
+                self.resolve(&sv.segments, &k, v)
+            }
             None => Ok(None),
         }
     }
@@ -81,6 +92,7 @@ impl Engine {
             .iter()
             .map(|(_, p, ik)| (*p, ikey::table_id(ik), ikey::user_key(ik)))
             .collect();
+        counters::add(&self.counters.get_vlog_reads, reqs.len() as u64);
         for ((i, _, _), r) in wanted.iter().zip(self.read_values(&sv.segments, &reqs)) {
             out[*i] = Some(r?);
         }
@@ -121,6 +133,7 @@ impl Engine {
             &c.table_reads,
             u64::from(found.tables_probed - found.bloom_skips),
         );
+        counters::add(&c.get_block_reads, u64::from(found.block_reads));
         Ok(found.entry)
     }
 
@@ -207,6 +220,7 @@ impl Engine {
         match e {
             Some(e) if e.put => {
                 counters::add(&self.counters.vlog_reads, 1);
+                counters::add(&self.counters.get_vlog_reads, 1);
                 self.vlog.read(segments, &e.ptr, table, key).map(Some)
             }
             _ => Ok(None),
@@ -234,6 +248,7 @@ impl Engine {
             .iter()
             .map(|&(i, p)| (p, table, keys[i].as_ref()))
             .collect();
+        counters::add(&self.counters.get_vlog_reads, reqs.len() as u64);
         for ((i, _), r) in wanted.iter().zip(self.read_values(&segments, &reqs)) {
             out[*i] = Some(r?);
         }

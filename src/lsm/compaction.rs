@@ -13,6 +13,7 @@
 
 use super::ikey::{self, Kind};
 use super::iter::InternalIterator;
+use super::sstable::CacheUse;
 use super::version::{LevelIter, SstHandle, Version};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -203,7 +204,9 @@ pub(crate) fn full_plan(v: &Version) -> Option<Plan> {
 }
 
 /// Cursors over a plan's inputs, newest source first: level-0 files newest
-/// first, then one concatenating cursor per deeper level.
+/// first, then one concatenating cursor per deeper level. They bypass the
+/// block cache: a compaction reads each block once, and its blocks would
+/// push out the ones readers come back to.
 pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
     let mut by_level: BTreeMap<u32, Vec<Arc<SstHandle>>> = BTreeMap::new();
     for t in &plan.inputs {
@@ -214,11 +217,11 @@ pub(crate) fn input_iters(plan: &Plan) -> Vec<Box<dyn InternalIterator>> {
         if level == 0 {
             files.sort_by_key(|t| std::cmp::Reverse(t.meta.number));
             for t in files {
-                out.push(Box::new(t.sst.iter()));
+                out.push(Box::new(t.sst.iter_with(CacheUse::Bypass)));
             }
         } else {
             files.sort_by(|a, b| ikey::compare(&a.meta.smallest, &b.meta.smallest));
-            out.push(Box::new(LevelIter::new(files)));
+            out.push(Box::new(LevelIter::new(files, CacheUse::Bypass)));
         }
     }
     out

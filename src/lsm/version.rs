@@ -5,7 +5,7 @@
 
 use super::ikey;
 use super::iter::InternalIterator;
-use super::sstable::{Sst, SstIter};
+use super::sstable::{CacheUse, Sst, SstIter};
 use crate::error::Result;
 use crate::io::Fs;
 use std::cmp::Ordering;
@@ -55,10 +55,12 @@ impl SstHandle {
         }
     }
 
-    /// Marks the file for deletion once nothing uses it. Call only after the
-    /// manifest edit that removed it is durable.
+    /// Marks the file for deletion once nothing uses it (and its blocks for
+    /// removal from the block cache once the table is dropped). Call only
+    /// after the manifest edit that removed it is durable.
     pub(crate) fn mark_obsolete(&self) {
         self.obsolete.store(true, AtomicOrdering::Release);
+        self.sst.forget_cached_blocks_on_drop();
     }
 }
 
@@ -89,6 +91,9 @@ pub(crate) struct Found {
     pub(crate) bloom_skips: u32,
     /// Candidates the bloom filter let through that did not hold the key.
     pub(crate) bloom_false_positives: u32,
+    /// Data blocks read from table files (block cache misses, or every
+    /// block read while the cache is disabled).
+    pub(crate) block_reads: u32,
 }
 
 impl Found {
@@ -142,7 +147,9 @@ impl Version {
             f.bloom_skips += 1;
             return Ok(false);
         }
-        match t.sst.get(target)? {
+        let (entry, block_reads) = t.sst.get_counted(target)?;
+        f.block_reads += block_reads;
+        match entry {
             Some(e) => {
                 f.entry = Some(e);
                 Ok(true)
@@ -157,18 +164,26 @@ impl Version {
     }
 
     /// Cursors over every table, newest source first: each level-0 file, then
-    /// one concatenating cursor per deeper level.
+    /// one concatenating cursor per deeper level. They read through the
+    /// block cache (a user's iterator).
     pub(crate) fn iters(&self, out: &mut Vec<Box<dyn InternalIterator>>) {
+        self.iters_with(out, CacheUse::Fill);
+    }
+
+    /// [`Version::iters`] reading their blocks with `how`: the walks of the
+    /// whole index (verify, salvage, segment usage) pass
+    /// [`CacheUse::Bypass`].
+    pub(crate) fn iters_with(&self, out: &mut Vec<Box<dyn InternalIterator>>, how: CacheUse) {
         for (level, files) in self.levels.iter().enumerate() {
             if files.is_empty() {
                 continue;
             }
             if level == 0 {
                 for t in files {
-                    out.push(Box::new(t.sst.iter()));
+                    out.push(Box::new(t.sst.iter_with(how)));
                 }
             } else {
-                out.push(Box::new(LevelIter::new(files.clone())));
+                out.push(Box::new(LevelIter::new(files.clone(), how)));
             }
         }
     }
@@ -181,15 +196,18 @@ impl Version {
 /// A cursor over a sorted, disjoint run of tables, opening one at a time.
 pub(crate) struct LevelIter {
     files: Vec<Arc<SstHandle>>,
+    how: CacheUse,
     idx: usize,
     cur: Option<SstIter>,
     err: Option<crate::Error>,
 }
 
 impl LevelIter {
-    pub(crate) fn new(files: Vec<Arc<SstHandle>>) -> Self {
+    /// A cursor over `files` whose tables read their blocks with `how`.
+    pub(crate) fn new(files: Vec<Arc<SstHandle>>, how: CacheUse) -> Self {
         LevelIter {
             files,
+            how,
             idx: 0,
             cur: None,
             err: None,
@@ -202,7 +220,7 @@ impl LevelIter {
             return false;
         }
         self.idx = idx;
-        self.cur = Some(self.files[idx].sst.iter());
+        self.cur = Some(self.files[idx].sst.iter_with(self.how));
         true
     }
 

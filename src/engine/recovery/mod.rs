@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, FileName};
 use crate::io::{select_fs, FileLock, Fs, Writeback};
 use crate::keydir::Keydirs;
-use crate::lsm::sstable::Sst;
+use crate::lsm::sstable::{BlockCache, Sst};
 use crate::lsm::version::{SstHandle, Version};
 use crate::manifest::{unix_now, Manifest, ManifestState, SegmentInfo};
 use crate::options::{Options, TableKind};
@@ -100,7 +100,8 @@ impl Engine {
         if !is_new {
             check_sealed_segments(&fs, dir, &state, &parsed, &blame)?;
         }
-        let (levels, live_ssts) = open_ssts(&fs, dir, &state, &blame)?;
+        let block_cache = Arc::new(BlockCache::new(opts.block_cache_size, opts.block_size));
+        let (levels, live_ssts) = open_ssts(&fs, dir, &state, &blame, &block_cache)?;
         let segments = if is_new {
             Vec::new()
         } else {
@@ -242,6 +243,7 @@ impl Engine {
             workers: Workers::new(opts.background_gc),
             health: Health::new(ro.then(|| dir.to_path_buf()), reserve),
             counters,
+            block_cache,
             gc: gc::GcState::default(),
             early: super::early::EarlyGarbage::new(last_seq + 1),
             opts,
@@ -418,6 +420,7 @@ fn open_ssts(
     dir: &Path,
     state: &ManifestState,
     blame: &Blame,
+    cache: &Arc<BlockCache>,
 ) -> Result<(Levels, HashSet<u64>)> {
     let mut levels: Levels = Vec::new();
     let mut live = HashSet::new();
@@ -432,7 +435,7 @@ fn open_ssts(
                     Error::io(format!("opening {}", path.display()), e)
                 }
             })?;
-            let sst = Sst::open(file, path.clone(), meta.size)?;
+            let sst = Sst::open_cached(file, path.clone(), meta.size, cache.clone(), meta.number)?;
             live.insert(meta.number);
             level.push(Arc::new(SstHandle::new(
                 meta.clone(),

@@ -95,9 +95,10 @@ impl BlockBuilder {
 
 /// A decoded, validated block: the restart array has been checked, entries
 /// are checked as they are decoded.
+/// Shared so that a cached block hands cursors out without a copy.
 #[derive(Debug)]
 pub(crate) struct Block {
-    data: Vec<u8>,
+    data: Arc<Vec<u8>>,
     /// End of the entries = start of the restart array.
     data_end: usize,
     num_restarts: usize,
@@ -159,7 +160,7 @@ impl Block {
             prev = Some(r);
         }
         Ok(Block {
-            data,
+            data: Arc::new(data),
             data_end,
             num_restarts,
             path,
@@ -243,8 +244,18 @@ impl Block {
         Ok(None)
     }
 
+    /// Bytes of the decompressed block.
+    pub(crate) fn len(&self) -> usize {
+        self.data.len()
+    }
+
     /// Decodes every entry, for a cursor that moves both ways.
     pub(crate) fn into_cursor(self) -> Result<BlockIter> {
+        self.cursor()
+    }
+
+    /// A cursor over the block (its entries decoded, its bytes shared).
+    pub(crate) fn cursor(&self) -> Result<BlockIter> {
         let mut keys = Vec::new();
         let mut entries = Vec::new();
         let mut prev = 0..0;
@@ -262,7 +273,7 @@ impl Block {
             pos = e.next;
         }
         Ok(BlockIter {
-            data: self.data,
+            data: self.data.clone(),
             keys,
             entries,
             pos: 0,
@@ -282,7 +293,7 @@ struct EntryRef {
 /// fails.
 #[derive(Debug)]
 pub(crate) struct BlockIter {
-    data: Vec<u8>,
+    data: Arc<Vec<u8>>,
     keys: Vec<u8>,
     entries: Vec<EntryRef>,
     pos: usize,
@@ -292,6 +303,14 @@ pub(crate) struct BlockIter {
 impl BlockIter {
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Heap bytes the cursor holds: the block, its decoded keys and the
+    /// entry table.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.data.capacity()
+            + self.keys.capacity()
+            + self.entries.capacity() * std::mem::size_of::<EntryRef>()
     }
 
     /// The key of entry `i` (`i < len()`).
@@ -457,7 +476,7 @@ mod tests {
                     }
                 }
             }
-            let data = block.data.clone();
+            let data = block.data.to_vec();
             let mut it = block.into_cursor().unwrap();
             assert_eq!(it.len(), entries.len());
             // Forward.

@@ -93,6 +93,11 @@ impl BloomFilter {
         Ok(BloomFilter { bits: data, k })
     }
 
+    /// Heap bytes the filter holds.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bits.capacity()
+    }
+
     /// False only if no key with this user part was added.
     pub(crate) fn may_contain(&self, user_part: &[u8]) -> bool {
         self.may_contain_hash(hash(user_part))

@@ -1,8 +1,11 @@
 //! Reads one SSTable file: footer, index, filter and properties are checked
-//! and kept in memory at open; data blocks are read (and checked) per access.
+//! and kept in memory at open (pinned for the table's life); data blocks are
+//! read (and checked) per access, through the database's block cache when
+//! the table was opened with one ([`Sst::open_cached`]).
 
 use super::block::{Block, BlockIter};
 use super::bloom::BloomFilter;
+use super::cache::{BlockCache, CacheUse};
 use super::format::{
     unpack_stored_block, BlockHandle, Footer, SstProperties, BLOCK_TRAILER_LEN, FOOTER_LEN,
 };
@@ -11,7 +14,22 @@ use crate::io::FileHandle;
 use crate::lsm::ikey;
 use crate::lsm::iter::InternalIterator;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// An entry of a table: `(internal key, value)`.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+/// An open table's place in the block cache.
+#[derive(Debug)]
+struct CacheSlot {
+    cache: Arc<BlockCache>,
+    /// The table's file number: with a block's offset, its cache key.
+    number: u64,
+    /// Set when the table's file is deleted: its blocks leave the cache
+    /// when the table is dropped.
+    forget_on_drop: AtomicBool,
+}
 
 /// An open table. `Send + Sync`; share it through `Arc`.
 #[derive(Debug)]
@@ -26,6 +44,8 @@ pub(crate) struct Sst {
     /// Where the data blocks must end (start of the metadata blocks).
     data_end: u64,
     filter: Option<BloomFilter>,
+    /// `None`: every data block is read from the file.
+    cached: Option<CacheSlot>,
     /// Checked by the tests (open compares them with the index).
     #[cfg(test)]
     props: SstProperties,
@@ -76,11 +96,38 @@ fn read_block(
 
 impl Sst {
     /// Opens a table of `file_size` bytes: reads and checks the footer, the
-    /// index, the filter and the properties.
+    /// index, the filter and the properties. Its data blocks are read from
+    /// the file on every access (no cache).
     pub(crate) fn open(
         file: Arc<dyn FileHandle>,
         path: PathBuf,
         file_size: u64,
+    ) -> Result<Arc<Sst>> {
+        Self::open_with(file, path, file_size, None)
+    }
+
+    /// Opens table number `number` as [`Sst::open`] does, its data blocks
+    /// read through `cache` by point reads and iterators.
+    pub(crate) fn open_cached(
+        file: Arc<dyn FileHandle>,
+        path: PathBuf,
+        file_size: u64,
+        cache: Arc<BlockCache>,
+        number: u64,
+    ) -> Result<Arc<Sst>> {
+        let slot = CacheSlot {
+            cache,
+            number,
+            forget_on_drop: AtomicBool::new(false),
+        };
+        Self::open_with(file, path, file_size, Some(slot))
+    }
+
+    fn open_with(
+        file: Arc<dyn FileHandle>,
+        path: PathBuf,
+        file_size: u64,
+        cached: Option<CacheSlot>,
     ) -> Result<Arc<Sst>> {
         let path: Arc<Path> = Arc::from(path);
         let p = &*path;
@@ -169,9 +216,27 @@ impl Sst {
             handles,
             data_end,
             filter,
+            cached,
             #[cfg(test)]
             props,
         }))
+    }
+
+    /// Heap bytes the table keeps for its life: the decoded index, the
+    /// block handles and the bloom filter (pinned, never in the block
+    /// cache).
+    pub(crate) fn pinned_bytes(&self) -> u64 {
+        let handles = self.handles.capacity() * std::mem::size_of::<BlockHandle>();
+        let filter = self.filter.as_ref().map_or(0, BloomFilter::heap_bytes);
+        (self.index.heap_bytes() + handles + filter) as u64
+    }
+
+    /// Marks the table's file as deleted: when the table is dropped (the
+    /// last version and iterator let go) its blocks leave the block cache.
+    pub(crate) fn forget_cached_blocks_on_drop(&self) {
+        if let Some(slot) = &self.cached {
+            slot.forget_on_drop.store(true, Ordering::Release);
+        }
     }
 
     #[cfg(test)]
@@ -282,29 +347,54 @@ impl Sst {
             .is_none_or(|f| f.may_contain(user_part))
     }
 
+    /// Data block `i` read from the file and checked (crc, decompression,
+    /// restart array), bypassing the cache.
     fn read_data_block(&self, i: usize) -> Result<Block> {
         let h = self.handles[i];
         let bytes = read_block(&*self.file, &self.path, h, self.data_end, "data")?;
         Block::new(bytes, self.path.clone(), h.offset)
     }
 
+    /// Data block `i` (below the number of data blocks), through the block
+    /// cache when `how` is [`CacheUse::Fill`] and the table has one; and
+    /// whether it was read from the file.
+    fn data_block(&self, i: usize, how: CacheUse) -> Result<(Arc<Block>, bool)> {
+        match (&self.cached, how) {
+            (Some(slot), CacheUse::Fill) => {
+                slot.cache
+                    .get_or_read(slot.number, self.handles[i].offset, || {
+                        self.read_data_block(i)
+                    })
+            }
+            _ => Ok((Arc::new(self.read_data_block(i)?), true)),
+        }
+    }
+
     /// The first entry with key `>= target` if its user part is the
     /// target's: `(internal key, value)`. `target` is usually a seek key
     /// ([`ikey::seek_key`]); the bloom filter is consulted first.
-    pub(crate) fn get(&self, target: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn get(&self, target: &[u8]) -> Result<Option<Entry>> {
+        self.get_counted(target).map(|(e, _)| e)
+    }
+
+    /// [`Sst::get`] through the block cache, with the number of data blocks
+    /// it read from the file (0 or 1).
+    pub(crate) fn get_counted(&self, target: &[u8]) -> Result<(Option<Entry>, u32)> {
         let up = ikey::user_part(target);
         if !self.may_contain(up) {
-            return Ok(None);
+            return Ok((None, 0));
         }
         let i = self.index.lower_bound(target);
         if i >= self.handles.len() {
-            return Ok(None);
+            return Ok((None, 0));
         }
-        let block = self.read_data_block(i)?;
-        Ok(match block.seek(target)? {
+        let (block, from_file) = self.data_block(i, CacheUse::Fill)?;
+        let entry = match block.seek(target)? {
             Some((k, v)) if ikey::user_part(&k) == up => Some((k, v.to_vec())),
             _ => None,
-        })
+        };
+        Ok((entry, u32::from(from_file)))
     }
 
     /// The approximate file offset where entries `>= target` begin: the
@@ -319,13 +409,33 @@ impl Sst {
         }
     }
 
-    /// A cursor over the whole table.
+    /// A cursor over the whole table, its blocks read through the block
+    /// cache (a user's iterator).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn iter(self: &Arc<Self>) -> SstIter {
+        self.iter_with(CacheUse::Fill)
+    }
+
+    /// A cursor over the whole table that reads with `how`: compaction
+    /// inputs pass [`CacheUse::Bypass`].
+    pub(crate) fn iter_with(self: &Arc<Self>, how: CacheUse) -> SstIter {
         SstIter {
             table: self.clone(),
+            how,
             block_idx: 0,
             block: None,
             err: None,
+        }
+    }
+}
+
+impl Drop for Sst {
+    fn drop(&mut self) {
+        if let Some(slot) = &self.cached {
+            if slot.forget_on_drop.load(Ordering::Acquire) {
+                let offsets = self.handles.iter().map(|h| h.offset);
+                slot.cache.forget_table(slot.number, offsets);
+            }
         }
     }
 }
@@ -335,6 +445,7 @@ impl Sst {
 /// reports the error.
 pub(crate) struct SstIter {
     table: Arc<Sst>,
+    how: CacheUse,
     /// Which data block `block` holds.
     block_idx: usize,
     block: Option<BlockIter>,
@@ -353,7 +464,8 @@ impl SstIter {
             return true;
         }
         self.block = None;
-        match self.table.read_data_block(i).and_then(Block::into_cursor) {
+        let block = self.table.data_block(i, self.how);
+        match block.and_then(|(b, _)| b.cursor()) {
             Ok(b) => {
                 self.block = Some(b);
                 self.block_idx = i;
@@ -726,6 +838,30 @@ mod tests {
     }
 
     #[test]
+    fn cached_tables_read_as_uncached_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0xcace);
+        let entries = random_entries(&mut rng, 600);
+        for (i, cap) in [64u64 << 10, 4 << 10, 1 << 30].into_iter().enumerate() {
+            let o = opts(128, 10, Compression::Zstd(1));
+            let plain = build_file(dir.path(), &format!("{i}.sst"), &entries, o);
+            let cache = Arc::new(BlockCache::new(cap, 128));
+            let file = StdFs::default().open(plain.path(), false).unwrap();
+            let path = plain.path().to_path_buf();
+            let t = Sst::open_cached(file, path, plain.file_size(), cache.clone(), 7).unwrap();
+            check_table(&t, &entries, &mut rng);
+            let s = cache.stats();
+            assert!(s.hits > 0 && s.misses > 0, "{s:?}");
+            assert!(s.bytes <= s.capacity, "{s:?}");
+            assert_eq!(s.file_reads, s.misses);
+            // A deleted table's blocks leave the cache with it.
+            t.forget_cached_blocks_on_drop();
+            drop(t);
+            assert_eq!(cache.stats().blocks, 0);
+        }
+    }
+
+    #[test]
     fn zstd_shrinks_compressible_tables() {
         let dir = tempfile::tempdir().unwrap();
         let entries: Entries = (0..2000u32)
@@ -769,14 +905,25 @@ mod tests {
         assert!(fp < 200, "{fp} false positives");
     }
 
-    /// Checks a possibly damaged table: every answer is right or a
-    /// corruption error.
+    /// Checks a possibly damaged table, read through `cache` when given
+    /// (each block then read from the cache by the passes after the first):
+    /// every answer is right or a corruption error.
     /// Returns 0 if open failed, 1 if reading met an error, 2 if all was well.
-    fn check_damaged(bytes: Vec<u8>, entries: &Entries, rng: &mut Rng) -> usize {
+    fn check_damaged(
+        bytes: Vec<u8>,
+        entries: &Entries,
+        rng: &mut Rng,
+        cache: Option<&Arc<BlockCache>>,
+    ) -> usize {
         let mut outcome = 2;
         let size = bytes.len() as u64;
         let path = PathBuf::from("damaged.sst");
-        let t = match Sst::open(Arc::new(MemFile(bytes)), path.clone(), size) {
+        let file = Arc::new(MemFile(bytes));
+        let opened = match cache {
+            Some(c) => Sst::open_cached(file, path.clone(), size, c.clone(), 1),
+            None => Sst::open(file, path.clone(), size),
+        };
+        let t = match opened {
             Ok(t) => t,
             Err(e) => {
                 match &e {
@@ -836,6 +983,7 @@ mod tests {
             build_bytes(&entries, opts(300, 0, Compression::None)),
         ];
         let mut outcomes = [0usize; 3];
+        let mut cached = [0usize; 3];
         for case in 0..2400u32 {
             let mut bytes = tables[case as usize % tables.len()].clone();
             // Where in-place damage lands: a quarter of it in the last
@@ -871,12 +1019,27 @@ mod tests {
                     }
                 }
             }
-            outcomes[check_damaged(bytes, &entries, &mut rng)] += 1;
+            // Every other case through a fresh block cache: a damaged
+            // block is never cached, and what is cached was checked.
+            let cache = (case % 2 == 1).then(|| Arc::new(BlockCache::new(1 << 20, 512)));
+            let outcome = check_damaged(bytes, &entries, &mut rng, cache.as_ref());
+            outcomes[outcome] += 1;
+            if cache.is_some() {
+                cached[outcome] += 1;
+            }
         }
         // Damage is caught both at open and while reading data blocks.
         assert!(outcomes[0] > 300 && outcomes[1] > 1000, "{outcomes:?}");
-        // Undamaged bytes read back fine through the same path.
-        assert_eq!(check_damaged(tables[1].clone(), &entries, &mut rng), 2);
+        assert!(cached[0] > 100 && cached[1] > 400, "{cached:?}");
+        // Undamaged bytes read back fine through the same paths.
+        assert_eq!(
+            check_damaged(tables[1].clone(), &entries, &mut rng, None),
+            2
+        );
+        let cache = Arc::new(BlockCache::new(1 << 20, 512));
+        let ok = check_damaged(tables[1].clone(), &entries, &mut rng, Some(&cache));
+        assert_eq!(ok, 2);
+        assert!(cache.stats().hits > 0, "{:?}", cache.stats());
     }
 
     #[test]

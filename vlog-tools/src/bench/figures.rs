@@ -182,6 +182,28 @@ pub struct GcFigures {
     pub stall_secs: f64,
 }
 
+/// wisckey's point reads over a phase: what they read from the files
+/// (`Stats::get_block_reads`, `get_vlog_reads`) and the block cache.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PointReadFigures {
+    /// Point reads (a `multi_get` counts each of its keys).
+    pub gets: u64,
+    /// SSTable data blocks they read from files (block cache misses).
+    pub block_reads: u64,
+    /// Values they read from the vLog.
+    pub vlog_reads: u64,
+    /// (block_reads + vlog_reads) / gets: file reads the engine issued per
+    /// point read (the page cache may have answered some).
+    pub reads_per_get: f64,
+    /// Block cache hits over lookups during the phase (point reads,
+    /// iterators and GC); null without lookups.
+    pub block_cache_hit_rate: Option<f64>,
+    /// Bytes in the block cache at the end of the phase.
+    pub block_cache_bytes: u64,
+    /// Index and filter bytes the open tables keep in memory at the end.
+    pub index_filter_bytes: u64,
+}
+
 /// One phase (workload) of a run on one engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseReport {
@@ -222,6 +244,9 @@ pub struct PhaseReport {
     pub cold: bool,
     /// wisckey's GC during the phase.
     pub gc: Option<GcFigures>,
+    /// wisckey's point reads during the phase (null without any).
+    #[serde(default)]
+    pub point_reads: Option<PointReadFigures>,
     /// Anything the figures need said (a layer not seen, a warm phase
     /// that asked for cold, ...).
     pub notes: Vec<String>,

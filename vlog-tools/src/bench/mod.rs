@@ -63,6 +63,8 @@ Figures for every phase:
   read amp     bytes read from storage (process, block device) per byte returned
   space amp    bytes of the directory over the live user bytes, at phase end
   peak RSS     VmHWM of the process so far
+  point reads  wisckey: data blocks and values its gets read from files, their
+               sum per get, the block cache's hit rate (--block-cache-size)
 With --cold the page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches,
 needs root) before every phase that reads; a failed drop is reported and the
 phase marked warm.
@@ -202,6 +204,11 @@ pub struct BenchArgs {
     /// wisckey's Options::segment_size [default: the engine's, 128 MiB].
     #[arg(long, value_parser = crate::units::parse_size)]
     pub segment_size: Option<u64>,
+
+    /// wisckey's Options::block_cache_size, 0 for none [default: the
+    /// engine's, 64 MiB].
+    #[arg(long, value_parser = crate::units::parse_size)]
+    pub block_cache_size: Option<u64>,
 
     /// Memtable (write buffer) bytes of every engine [default: 64 MiB].
     #[arg(long, value_parser = crate::units::parse_size_usize)]

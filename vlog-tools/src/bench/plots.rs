@@ -1022,6 +1022,7 @@ mod tests {
             peak_rss_bytes: None,
             cold: false,
             gc: Some(GcFigures::default()),
+            point_reads: None,
             notes: Vec::new(),
         }
     }

@@ -185,6 +185,19 @@ pub fn print(runs: &[EngineRun], args: &BenchArgs) {
                     );
                 }
             }
+            if let Some(r) = &p.point_reads {
+                println!(
+                    "{:<13} point reads: {} gets, {} data blocks and {} values read from files: {:.3} reads per get; block cache hit rate {}, {} cached, index and filters {}",
+                    p.engine,
+                    r.gets,
+                    r.block_reads,
+                    r.vlog_reads,
+                    r.reads_per_get,
+                    opt(r.block_cache_hit_rate, 3),
+                    bytes(r.block_cache_bytes),
+                    bytes(r.index_filter_bytes)
+                );
+            }
             for n in &p.notes {
                 println!("{:<13} note: {n}", p.engine);
             }

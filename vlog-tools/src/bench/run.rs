@@ -3,7 +3,7 @@
 
 use super::data::{Expect, Values};
 use super::figures::{
-    div, EngineRun, GcFigures, PhaseBytes, PhaseReport, RunReport, Skipped, Space,
+    div, EngineRun, GcFigures, PhaseBytes, PhaseReport, PointReadFigures, RunReport, Skipped, Space,
 };
 use super::store::{EngineKind, Store, StoreConfig};
 use super::wisckey_store::WisckeyStore;
@@ -125,6 +125,9 @@ fn store_config(args: &BenchArgs, dir: &Path) -> StoreConfig {
         .bytes_per_sync(args.bytes_per_sync);
     if let Some(s) = args.segment_size {
         opts = opts.segment_size(s);
+    }
+    if let Some(s) = args.block_cache_size {
+        opts = opts.block_cache_size(s);
     }
     StoreConfig {
         dir: dir.to_path_buf(),
@@ -495,6 +498,26 @@ fn phase_report(
         }
         _ => None,
     };
+    let point_reads = match (&before.stats, &after.stats) {
+        (Some(b), Some(a)) if a.gets > b.gets => {
+            let sub = |x: u64, y: u64| x.saturating_sub(y);
+            let gets = sub(a.gets, b.gets);
+            let blocks = sub(a.get_block_reads, b.get_block_reads);
+            let values = sub(a.get_vlog_reads, b.get_vlog_reads);
+            let hits = sub(a.block_cache_hits, b.block_cache_hits);
+            let misses = sub(a.block_cache_misses, b.block_cache_misses);
+            Some(PointReadFigures {
+                gets,
+                block_reads: blocks,
+                vlog_reads: values,
+                reads_per_get: div(blocks + values, gets).unwrap_or(0.0),
+                block_cache_hit_rate: div(hits, hits + misses),
+                block_cache_bytes: a.block_cache_bytes,
+                index_filter_bytes: a.index_filter_bytes,
+            })
+        }
+        _ => None,
+    };
     let user = out.user_written + out.user_read;
     Ok(PhaseReport {
         record: "phase".into(),
@@ -516,6 +539,7 @@ fn phase_report(
         rss_bytes: devio::rss_bytes(),
         cold,
         gc,
+        point_reads,
         notes,
     })
 }

@@ -45,7 +45,7 @@ impl WisckeyStore {
         };
         let st = db.stats();
         let describe = format!(
-            "wisckey: {} table{}, memtable {}, value threshold {}, SSTable blocks {}, I/O backend {}, writes {}, fsync per write {}",
+            "wisckey: {} table{}, memtable {}, value threshold {}, SSTable blocks {}, block cache {}, I/O backend {}, writes {}, fsync per write {}",
             if unordered { "unordered" } else { "ordered" },
             if unordered {
                 format!(" `{UNORDERED_TABLE}`")
@@ -55,6 +55,11 @@ impl WisckeyStore {
             crate::units::bytes(cfg.memtable_size as u64),
             crate::units::bytes(cfg.value_threshold as u64),
             if cfg.compression { "zstd 1" } else { "uncompressed" },
+            if st.block_cache_capacity == 0 {
+                "off".to_string()
+            } else {
+                crate::units::bytes(st.block_cache_capacity)
+            },
             st.io_backend,
             match st.write_mode.as_str() {
                 "writeback" => format!("writeback every {}", crate::units::bytes(st.bytes_per_sync)),
