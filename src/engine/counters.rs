@@ -199,6 +199,7 @@ impl Engine {
             immutable_memtables: sv.imms.len() as u64,
             last_sequence: self.read_seq(),
             unordered_keys: self.keydirs.len(),
+            keydir_bytes: self.keydirs.allocated_bytes(),
             gets: get(&c.gets),
             tables_probed: get(&c.tables_probed),
             vlog_reads: get(&c.vlog_reads),
