@@ -485,6 +485,45 @@ impl Keydirs {
     }
 }
 
+/// The whole state of a set of keydirs, to compare two: per table its
+/// entries in key order; per segment its smallest sequence number, garbage
+/// and open hint entries.
+#[cfg(test)]
+pub(crate) type KeydirsState = (
+    BTreeMap<u32, Vec<(Vec<u8>, KeyEntry)>>,
+    BTreeMap<u64, (u64, u64, Option<Vec<HintEntry>>)>,
+);
+
+#[cfg(test)]
+impl Keydirs {
+    /// Empty keydirs for the same unordered tables.
+    pub(crate) fn empty_like(&self) -> Keydirs {
+        Keydirs::new(self.tables.read().keys().copied())
+    }
+
+    /// See [`KeydirsState`].
+    pub(crate) fn state(&self) -> KeydirsState {
+        let tables = self
+            .tables
+            .read()
+            .iter()
+            .map(|(&id, kd)| {
+                let mut v: Vec<(Vec<u8>, KeyEntry)> =
+                    kd.map.read().iter().map(|(k, e)| (k.to_vec(), e)).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                (id, v)
+            })
+            .collect();
+        let segs = self
+            .segs
+            .lock()
+            .iter()
+            .map(|(&n, i)| (n, (i.min_seq, i.garbage, i.open.clone())))
+            .collect();
+        (tables, segs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

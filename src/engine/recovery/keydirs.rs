@@ -73,6 +73,22 @@ pub(super) fn rebuild_keydirs(
     keydirs: &Keydirs,
     read_only: bool,
 ) -> Result<u64> {
+    let readers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, MAX_READERS);
+    rebuild_on(fs, dir, vlog, keydirs, read_only, readers)
+}
+
+/// [`rebuild_keydirs`] with `readers` threads reading segments (at most
+/// one per segment, at least one).
+fn rebuild_on(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    vlog: &VLog,
+    keydirs: &Keydirs,
+    read_only: bool,
+    readers: usize,
+) -> Result<u64> {
     let heads = Heads {
         user: vlog.head_position().segment,
         user_end: vlog.head_position().offset,
@@ -86,10 +102,7 @@ pub(super) fn rebuild_keydirs(
             .filter_map(|s| hint::peek_count(fs, dir, s.number))
             .sum(),
     );
-    let readers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .clamp(2, MAX_READERS)
-        .min(segments.len());
+    let readers = readers.min(segments.len()).max(1);
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let mut max_seq = 0;
@@ -222,4 +235,73 @@ fn find(
         }
     }
     Ok(Found::Scanned(entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Db, Options, TableOptions};
+
+    /// An open on one thread and on several build the same keydirs (entries,
+    /// garbage and smallest sequence number per segment, the heads' hint
+    /// entries) and find the same highest sequence number, with segments
+    /// from hints and by scans, overwrites, deletes and long keys.
+    #[test]
+    fn one_reader_and_several_build_the_same_keydirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || {
+            Options::default()
+                .segment_size(32 << 10)
+                .memtable_size(16 << 10)
+                .background_gc(false)
+        };
+        {
+            let db = Db::open(dir.path(), opts()).unwrap();
+            let t = db.table("t", TableOptions::unordered()).unwrap();
+            let u = db.table("u", TableOptions::unordered()).unwrap();
+            for round in 0..3u32 {
+                for i in 0..600u32 {
+                    let key = if i % 50 == 0 {
+                        format!("{i:0>2000}")
+                    } else {
+                        format!("k{i}")
+                    };
+                    match (i + round) % 5 {
+                        0 => t.delete(&key).unwrap(),
+                        1 => u.put(&key, [round as u8; 30]).unwrap(),
+                        _ => t
+                            .put(&key, vec![round as u8; 40 + i as usize % 100])
+                            .unwrap(),
+                    }
+                }
+            }
+            db.close().unwrap();
+        }
+        // Half the hints gone: those segments are scanned.
+        let mut hints: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "hint"))
+            .collect();
+        hints.sort();
+        assert!(hints.len() >= 6, "{} hints", hints.len());
+        for h in hints.iter().step_by(2) {
+            std::fs::remove_file(h).unwrap();
+        }
+        let db = Db::open_read_only(dir.path(), opts()).unwrap();
+        let e = db.engine();
+        let mut states = Vec::new();
+        for readers in [1, 2, 3, 8] {
+            let k = e.keydirs.empty_like();
+            let max_seq = rebuild_on(&e.fs, &e.dir, &e.vlog, &k, true, readers).unwrap();
+            states.push((readers, max_seq, k.state()));
+        }
+        let (_, max_seq, want) = &states[0];
+        assert!(*max_seq > 0);
+        assert_eq!(&e.keydirs.state(), want, "the open's own keydirs");
+        for (readers, m, s) in &states {
+            assert_eq!(m, max_seq, "{readers} readers");
+            assert_eq!(s, want, "{readers} readers");
+        }
+    }
 }
