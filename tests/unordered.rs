@@ -351,7 +351,7 @@ fn readers_writers_and_gc_at_once() {
 fn reopen_many_keys_with_long_keys_and_reclaimed_tombstones() {
     let dir = tempfile::tempdir().unwrap();
     let key = |i: u32| -> Vec<u8> {
-        if i % 97 == 0 {
+        if i.is_multiple_of(97) {
             let mut k = format!("long-{i}-").into_bytes();
             k.resize(1000 + (i as usize % 3) * 1000, b'a' + (i % 26) as u8);
             k
@@ -374,7 +374,7 @@ fn reopen_many_keys_with_long_keys_and_reclaimed_tombstones() {
             t.put(key(i), &v).unwrap();
             model.insert(key(i), Some(v));
         }
-        for i in (0..n).filter(|i| i % 4 == 2 || i % 97 == 0 && i % 2 == 0) {
+        for i in (0..n).filter(|i| i % 4 == 2 || i.is_multiple_of(97) && i.is_multiple_of(2)) {
             t.delete(key(i)).unwrap();
             model.insert(key(i), None);
         }

@@ -638,7 +638,8 @@ mod tests {
     #[test]
     fn any_order_of_segments_builds_the_same_keydir() {
         let long = vec![b'L'; 5000];
-        let mut segments: Vec<(u64, Vec<HintEntry>)> = vec![
+        type Segments = Vec<(u64, Vec<HintEntry>)>;
+        let mut segments: Segments = vec![
             (1, vec![hint(b"a", 1, 0, true), hint(&long, 2, 40, true)]),
             (2, vec![hint(b"a", 3, 0, false), hint(b"b", 4, 40, true)]),
             // GC segment 5 holds a copy of b's seq 4 and the newest long key.
@@ -651,7 +652,7 @@ mod tests {
                     .collect(),
             ),
         ];
-        let build = |segs: &[(u64, Vec<HintEntry>)]| {
+        let build = |segs: &Segments| {
             let k = Keydirs::new([1]);
             for (n, e) in segs {
                 k.apply_found(*n, e);
@@ -660,17 +661,13 @@ mod tests {
         };
         let want = build(&segments);
         // Heap's algorithm: every permutation.
-        fn permute(
-            n: usize,
-            s: &mut Vec<(u64, Vec<HintEntry>)>,
-            f: &mut dyn FnMut(&[(u64, Vec<HintEntry>)]),
-        ) {
+        fn permute(n: usize, s: &mut Segments, f: &mut dyn FnMut(&Segments)) {
             if n <= 1 {
                 return f(s);
             }
             for i in 0..n - 1 {
                 permute(n - 1, s, f);
-                let j = if n % 2 == 0 { i } else { 0 };
+                let j = if n.is_multiple_of(2) { i } else { 0 };
                 s.swap(j, n - 1);
             }
             permute(n - 1, s, f);
