@@ -203,6 +203,11 @@ impl KeyMap {
     pub(crate) fn reserve(&mut self, keys: usize, key_bytes: usize) {
         self.slots.reserve(keys);
         self.arena.reserve(key_bytes);
+        self.grow_index(keys);
+    }
+
+    /// Makes room in the index for `keys` more keys.
+    fn grow_index(&mut self, keys: usize) {
         let room = self.index.capacity() - self.index.len();
         if room < keys {
             let len = self.index.len();
@@ -210,11 +215,20 @@ impl KeyMap {
         }
     }
 
-    /// Shrinks the index when it holds fewer than half the keys it has room
-    /// for (an open reserved for records that turned out to be overwrites).
+    /// After an open: gives back room it reserved and did not use. The
+    /// index is shrunk when it holds fewer than half the keys it has room
+    /// for (records that turned out to be overwrites), the slots and the
+    /// arena when more than a quarter of them is unused (their growth by
+    /// doubling).
     pub(crate) fn fit(&mut self) {
         if self.index.len() < self.index.capacity() / 2 {
             self.rebuild_index(self.index.len());
+        }
+        if self.slots.capacity() - self.slots.len() > self.slots.len() / 4 {
+            self.slots.shrink_to_fit();
+        }
+        if self.arena.capacity() - self.arena.len() > self.arena.len() / 4 {
+            self.arena.shrink_to_fit();
         }
     }
 
@@ -246,9 +260,7 @@ impl KeyMap {
         key: &[u8],
         decide: impl FnOnce(Option<KeyEntry>) -> Option<KeyEntry>,
     ) -> Option<KeyEntry> {
-        if self.index.len() == self.index.capacity() {
-            self.reserve(1, key.len());
-        }
+        self.grow_index(1);
         let h = self.hasher.hash(key);
         let KeyMap {
             index,
@@ -543,7 +555,12 @@ mod tests {
             "no growth within the reservation"
         );
         m.fit();
-        assert!(m.allocated_bytes() < reserved);
+        // 2048 buckets of 5 bytes, 1000 slots of 40 and 8000 key bytes.
+        assert!(m.allocated_bytes() < 70_000, "{}", m.allocated_bytes());
         assert!((0..1000u64).all(|i| m.get(&i.to_le_bytes()) == Some(e(i, 1, true))));
+        for i in 1000..3000u64 {
+            m.insert(&i.to_le_bytes(), e(i, 2, false));
+        }
+        assert!((0..3000u64).all(|i| m.get(&i.to_le_bytes()).is_some_and(|x| x.seq == i)));
     }
 }

@@ -317,8 +317,11 @@ impl Keydirs {
                 // A table the manifest does not know as unordered is skipped.
                 if let Some(kd) = tables.get(&table) {
                     let mut map = kd.map.write();
-                    let (n, bytes) = per_table.get(&table).copied().unwrap_or_default();
-                    map.reserve(n, bytes);
+                    // Reserved once per table (taking the counts out), not
+                    // again at each of its runs.
+                    if let Some((n, bytes)) = per_table.remove(&table) {
+                        map.reserve(n, bytes);
+                    }
                     current = Some((table, map));
                 }
             }
