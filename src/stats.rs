@@ -195,6 +195,13 @@ pub struct Stats {
     /// Keys in the keydirs of the unordered tables (tombstones GC has not
     /// dropped yet included).
     pub unordered_keys: u64,
+    /// Bytes the keydirs of the unordered tables have allocated: per table a
+    /// hash index (5 bytes a bucket, at most 7/8 of the buckets in use), a
+    /// 40-byte slot per key and the keys' bytes in one arena. Counted from
+    /// the capacities of these three allocations, at no cost: room reserved
+    /// and not used yet counts too (up to twice what is used, after a
+    /// growth), so this may exceed the resident memory the keydirs add.
+    pub keydir_bytes: u64,
     /// Point reads served.
     pub gets: u64,
     /// SSTables probed by point reads (read amplification: over `gets`).

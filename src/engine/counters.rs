@@ -228,6 +228,7 @@ impl Engine {
             block_cache_misses: cache.misses,
             block_cache_hit_rate: per(cache.hits, cache.hits + cache.misses),
             index_filter_bytes: sv.version.all_tables().map(|t| t.sst.pinned_bytes()).sum(),
+            keydir_bytes: self.keydirs.allocated_bytes(),
             tables_probed: get(&c.tables_probed),
             vlog_reads: get(&c.vlog_reads),
             write_stalls: get(&c.write_stalls),

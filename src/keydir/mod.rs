@@ -5,7 +5,13 @@
 //! open it is rebuilt from every live segment, through the segment's hint
 //! file where there is a good one and by scanning the segment where there is
 //! not (see [`crate::vlog::hint`]). Among the records of a key the highest
-//! sequence number wins, whichever segment (user or GC) it is in.
+//! sequence number wins, whichever segment (user or GC) it is in, and on a
+//! tie the lower-numbered segment, so that segments can be applied in any
+//! order (an open reads several at once).
+//!
+//! One keydir's map is a [`KeyMap`] (`map.rs`): a hash index of slot
+//! numbers, a 40-byte slot per key and one arena of the keys' bytes, so a
+//! key costs no allocation of its own.
 //!
 //! A delete is a tombstone record, and the keydir keeps an entry for it
 //! while an older record of the key may still be on disk: dropping the
@@ -23,11 +29,14 @@
 //! written (the user head and the GC head) the hint entries that become the
 //! segment's hint file when it is sealed.
 
-use crate::vlog::hint::HintEntry;
+mod map;
+
+pub(crate) use map::KeyMap;
+
+use crate::vlog::hint::{HintEntry, RawHint};
 use crate::vlog::ValuePointer;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -38,57 +47,6 @@ pub(crate) struct KeyEntry {
     pub(crate) ptr: ValuePointer,
     /// False for a tombstone.
     pub(crate) put: bool,
-}
-
-/// Key to entry.
-pub(crate) type KeyMap = HashMap<Box<[u8]>, KeyEntry, KeyHasher>;
-
-/// The keydir's hash: xxh3 of the key, seeded per process at random (so
-/// that keys chosen to collide cannot be chosen ahead of time). `std`'s
-/// SipHash took about a quarter of the time of an open from hint files.
-#[derive(Debug, Clone)]
-pub(crate) struct KeyHasher {
-    seed: u64,
-}
-
-impl Default for KeyHasher {
-    fn default() -> Self {
-        KeyHasher {
-            seed: std::collections::hash_map::RandomState::new().hash_one(0x6b65_7964_6972_u64),
-        }
-    }
-}
-
-impl BuildHasher for KeyHasher {
-    type Hasher = KeyHash;
-
-    fn build_hasher(&self) -> KeyHash {
-        KeyHash {
-            seed: self.seed,
-            h: 0,
-        }
-    }
-}
-
-/// The state of one key's hash (a key is hashed as its length, then its
-/// bytes).
-pub(crate) struct KeyHash {
-    seed: u64,
-    h: u64,
-}
-
-impl Hasher for KeyHash {
-    fn write(&mut self, bytes: &[u8]) {
-        self.h = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.seed ^ self.h);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.h = (self.h ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.h
-    }
 }
 
 /// The keydir of one unordered table.
@@ -212,6 +170,16 @@ impl Keydirs {
             .sum()
     }
 
+    /// Bytes the keydirs' maps have allocated, over all unordered tables:
+    /// see [`KeyMap::allocated_bytes`].
+    pub(crate) fn allocated_bytes(&self) -> u64 {
+        self.tables
+            .read()
+            .values()
+            .map(|k| k.map.read().allocated_bytes() as u64)
+            .sum()
+    }
+
     /// Garbage bytes of unordered records, per segment.
     pub(crate) fn garbage(&self) -> BTreeMap<u64, u64> {
         self.segs
@@ -258,12 +226,12 @@ impl Keydirs {
                     put: r.put,
                 };
                 if r.put {
-                    if let Some(old) = map.insert(r.key.clone().into_boxed_slice(), entry) {
+                    if let Some(old) = map.insert(&r.key, entry) {
                         dead.push(old.ptr);
                     }
                 } else {
-                    match map.get_mut(r.key.as_slice()) {
-                        Some(old) => dead.push(std::mem::replace(old, entry).ptr),
+                    match map.replace(&r.key, entry) {
+                        Some(old) => dead.push(old.ptr),
                         // Nothing of the key is on disk: no tombstone needed.
                         None => dead.push(r.ptr),
                     }
@@ -288,78 +256,86 @@ impl Keydirs {
         }
     }
 
-    /// Applies records found on open, in any order: the highest sequence
-    /// number of a key wins (ties keep the first found).
+    /// Applies records found on open, in any order: the newest record of a
+    /// key wins ([`map::newer`]: the highest sequence number, on a tie the
+    /// lower segment), so the keydirs come out the same whatever order the
+    /// segments are applied in.
     pub(crate) fn apply_found(&self, segment: u64, entries: &[HintEntry]) {
-        let per_table = Self::count_per_table(entries);
-        self.apply(
-            segment,
-            &per_table,
+        self.apply(segment, || {
             entries
                 .iter()
-                .map(|e| (e.table, e.seq, e.pointer(segment), e.put, e.key.as_slice())),
-        );
+                .map(|e| (e.table, e.seq, e.pointer(segment), e.put, e.key.as_slice()))
+        });
     }
 
-    /// [`Keydirs::apply_found`] for entries no longer needed: their keys
-    /// move into the keydir instead of being copied.
-    pub(crate) fn apply_found_owned(&self, segment: u64, entries: Vec<HintEntry>) {
-        let per_table = Self::count_per_table(&entries);
-        self.apply(
-            segment,
-            &per_table,
-            entries
-                .into_iter()
-                .map(|e| (e.table, e.seq, e.pointer(segment), e.put, e.key)),
-        );
+    /// [`Keydirs::apply_found`] for the entries of a hint file, their keys
+    /// copied from the file's bytes.
+    pub(crate) fn apply_hint(&self, segment: u64, hint: &RawHint) {
+        self.apply(segment, || {
+            hint.iter()
+                .map(|e| (e.table, e.seq, e.pointer(segment), e.put, e.key))
+        });
     }
 
-    /// Records per table.
-    fn count_per_table(entries: &[HintEntry]) -> BTreeMap<u32, usize> {
-        let mut per_table = BTreeMap::new();
-        for e in entries {
-            *per_table.entry(e.table).or_default() += 1;
+    /// Before an open applies the records of its segments: room for
+    /// `records` keys when there is a single unordered table (the common
+    /// case, where a hint's count is that table's), so that the keydir is
+    /// not rebuilt as it grows. A count of records over-counts the keys by
+    /// the overwrites; [`Keydirs::fit_after_open`] gives the excess back.
+    pub(crate) fn reserve_for_open(&self, records: usize) {
+        let tables = self.tables.read();
+        if let (1, Some(kd)) = (tables.len(), tables.values().next()) {
+            kd.map.write().reserve(records, 0);
         }
-        per_table
+    }
+
+    /// After an open: each keydir's index shrunk if it holds fewer than half
+    /// the keys it has room for.
+    pub(crate) fn fit_after_open(&self) {
+        for kd in self.tables.read().values() {
+            kd.map.write().fit();
+        }
     }
 
     /// Applies the records of `segment`, each as (table, seq, pointer, put,
-    /// key). The write lock of a table's keydir is taken once per run of
-    /// its records (a segment's records are mostly of one table), with room
-    /// reserved for all of that table's records (`per_table`).
-    fn apply<K>(
-        &self,
-        segment: u64,
-        per_table: &BTreeMap<u32, usize>,
-        records: impl Iterator<Item = (u32, u64, ValuePointer, bool, K)>,
-    ) where
-        K: AsRef<[u8]> + Into<Box<[u8]>>,
+    /// key); `records` makes the iterator (called twice: once to count the
+    /// records and key bytes of each table, to reserve room for them, then
+    /// to apply them). The write lock of a table's keydir is taken once per
+    /// run of its records (a segment's records are mostly of one table).
+    fn apply<'k, I>(&self, segment: u64, records: impl Fn() -> I)
+    where
+        I: Iterator<Item = (u32, u64, ValuePointer, bool, &'k [u8])>,
     {
+        let mut per_table: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+        for (table, _, _, _, key) in records() {
+            let n = per_table.entry(table).or_default();
+            n.0 += 1;
+            n.1 += key.len();
+        }
         let tables = self.tables.read();
         let mut dead: Vec<ValuePointer> = Vec::new();
         let mut min_seq = u64::MAX;
         let mut current: Option<(u32, RwLockWriteGuard<'_, KeyMap>)> = None;
-        for (table, seq, ptr, put, key) in records {
+        for (table, seq, ptr, put, key) in records() {
             min_seq = min_seq.min(seq);
             if current.as_ref().map(|(t, _)| *t) != Some(table) {
                 current = None;
                 // A table the manifest does not know as unordered is skipped.
                 if let Some(kd) = tables.get(&table) {
                     let mut map = kd.map.write();
-                    map.reserve(per_table.get(&table).copied().unwrap_or(0));
+                    // Reserved once per table (taking the counts out), not
+                    // again at each of its runs.
+                    if let Some((n, bytes)) = per_table.remove(&table) {
+                        map.reserve(n, bytes);
+                    }
                     current = Some((table, map));
                 }
             }
             let Some((_, map)) = current.as_mut() else {
                 continue;
             };
-            let entry = KeyEntry { seq, ptr, put };
-            match map.get_mut(key.as_ref()) {
-                Some(cur) if cur.seq >= seq => dead.push(ptr),
-                Some(cur) => dead.push(std::mem::replace(cur, entry).ptr),
-                None => {
-                    map.insert(key.into(), entry);
-                }
+            if let Some(lost) = map.offer(key, KeyEntry { seq, ptr, put }) {
+                dead.push(lost);
             }
         }
         drop(current);
@@ -407,7 +383,7 @@ impl Keydirs {
             out.extend(
                 map.iter()
                     .filter(|(_, e)| victims.contains(&e.ptr.segment))
-                    .map(|(k, e)| (id, k.to_vec(), *e)),
+                    .map(|(k, e)| (id, k.to_vec(), e)),
             );
         }
         out
@@ -426,7 +402,7 @@ impl Keydirs {
         let Some(kd) = self.table(table) else {
             return Liveness::Dead;
         };
-        let cur = kd.map.read().get(key).copied();
+        let cur = kd.map.read().get(key);
         match cur {
             Some(e) if e.seq == seq && e.ptr == *ptr => {
                 if e.put || !self.tombstone_droppable(seq, victims) {
@@ -469,22 +445,17 @@ impl Keydirs {
         let mut segs = self.segs.lock();
         let mut superseded = 0;
         for m in moves {
-            let cur = guards
+            let repointed = guards
                 .get_mut(&m.table)
-                .and_then(|g| g.get_mut(m.key.as_slice()));
-            match cur {
-                Some(e) if e.ptr == m.old => e.ptr = m.new,
-                _ => {
-                    superseded += 1;
-                    Self::add_garbage(&mut segs, &m.new);
-                }
+                .is_some_and(|g| g.repoint(&m.key, &m.old, m.new));
+            if !repointed {
+                superseded += 1;
+                Self::add_garbage(&mut segs, &m.new);
             }
         }
         for (table, key, ptr) in dropped {
             if let Some(g) = guards.get_mut(table) {
-                if g.get(key.as_slice()).is_some_and(|e| e.ptr == *ptr) {
-                    g.remove(key.as_slice());
-                }
+                g.remove_if(key, ptr);
             }
         }
         for v in victims {
@@ -506,7 +477,7 @@ impl Keydirs {
         segments: impl FnOnce() -> S,
     ) -> (Option<KeyEntry>, S) {
         let map = kd.map.read();
-        let e = map.get(key).copied();
+        let e = map.get(key);
         (e, segments())
     }
 
@@ -518,176 +489,49 @@ impl Keydirs {
         segments: impl FnOnce() -> S,
     ) -> (Vec<Option<KeyEntry>>, S) {
         let map = kd.map.read();
-        let found = keys.iter().map(|k| map.get(k.as_ref()).copied()).collect();
+        let found = keys.iter().map(|k| map.get(k.as_ref())).collect();
         (found, segments())
     }
 }
 
+/// The whole state of a set of keydirs, to compare two: per table its
+/// entries in key order; per segment its smallest sequence number, garbage
+/// and open hint entries.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) type KeydirsState = (
+    BTreeMap<u32, Vec<(Vec<u8>, KeyEntry)>>,
+    BTreeMap<u64, (u64, u64, Option<Vec<HintEntry>>)>,
+);
 
-    fn ptr(segment: u64, offset: u64) -> ValuePointer {
-        ValuePointer {
-            segment,
-            offset,
-            len: 40,
-        }
+#[cfg(test)]
+impl Keydirs {
+    /// Empty keydirs for the same unordered tables.
+    pub(crate) fn empty_like(&self) -> Keydirs {
+        Keydirs::new(self.tables.read().keys().copied())
     }
 
-    fn rec(key: &[u8], seq: u64, p: ValuePointer, put: bool) -> NewRecord {
-        NewRecord {
-            table: 1,
-            key: key.to_vec(),
-            seq,
-            ptr: p,
-            put,
-        }
-    }
-
-    fn hint(key: &[u8], seq: u64, offset: u64, put: bool) -> HintEntry {
-        HintEntry {
-            put,
-            table: 1,
-            seq,
-            offset,
-            len: 40,
-            key: key.to_vec(),
-        }
-    }
-
-    #[test]
-    fn writes_overwrite_and_count_garbage() {
-        let k = Keydirs::new([1]);
-        k.apply_written(vec![rec(b"a", 1, ptr(5, 0), true)]);
-        k.apply_written(vec![rec(b"a", 2, ptr(5, 40), true)]);
-        k.apply_written(vec![rec(b"nope", 3, ptr(5, 80), false)]);
-        let kd = k.table(1).unwrap();
-        assert_eq!(kd.map.read().get(&b"a"[..]).unwrap().seq, 2);
-        assert!(kd.map.read().get(&b"nope"[..]).is_none());
-        assert_eq!(k.garbage().get(&5), Some(&80));
-        assert_eq!(k.take_sealed(5).len(), 3);
-        assert!(k.take_sealed(5).is_empty());
-        assert!(!k.is_unordered(2));
-    }
-
-    /// Moving the keys in (the open of a sealed segment) builds the same
-    /// keydir, garbage and all, as copying them; records of a table that is
-    /// not unordered are skipped either way, between runs of one that is.
-    #[test]
-    fn owned_and_borrowed_rebuilds_agree() {
-        let mut other = hint(b"x", 5, 0, true);
-        other.table = 7;
-        let segments: Vec<(u64, Vec<HintEntry>)> = vec![
-            (
-                3,
-                vec![
-                    hint(b"a", 10, 0, true),
-                    other.clone(),
-                    hint(b"b", 11, 40, true),
-                ],
-            ),
-            (
-                4,
-                vec![hint(b"a", 20, 0, false), hint(b"b", 9, 80, true), other],
-            ),
-            (
-                9,
-                (0..500u64)
-                    .map(|i| hint(format!("k{i}").as_bytes(), 30 + i, i * 40, true))
-                    .collect(),
-            ),
-        ];
-        let (copied, moved) = (Keydirs::new([1]), Keydirs::new([1]));
-        for (n, entries) in &segments {
-            copied.apply_found(*n, entries);
-            moved.apply_found_owned(*n, entries.clone());
-        }
-        let state = |k: &Keydirs| {
-            let kd = k.table(1).unwrap();
-            let mut map: Vec<(Vec<u8>, KeyEntry)> = kd
-                .map
-                .read()
-                .iter()
-                .map(|(k, e)| (k.to_vec(), *e))
-                .collect();
-            map.sort_by(|a, b| a.0.cmp(&b.0));
-            (map, k.garbage(), k.len())
-        };
-        assert_eq!(state(&copied), state(&moved));
-        let (map, garbage, len) = state(&moved);
-        assert_eq!(len, 502);
-        assert_eq!(map.len(), 502);
-        // a's put (segment 3) and b's older put (segment 4) are garbage.
-        assert_eq!(garbage.get(&3), Some(&40));
-        assert_eq!(garbage.get(&4), Some(&40));
-        // Every key is found through the keydir's hash as a borrowed slice.
-        let kd = moved.table(1).unwrap();
-        assert!((0..500u64).all(|i| kd.map.read().contains_key(format!("k{i}").as_bytes())));
-    }
-
-    #[test]
-    fn rebuild_keeps_the_highest_sequence_in_any_order() {
-        let k = Keydirs::new([1]);
-        // A GC segment (9) with an old relocated put, read before the user
-        // segment (4) with the newer tombstone and the even older put.
-        k.apply_found(9, &[hint(b"a", 5, 0, true)]);
-        k.apply_found(4, &[hint(b"a", 3, 0, true), hint(b"a", 6, 40, false)]);
-        let kd = k.table(1).unwrap();
-        let e = *kd.map.read().get(&b"a"[..]).unwrap();
-        assert_eq!((e.seq, e.put, e.ptr), (6, false, ptr(4, 40)));
-        assert_eq!(k.garbage().get(&9), Some(&40));
-        assert_eq!(k.garbage().get(&4), Some(&40));
-    }
-
-    #[test]
-    fn tombstones_go_only_when_nothing_older_remains() {
-        let k = Keydirs::new([1]);
-        k.apply_found(3, &[hint(b"a", 10, 0, true)]);
-        k.apply_found(4, &[hint(b"a", 20, 0, false), hint(b"b", 21, 40, true)]);
-        // Segment 3 still holds seq 10 < 20.
-        assert_eq!(k.liveness(1, b"a", 20, &ptr(4, 0), &[4]), Liveness::Live);
-        // Collected together with segment 3: droppable.
-        assert_eq!(
-            k.liveness(1, b"a", 20, &ptr(4, 0), &[3, 4]),
-            Liveness::DropTombstone
-        );
-        assert_eq!(k.liveness(1, b"a", 10, &ptr(3, 0), &[3]), Liveness::Dead);
-        let n = k.commit_gc(
-            &[Move {
-                table: 1,
-                key: b"b".to_vec(),
-                old: ptr(4, 40),
-                new: ptr(7, 0),
-            }],
-            &[(1, b"a".to_vec(), ptr(4, 0))],
-            &[3, 4],
-            || {},
-        );
-        assert_eq!(n, 0);
-        let kd = k.table(1).unwrap();
-        assert!(kd.map.read().get(&b"a"[..]).is_none());
-        assert_eq!(kd.map.read().get(&b"b"[..]).unwrap().ptr, ptr(7, 0));
-    }
-
-    #[test]
-    fn a_move_that_lost_to_a_write_is_garbage() {
-        let k = Keydirs::new([1]);
-        k.apply_written(vec![rec(b"a", 1, ptr(3, 0), true)]);
-        k.apply_written(vec![rec(b"a", 2, ptr(4, 0), true)]);
-        let n = k.commit_gc(
-            &[Move {
-                table: 1,
-                key: b"a".to_vec(),
-                old: ptr(3, 0),
-                new: ptr(8, 0),
-            }],
-            &[],
-            &[3],
-            || {},
-        );
-        assert_eq!(n, 1);
-        assert_eq!(k.garbage().get(&8), Some(&40));
-        assert!(!k.garbage().contains_key(&3));
+    /// See [`KeydirsState`].
+    pub(crate) fn state(&self) -> KeydirsState {
+        let tables = self
+            .tables
+            .read()
+            .iter()
+            .map(|(&id, kd)| {
+                let mut v: Vec<(Vec<u8>, KeyEntry)> =
+                    kd.map.read().iter().map(|(k, e)| (k.to_vec(), e)).collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                (id, v)
+            })
+            .collect();
+        let segs = self
+            .segs
+            .lock()
+            .iter()
+            .map(|(&n, i)| (n, (i.min_seq, i.garbage, i.open.clone())))
+            .collect();
+        (tables, segs)
     }
 }
+
+#[cfg(test)]
+mod tests;

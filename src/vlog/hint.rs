@@ -94,10 +94,100 @@ pub(crate) fn with_checksum(body: &[u8]) -> Vec<u8> {
     b
 }
 
+/// One entry of a [`RawHint`]: its key is a range of the file's bytes.
+#[derive(Debug, Clone, Copy)]
+struct RawEntry {
+    seq: u64,
+    offset: u64,
+    key_at: usize,
+    table: u32,
+    len: u32,
+    key_len: u32,
+    put: bool,
+}
+
+/// A decoded hint file whose keys stay in the file's bytes: one allocation
+/// for the bytes and one for the entries, however many keys (an open reads
+/// millions of them, and copies each key once, into the keydir).
+#[derive(Debug, Clone)]
+pub(crate) struct RawHint {
+    /// The segment it describes.
+    pub(crate) segment: u64,
+    /// The length of that segment when the hint was written.
+    pub(crate) segment_len: u64,
+    bytes: Vec<u8>,
+    entries: Vec<RawEntry>,
+}
+
+/// One entry of a [`RawHint`], its key borrowed from the hint's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HintRef<'a> {
+    pub(crate) put: bool,
+    pub(crate) table: u32,
+    pub(crate) seq: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    pub(crate) key: &'a [u8],
+}
+
+impl HintRef<'_> {
+    /// Where the record is, given its segment.
+    pub(crate) fn pointer(&self, segment: u64) -> ValuePointer {
+        ValuePointer {
+            segment,
+            offset: self.offset,
+            len: self.len,
+        }
+    }
+}
+
+impl RawHint {
+    /// The entries, in file order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = HintRef<'_>> + '_ {
+        self.entries.iter().map(|e| HintRef {
+            put: e.put,
+            table: e.table,
+            seq: e.seq,
+            offset: e.offset,
+            len: e.len,
+            // Every range was checked against the bytes by `decode_raw`.
+            key: self
+                .bytes
+                .get(e.key_at..e.key_at + e.key_len as usize)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The entries as [`HintEntry`]s, each key copied out.
+    pub(crate) fn to_entries(&self) -> Vec<HintEntry> {
+        self.iter()
+            .map(|e| HintEntry {
+                put: e.put,
+                table: e.table,
+                seq: e.seq,
+                offset: e.offset,
+                len: e.len,
+                key: e.key.to_vec(),
+            })
+            .collect()
+    }
+}
+
 /// Decodes the hint file `path` (its bytes in `b`); `Error::Corruption`
 /// naming the file and offset for anything but a well-formed hint whose
 /// entries all lie inside the segment it describes.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn decode(path: &Path, b: &[u8]) -> Result<Hint> {
+    let raw = decode_raw(path, b.to_vec())?;
+    Ok(Hint {
+        segment: raw.segment,
+        segment_len: raw.segment_len,
+        entries: raw.to_entries(),
+    })
+}
+
+/// [`decode`], keeping the keys in the file's bytes `b`.
+pub(crate) fn decode_raw(path: &Path, b: Vec<u8>) -> Result<RawHint> {
     let bad = |at: usize, why: &str| Error::corruption(path, at as u64, why.to_string());
     if b.len() < HEADER_LEN + 4 {
         return Err(bad(0, "hint file is shorter than its header"));
@@ -130,11 +220,11 @@ pub(crate) fn decode(path: &Path, b: &[u8]) -> Result<Hint> {
         let offset = r.varint().ok_or_else(truncated)?;
         let len = r.varint().ok_or_else(truncated)?;
         let key_len = r.varint().ok_or_else(truncated)?;
-        let key = r
-            .bytes(usize::try_from(key_len).map_err(|_| truncated())?)
-            .ok_or_else(truncated)?;
+        let key_len = usize::try_from(key_len).map_err(|_| truncated())?;
+        let key_at = 8 + r.pos();
+        r.bytes(key_len).ok_or_else(truncated)?;
         let len = u32::try_from(len).map_err(|_| bad(at, "hint entry length is too large"))?;
-        if u64::from(len) < min_len + key.len() as u64 {
+        if u64::from(len) < min_len + key_len as u64 {
             return Err(bad(at, "hint entry is shorter than its record could be"));
         }
         if offset
@@ -143,21 +233,24 @@ pub(crate) fn decode(path: &Path, b: &[u8]) -> Result<Hint> {
         {
             return Err(bad(at, "hint entry lies past the end of its segment"));
         }
-        entries.push(HintEntry {
-            put: flags == 1,
-            table,
+        entries.push(RawEntry {
             seq,
             offset,
+            key_at,
+            table,
             len,
-            key: key.to_vec(),
+            // Below `len`, a u32, by the check above.
+            key_len: key_len as u32,
+            put: flags == 1,
         });
     }
     if !r.is_empty() {
         return Err(bad(8 + r.pos(), "trailing bytes after the hint entries"));
     }
-    Ok(Hint {
+    Ok(RawHint {
         segment,
         segment_len,
+        bytes: b,
         entries,
     })
 }
@@ -234,6 +327,15 @@ pub(crate) fn scan(
 /// Reads and decodes the hint of `segment` in `dir`: `Ok(None)` when there
 /// is none; `Error::Corruption` when it is damaged or names another segment.
 pub(crate) fn read(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) -> Result<Option<Hint>> {
+    Ok(read_raw(fs, dir, segment)?.map(|h| Hint {
+        segment: h.segment,
+        segment_len: h.segment_len,
+        entries: h.to_entries(),
+    }))
+}
+
+/// [`read`], the keys left in the file's bytes.
+pub(crate) fn read_raw(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) -> Result<Option<RawHint>> {
     let path = dir.join(crate::files::hint(segment));
     let f = match fs.open(&path, false) {
         Ok(f) => f,
@@ -248,7 +350,7 @@ pub(crate) fn read(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) -> Result<Option<
     let mut buf = vec![0u8; len];
     f.read_exact_at(&mut buf, 0)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    let hint = decode(&path, &buf)?;
+    let hint = decode_raw(&path, buf)?;
     if hint.segment != segment {
         return Err(Error::corruption(
             &path,
@@ -257,6 +359,24 @@ pub(crate) fn read(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) -> Result<Option<
         ));
     }
     Ok(Some(hint))
+}
+
+/// How many entries the hint of `segment` says it has, read from its header
+/// alone (nothing is checked: an open sizes the keydir with it before the
+/// hints are read). `None` when there is no hint or it cannot be read; the
+/// count is bounded by what the file's length could hold.
+pub(crate) fn peek_count(fs: &Arc<dyn Fs>, dir: &Path, segment: u64) -> Option<usize> {
+    let f = fs
+        .open(&dir.join(crate::files::hint(segment)), false)
+        .ok()?;
+    let len = usize::try_from(f.len().ok()?).ok()?;
+    let mut head = [0u8; HEADER_LEN];
+    f.read_exact_at(&mut head, 0).ok()?;
+    if &head[..8] != MAGIC {
+        return None;
+    }
+    let count = u32::from_le_bytes(head[24..28].try_into().ok()?) as usize;
+    Some(count.min(len.saturating_sub(HEADER_LEN) / 16))
 }
 
 #[cfg(test)]

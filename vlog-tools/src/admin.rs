@@ -99,6 +99,8 @@ struct Inspect {
     tables: Vec<(String, String)>,
     /// Keys in the keydirs of unordered tables (tombstones included).
     unordered_keys: u64,
+    /// Bytes the keydirs have allocated (`Stats::keydir_bytes`: by capacity).
+    keydir_bytes: u64,
     /// Hint files (one per sealed segment once an unordered table exists).
     hint_files: u64,
     last_sequence: u64,
@@ -141,6 +143,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             .map(|(n, k)| (n, kind_name(k).to_string()))
             .collect(),
         unordered_keys: st.unordered_keys,
+        keydir_bytes: st.keydir_bytes,
         hint_files: std::fs::read_dir(&args.dir)
             .with_context(|| format!("listing {}", args.dir.display()))?
             .filter(|e| {
@@ -213,8 +216,10 @@ fn print_inspect(r: &Inspect) {
     }
     if r.tables.iter().any(|(_, k)| k == "unordered") {
         println!(
-            "  unordered tables: {} keys in their keydirs; {} hint files",
-            r.unordered_keys, r.hint_files
+            "  unordered tables: {} keys in their keydirs ({} allocated); {} hint files",
+            r.unordered_keys,
+            bytes(r.keydir_bytes),
+            r.hint_files
         );
     }
     println!();

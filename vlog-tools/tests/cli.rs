@@ -53,6 +53,8 @@ fn inspect_and_verify_both_table_kinds() {
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     // 250 live keys and 50 tombstones.
     assert_eq!(j["unordered_keys"], 300);
+    // At least a 40-byte slot per key.
+    assert!(j["keydir_bytes"].as_u64().unwrap() >= 300 * 40, "{out}");
     assert!(j["hint_files"].as_u64().unwrap() > 0, "{out}");
     let kinds: Vec<(String, String)> = serde_json::from_value(j["tables"].clone()).unwrap();
     assert!(kinds.contains(&("blobs".into(), "unordered".into())));
@@ -153,6 +155,7 @@ fn bench_runs_on_both_table_kinds() {
         .contains("unordered table `bench`"));
     assert_eq!(ur["skipped"][0]["phase"], "readseq");
     assert_eq!(ur["stats"]["unordered_keys"], 2000);
+    assert!(ur["stats"]["keydir_bytes"].as_u64().unwrap() >= 2000 * 40);
     let o = run("ordered");
     assert_eq!(phases(&o), ["fillrandom", "readrandom", "readseq"]);
     let or = last(&o);

@@ -7,11 +7,11 @@
 //! 4. `check_sealed_segments`, then `open_user_segments` and
 //!    `open_gc_segments`: the vLog from its
 //!    tail on; bytes a crashed GC pass left past GC's head are cut off
-//!    (these steps, and 5 and 6, are in `vlog.rs`).
+//!    (these steps, and 5, are in `vlog.rs`).
 //! 5. `replay`: the user segments from the replay point into memtables;
 //!    a torn tail of the newest segment is truncated.
-//! 6. `rebuild_keydirs`: the unordered tables' keydirs, from hint files
-//!    or by scanning segments.
+//! 6. `rebuild_keydirs` (`keydirs.rs`): the unordered tables' keydirs,
+//!    from hint files or by scanning segments, several segments at once.
 //! 7. a fresh manifest: one snapshot edit of the recovered state.
 //! 8. [`remove_leftovers`]: files a crash left that the manifest does not
 //!    name.
@@ -24,6 +24,7 @@
 //!
 //! Then [`Engine::open`] assembles the parts and starts the workers.
 
+mod keydirs;
 mod vlog;
 
 use super::counters::Counters;
@@ -43,13 +44,13 @@ use crate::manifest::{unix_now, Manifest, ManifestState, SegmentInfo};
 use crate::options::{Options, TableKind};
 use crate::stats::CreatedWith;
 use crate::vlog::VLog;
+use keydirs::rebuild_keydirs;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use vlog::{
-    check_sealed_segments, open_gc_segments, open_user_segments, rebuild_keydirs,
-    record_unrecorded_seals, replay,
+    check_sealed_segments, open_gc_segments, open_user_segments, record_unrecorded_seals, replay,
 };
 
 impl Engine {

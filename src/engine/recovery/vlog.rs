@@ -11,7 +11,7 @@ use crate::io::Fs;
 use crate::keydir::Keydirs;
 use crate::manifest::{ManifestState, SealedSegment};
 use crate::options::Options;
-use crate::vlog::{hint, replay_segment, Position, Segment, SegmentKind, VLog};
+use crate::vlog::{replay_segment, Position, Segment, SegmentKind, VLog};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -336,99 +336,4 @@ pub(super) fn replay(
         last_seq,
         head_offset,
     })
-}
-
-/// Rebuilds the keydirs of the unordered tables from every live segment:
-/// from its hint file when there is a good one, else by scanning it (and
-/// then writing the hint it lacked, if it is sealed). Returns the highest
-/// sequence number found.
-pub(super) fn rebuild_keydirs(
-    fs: &Arc<dyn Fs>,
-    dir: &Path,
-    vlog: &VLog,
-    keydirs: &Keydirs,
-    read_only: bool,
-) -> Result<u64> {
-    let head = vlog.head_position().segment;
-    let gc_head = vlog.gc_head_position().map(|p| p.segment);
-    let mut max_seq = 0;
-    let (mut hinted, mut scanned) = (0u64, 0u64);
-    for seg in vlog.live_set().values() {
-        let n = seg.number;
-        let open = n == head || Some(n) == gc_head;
-        let len = seg
-            .file
-            .len()
-            .map_err(|e| Error::io(format!("reading {}", seg.path.display()), e))?;
-        let from_hint = match hint::read(fs, dir, n) {
-            Ok(Some(h)) if h.segment_len == len => Some(h.entries),
-            // A hint is written after its segment was sealed and synced, so
-            // a sealed segment shorter than its hint lost durable records;
-            // a scan would end cleanly at a record boundary and drop them.
-            Ok(Some(h)) if !open && h.segment_len > len => {
-                return Err(Error::corruption(
-                    &seg.path,
-                    len,
-                    format!(
-                        "the segment ends at {len} bytes but was sealed at {} (its hint says so): records were cut off",
-                        h.segment_len
-                    ),
-                ));
-            }
-            Ok(Some(h)) => {
-                log::info!(
-                    "{}: hint describes {} bytes, the segment has {len}: scanning it",
-                    seg.path.display(),
-                    h.segment_len
-                );
-                None
-            }
-            Ok(None) => None,
-            Err(e) => {
-                log::warn!(
-                    "{}: hint not used, scanning the segment: {e}",
-                    seg.path.display()
-                );
-                None
-            }
-        };
-        let entries = match from_hint {
-            Some(entries) => {
-                hinted += 1;
-                entries
-            }
-            None => {
-                scanned += 1;
-                // A head is read to where appends go on: a read-only open
-                // keeps a torn tail or a crashed GC pass's bytes there.
-                let end = if n == head {
-                    Some(vlog.head_position().offset)
-                } else if Some(n) == gc_head {
-                    vlog.gc_head_position().map(|p| p.offset)
-                } else {
-                    None
-                };
-                let entries = hint::scan(seg, end, |t| keydirs.is_unordered(t))?;
-                if !open && !read_only {
-                    if let Err(e) = hint::write(fs, dir, n, len, &entries) {
-                        log::warn!("{}: {e}", seg.path.display());
-                    }
-                }
-                entries
-            }
-        };
-        max_seq = entries.iter().map(|e| e.seq).fold(max_seq, u64::max);
-        if open {
-            keydirs.apply_found(n, &entries);
-            keydirs.reopen_segment(n, entries);
-        } else {
-            keydirs.apply_found_owned(n, entries);
-        }
-    }
-    log::debug!(
-        "{}: keydirs rebuilt: {} keys, {hinted} segments from hints, {scanned} scanned",
-        dir.display(),
-        keydirs.len()
-    );
-    Ok(max_seq)
 }
