@@ -721,46 +721,4 @@ impl Engine {
             std::thread::sleep(due - spent);
         }
     }
-
-    /// Automatic GC: while the vLog's space amplification is over the
-    /// target, collect the segment the policy likes best.
-    ///
-    /// The discard statistics lag: an overwritten value counts as garbage
-    /// only once a flush or compaction meets both versions. So a round of
-    /// passes starts a little under the target ([`GC_HIGH_WATER`]) and goes
-    /// on to [`GC_LOW_WATER`], which leaves room for garbage not found yet.
-    pub(super) fn auto_gc(&self) -> Result<()> {
-        let target = self.opts.gc_space_amp_target;
-        let high = 1.0 + (target - 1.0) * GC_HIGH_WATER;
-        // The estimate that runs ahead of the statistics (`pressure.rs`),
-        // the one writers wait on: GC works until that one is low.
-        if self.vlog_space_amplification_ahead() <= high {
-            self.gc.pressure.set_idle(false);
-            return Ok(());
-        }
-        let low = 1.0 + (target - 1.0) * GC_LOW_WATER;
-        let mut passes = 0;
-        while self.vlog_space_amplification_ahead() > low && passes < 64 {
-            if self.health.is_closed() {
-                break;
-            }
-            let report = match self.run_gc(&GcOptions::default(), true) {
-                Ok(r) => r,
-                Err(e) => {
-                    // Writers must not wait for a GC that fails.
-                    self.gc.pressure.set_idle(true);
-                    self.workers.signal();
-                    return Err(e);
-                }
-            };
-            // Stalled writers wait for a round that can collect something.
-            self.gc.pressure.set_idle(report.victims.is_empty());
-            self.workers.signal();
-            if report.victims.is_empty() {
-                break;
-            }
-            passes += 1;
-        }
-        Ok(())
-    }
 }
