@@ -953,10 +953,12 @@ garbage
 
     #[test]
     fn this_process_has_a_resident_set() {
-        // The current size first: the peak read later cannot be below it.
+        // The current size first: the peak read later is not below it by
+        // more than the kernel's per-CPU RSS counters may lag (CI once saw
+        // a peak of 3,203,072 B after a current 3,207,168 B: one page).
         let now = rss_bytes().expect("VmRSS");
         let peak = peak_rss_bytes().expect("VmHWM");
-        assert!(now > 0 && peak >= now, "peak {peak}, now {now}");
+        assert!(now > 0 && peak + (1 << 20) >= now, "peak {peak}, now {now}");
     }
 
     #[test]
