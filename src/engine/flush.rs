@@ -43,11 +43,13 @@ impl Engine {
             match tree.get(&target) {
                 Ok(f) => {
                     if let Some((ok, ov)) = f.entry {
-                        if ikey::kind_byte(&ok) == Kind::Pointer as u8 {
-                            count_dropped(&mut found, &ov);
+                        let old = (ikey::kind_byte(&ok) == Kind::Pointer as u8)
+                            .then(|| ValuePointer::decode(&ov))
+                            .flatten();
+                        if let Some(p) = old {
+                            *found.entry(p.segment).or_insert(0) += u64::from(p.len);
                             if *new_len > 0 {
-                                under_pointers +=
-                                    ValuePointer::decode(&ov).map_or(0, |p| u64::from(p.len));
+                                under_pointers += u64::from(p.len);
                             }
                         }
                     }
@@ -57,6 +59,19 @@ impl Engine {
         }
         self.early.note_flush(probed, under_pointers);
         found
+    }
+
+    /// Keeps the oldest version of a key a flush writes (internal key,
+    /// record bytes) among the probes when [`EarlyGarbage::probes`] says so.
+    ///
+    /// [`EarlyGarbage::probes`]: super::early::EarlyGarbage::probes
+    fn keep_probe(&self, probes: &mut Vec<(Vec<u8>, u64)>, version: (Vec<u8>, u64)) {
+        if self
+            .early
+            .probes(ikey::seq(&version.0), ikey::kind_byte(&version.0))
+        {
+            probes.push(version);
+        }
     }
 
     /// Flushes frozen memtables, oldest first, until none is left.
@@ -111,12 +126,7 @@ impl Engine {
                 }
                 slot => {
                     if let Some(done) = slot.replace((k.to_vec(), len)) {
-                        if self
-                            .early
-                            .probes(ikey::seq(&done.0), ikey::kind_byte(&done.0))
-                        {
-                            probes.push(done);
-                        }
+                        self.keep_probe(&mut probes, done);
                     }
                 }
             }
@@ -135,12 +145,7 @@ impl Engine {
         })?;
         drop(filter);
         if let Some(done) = oldest.take() {
-            if self
-                .early
-                .probes(ikey::seq(&done.0), ikey::kind_byte(&done.0))
-            {
-                probes.push(done);
-            }
+            self.keep_probe(&mut probes, done);
         }
         let early = self.probe_older(&tree, &probes);
         let mut garbage = imm.wal_garbage();
