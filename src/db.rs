@@ -5,7 +5,7 @@
 use crate::batch::WriteBatch;
 use crate::engine::{Engine, GcReport};
 use crate::error::Result;
-use crate::iter::{prefix_bounds, Iter, KeyRange};
+use crate::iter::{prefix_bounds, Entries, Iter, KeyRange, Keys};
 use crate::manifest::{DEFAULT_TABLE, DEFAULT_TABLE_NAME};
 use crate::options::{GcOptions, Options, TableKind, TableOptions, WriteOptions};
 use crate::snapshot::Snapshot;
@@ -200,6 +200,41 @@ impl Db {
     /// Iterates the whole default table.
     pub fn iter(&self) -> Iter {
         self.range(..)
+    }
+
+    /// Whether `key` has a value in the default table, from the index
+    /// alone (see [`Table::contains_key`]).
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.default_table().contains_key(key)
+    }
+
+    /// The length of `key`'s value in the default table, from the index
+    /// alone (see [`Table::value_len`]).
+    pub fn value_len(&self, key: impl AsRef<[u8]>) -> Result<Option<u32>> {
+        self.default_table().value_len(key)
+    }
+
+    /// The keys of the default table, ascending, without reading a value
+    /// (see [`Keys`]).
+    pub fn keys(&self) -> Keys {
+        self.default_table().keys()
+    }
+
+    /// The keys of the default table in `range`, without reading a value.
+    pub fn range_keys(&self, range: impl KeyRange) -> Keys {
+        self.default_table().range_keys(range)
+    }
+
+    /// The keys of the default table that start with `prefix`, without
+    /// reading a value.
+    pub fn prefix_keys(&self, prefix: impl AsRef<[u8]>) -> Keys {
+        self.default_table().prefix_keys(prefix)
+    }
+
+    /// The entries of the default table in `range`, each value read only
+    /// when asked for (see [`Entries`]).
+    pub fn entries(&self, range: impl KeyRange) -> Entries {
+        self.default_table().entries(range)
     }
 
     /// A consistent view of every table as of now.

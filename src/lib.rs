@@ -56,7 +56,7 @@ pub use db::Db;
 pub use engine::GcReport;
 pub use error::{Error, Result};
 pub use io::{IoBackend, WriteMode};
-pub use iter::{Iter, KeyRange};
+pub use iter::{Entries, Entry, Iter, KeyRange, Keys};
 pub use options::{
     Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
 };

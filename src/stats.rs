@@ -209,6 +209,11 @@ pub struct Stats {
     /// Values read from the vLog (by point reads, iterators and
     /// verification).
     pub vlog_reads: u64,
+    /// Bytes those reads took from the vLog (whole records: header, key,
+    /// value, checksum). A key-only walk ([`crate::Keys`]),
+    /// `contains_key` and `value_len` add nothing; GC's reads are
+    /// `gc_bytes_read`.
+    pub vlog_bytes_read: u64,
     /// SSTable data blocks point reads (`get`, `multi_get`) read from their
     /// files: block cache misses, or every block they read while the cache
     /// is disabled. Index and filter blocks are in memory and never read.

@@ -3,11 +3,12 @@
 
 use crate::batch::WriteBatch;
 use crate::db::Db;
-use crate::engine::Scan;
+use crate::engine::{Fetch, Scan, UnorderedScan, Walk};
 use crate::error::{Error, Result};
-use crate::iter::{prefix_bounds, Iter, KeyRange};
+use crate::iter::{prefix_bounds, Entries, Iter, KeyRange, Keys};
 use crate::options::{TableKind, WriteOptions};
 use crate::value::Value;
+use std::ops::Bound;
 use std::sync::Arc;
 
 /// A named table: the same read and write methods as [`Db`], on its own keys.
@@ -109,9 +110,49 @@ impl Table {
         self.db.engine().multi_get(self.id, keys, None)
     }
 
-    /// Every live key of this table: in key order for an ordered table (a
-    /// full scan), in no particular order for an unordered one (a copy of
-    /// the keydir's keys, Bitcask's `list_keys`).
+    /// Whether `key` has a value in this table, from the index alone (no
+    /// vLog read).
+    ///
+    /// ```
+    /// use wisckey::{Db, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.put(b"a", b"1")?;
+    /// assert!(db.contains_key(b"a")?);
+    /// assert!(!db.contains_key(b"b")?);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Table::get`], less the vLog's.
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        Ok(self.value_len(key)?.is_some())
+    }
+
+    /// The length of `key`'s value as it was written (`None` when the key
+    /// has no value), from the index alone: the pointer to a value in the
+    /// vLog carries its length, so no vLog read.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.put(b"a", vec![1u8; 5000])?;
+    /// assert_eq!(db.value_len(b"a")?, Some(5000));
+    /// assert_eq!(db.value_len(b"b")?, None);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Table::get`], less the vLog's.
+    pub fn value_len(&self, key: impl AsRef<[u8]>) -> Result<Option<u32>> {
+        self.db.engine().value_len(self.id, key.as_ref(), None)
+    }
+
+    /// Every live key of this table, without reading a value: in key order
+    /// (from either end) for an ordered table, in no particular order for
+    /// an unordered one (a copy of the keydir's keys taken at the call,
+    /// Bitcask's `list_keys`).
     ///
     /// ```
     /// use wisckey::{Db, Options, TableOptions};
@@ -121,18 +162,55 @@ impl Table {
     /// t.put(b"b", b"2")?;
     /// t.put(b"a", b"1")?;
     /// t.delete(b"b")?;
-    /// assert_eq!(t.keys()?, vec![b"a".to_vec()]);
+    /// let keys: Vec<Vec<u8>> = t.keys().collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, vec![b"a".to_vec()]);
     /// # Ok::<(), wisckey::Error>(())
     /// ```
-    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
-        match self.db.engine().keydir_keys(self.id) {
-            Some(keys) => Ok(keys),
-            None => self.iter().map(|kv| kv.map(|(k, _)| k)).collect(),
-        }
+    pub fn keys(&self) -> Keys {
+        self.range_keys(..)
     }
 
-    /// Iterates this table over `range`. On an unordered table the
-    /// iterator yields one `Err(Error::Unsupported(..))`.
+    /// The keys of this table in `range`, without reading a value (see
+    /// [`Keys`]). On an unordered table only the full range `..` is
+    /// possible; any other yields one `Err(Error::Unsupported(..))`.
+    pub fn range_keys(&self, range: impl KeyRange) -> Keys {
+        Keys::new(self.walk_at(None, range.into_bounds(), "a range scan", Fetch::Lazy))
+    }
+
+    /// The keys of this table that start with `prefix`, without reading a
+    /// value. On an unordered table the iterator yields one
+    /// `Err(Error::Unsupported(..))`.
+    pub fn prefix_keys(&self, prefix: impl AsRef<[u8]>) -> Keys {
+        Keys::new(self.walk_at(
+            None,
+            prefix_bounds(prefix.as_ref()),
+            "a prefix scan",
+            Fetch::Lazy,
+        ))
+    }
+
+    /// The entries of this table in `range` as [`crate::Entry`] guards,
+    /// each value read only when asked for. On an unordered table only the
+    /// full range `..` is possible.
+    pub fn entries(&self, range: impl KeyRange) -> Entries {
+        Entries::new(self.walk_at(None, range.into_bounds(), "a range scan", Fetch::Lazy))
+    }
+
+    /// The entries of this table whose keys start with `prefix`, each value
+    /// read only when asked for.
+    pub fn prefix_entries(&self, prefix: impl AsRef<[u8]>) -> Entries {
+        Entries::new(self.walk_at(
+            None,
+            prefix_bounds(prefix.as_ref()),
+            "a prefix scan",
+            Fetch::Lazy,
+        ))
+    }
+
+    /// Iterates this table over `range`, the values of each window read in
+    /// one batch. On an unordered table only the full range `..` is
+    /// possible (in no order); any other yields one
+    /// `Err(Error::Unsupported(..))`.
     pub fn range(&self, range: impl KeyRange) -> Iter {
         self.scan_at(None, range, "a range scan")
     }
@@ -140,22 +218,56 @@ impl Table {
     /// Iterates the keys of this table that start with `prefix`. On an
     /// unordered table the iterator yields one `Err(Error::Unsupported(..))`.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        self.scan_at(None, prefix_bounds(prefix.as_ref()), "a prefix scan")
+        Iter::new(self.walk_at(
+            None,
+            prefix_bounds(prefix.as_ref()),
+            "a prefix scan",
+            Fetch::Values,
+        ))
     }
 
-    /// Iterates the whole table.
+    /// Iterates the whole table: in key order for an ordered table, in no
+    /// order for an unordered one (its keydir as it is at the call, the
+    /// values read a window at a time in one batch).
     pub fn iter(&self) -> Iter {
         self.range(..)
     }
 
     /// An iterator over `range` at sequence number `seq` (a snapshot's; the
     /// newest for `None`), or one that yields `Error::Unsupported` (naming
-    /// `what`) on an unordered table.
+    /// `what`) where the table cannot do it.
     pub(crate) fn scan_at(&self, seq: Option<u64>, range: impl KeyRange, what: &str) -> Iter {
+        Iter::new(self.walk_at(seq, range.into_bounds(), what, Fetch::Values))
+    }
+
+    /// The walk behind every iterator: the merged walk of an ordered table,
+    /// the keydir walk of an unordered one (the newest state and the full
+    /// range only), or one that yields `Error::Unsupported` naming `what`.
+    pub(crate) fn walk_at(
+        &self,
+        seq: Option<u64>,
+        bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        what: &str,
+        fetch: Fetch,
+    ) -> Walk {
         let e = self.db.engine().clone();
-        Iter::new(match self.unsupported(what) {
-            Some(err) => Scan::failed(e, self.id, err),
-            None => Scan::new(e, self.id, seq, range.into_bounds()),
-        })
+        if self.kind == TableKind::Ordered {
+            return Walk::Sorted(Box::new(Scan::new(e, self.id, seq, bounds, fetch)));
+        }
+        let full = matches!(bounds, (Bound::Unbounded, Bound::Unbounded));
+        let err = match (full, seq) {
+            (true, None) => match UnorderedScan::new(e.clone(), self.id, fetch) {
+                Some(u) => return Walk::Unordered(u),
+                None => Error::InvalidArgument(format!("table {} has no keydir", self.name)),
+            },
+            (false, _) => self
+                .unsupported(what)
+                .unwrap_or_else(|| Error::Unsupported(what.into())),
+            (true, Some(_)) => Error::Unsupported(format!(
+                "a snapshot read of the unordered table {}: snapshots cover ordered tables only",
+                self.name
+            )),
+        };
+        Walk::Sorted(Box::new(Scan::failed(e, self.id, err)))
     }
 }

@@ -299,7 +299,7 @@ impl Db {
 
     fn verify_unordered(&self, t: &Table, damage: &mut Vec<Damage>) -> Result<TableVerify> {
         let mut tv = TableVerify::new(t);
-        let keys = t.keys()?;
+        let keys: Vec<Vec<u8>> = t.keys().collect::<Result<_>>()?;
         for chunk in keys.chunks(CHUNK) {
             let values = match t.multi_get(chunk) {
                 Ok(values) => values,

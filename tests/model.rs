@@ -321,6 +321,88 @@ fn check_scan(
     Ok(())
 }
 
+/// A full iteration of an unordered table: every live pair, in no order.
+fn check_unordered_all(
+    it: wisckey::Iter,
+    m: &BTreeMap<Vec<u8>, Vec<u8>>,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    let mut got = ok(it.collect::<Result<Vec<_>, _>>(), what)?;
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(Vec<u8>, Vec<u8>)> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    prop_assert_eq!(got.len(), want.len(), "{}: unordered iter length", what);
+    for ((k, v), (wk, wv)) in got.iter().zip(&want) {
+        prop_assert!(
+            k == wk && v.as_ref() == wv.as_slice(),
+            "{}: unordered iter at {}",
+            what,
+            show(wk)
+        );
+    }
+    Ok(())
+}
+
+/// A key-only walk and a lazy walk over the same range as `expected`, taken
+/// the way `mode` says; the lazy walk's values read for every other entry.
+fn check_keys(
+    mut keys: wisckey::Keys,
+    mut lazy: wisckey::Entries,
+    mut expected: VecDeque<(Vec<u8>, Vec<u8>)>,
+    mode: ScanMode,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    for step in 0.. {
+        let back = match mode {
+            ScanMode::Forward => false,
+            ScanMode::Reverse => true,
+            ScanMode::Mixed(bits) => (bits >> (step % 64)) & 1 == 1,
+        };
+        let (k, e, want) = if back {
+            (keys.next_back(), lazy.next_back(), expected.pop_back())
+        } else {
+            (keys.next(), lazy.next(), expected.pop_front())
+        };
+        match (k, e, want) {
+            (None, None, None) => return Ok(()),
+            (Some(Ok(k)), Some(Ok(e)), Some((wk, wv))) => {
+                prop_assert!(
+                    k == wk,
+                    "{}: keys step {} got {} want {}",
+                    what,
+                    step,
+                    show(&k),
+                    show(&wk)
+                );
+                prop_assert!(e.key() == wk.as_slice(), "{}: entries step {}", what, step);
+                prop_assert_eq!(
+                    e.value_len() as usize,
+                    wv.len(),
+                    "{}: entry value_len",
+                    what
+                );
+                if step % 2 == 0 {
+                    let v = ok(e.value(), what)?;
+                    prop_assert!(
+                        v.as_ref() == wv.as_slice(),
+                        "{}: entry value of {}",
+                        what,
+                        show(&wk)
+                    );
+                }
+            }
+            (k, e, w) => {
+                return Err(TestCaseError::fail(format!(
+                    "{what}: step {step}: keys {:?} entries {:?} expected {:?}",
+                    k.map(|r| r.map(|k| show(&k))),
+                    e.map(|r| r.map(|e| show(e.key()))),
+                    w.map(|(k, _)| show(&k))
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An iterator over an unordered table: one `Err(Unsupported)`, whichever
 /// end is asked first, and then nothing from either end.
 fn check_unsupported(
@@ -419,6 +501,15 @@ impl Harness {
         }
     }
 
+    /// The table `t` as a handle (the default table's too).
+    fn tab_or_default(&self, t: usize) -> Table {
+        if t == DEFAULT {
+            self.db().default_table()
+        } else {
+            self.tab(t).clone()
+        }
+    }
+
     fn range(&self, t: usize, lo: Bound<Vec<u8>>, hi: Bound<Vec<u8>>) -> wisckey::Iter {
         if t == DEFAULT {
             self.db().range((lo, hi))
@@ -433,6 +524,17 @@ impl Harness {
         for t in 0..NUM_TABLES {
             let m = &self.models[t];
             for k in keys {
+                let len = ok(self.tab_or_default(t).value_len(k), what)?;
+                prop_assert_eq!(
+                    len,
+                    m.get(k).map(|v| v.len() as u32),
+                    "{}: value_len {} in table {}",
+                    what,
+                    show(k),
+                    t
+                );
+                let has = ok(self.tab_or_default(t).contains_key(k), what)?;
+                prop_assert_eq!(has, m.contains_key(k), "{}: contains_key {}", what, show(k));
                 let got = ok(self.get(t, k), what)?;
                 prop_assert_eq!(
                     got.as_deref(),
@@ -458,8 +560,8 @@ impl Harness {
             }
             let it = self.range(t, Bound::Unbounded, Bound::Unbounded);
             if t == UNORDERED {
-                check_unsupported(it, ScanMode::Forward, what)?;
-                let mut listed = ok(self.tab(t).keys(), what)?;
+                check_unordered_all(it, m, what)?;
+                let mut listed = ok(self.tab(t).keys().collect::<Result<Vec<_>, _>>(), what)?;
                 listed.sort();
                 let want: Vec<Vec<u8>> = m.keys().cloned().collect();
                 prop_assert_eq!(listed, want, "{}: keys of the unordered table", what);
@@ -594,11 +696,20 @@ impl Harness {
                 let (lo, hi) = (to_bounds(keys, *lo), to_bounds(keys, *hi));
                 let what = format!("range {lo:02x?}..{hi:02x?} in table {table}");
                 let it = self.range(*table, lo.clone(), hi.clone());
-                if *table == UNORDERED {
+                let full = matches!((&lo, &hi), (Bound::Unbounded, Bound::Unbounded));
+                if *table == UNORDERED && full {
+                    check_unordered_all(it, &self.models[*table], &what)?;
+                } else if *table == UNORDERED {
                     check_unsupported(it, *mode, &what)?;
                 } else {
                     let expected = expected_range(&self.models[*table], &lo, &hi);
-                    check_scan(it, expected, *mode, &what)?;
+                    check_scan(it, expected.clone(), *mode, &what)?;
+                    // The key-only and lazy walks see the same keys, from
+                    // the same ends.
+                    let t = self.tab_or_default(*table);
+                    let keys_it = t.range_keys((lo.clone(), hi.clone()));
+                    let lazy = t.entries((lo.clone(), hi.clone()));
+                    check_keys(keys_it, lazy, expected, *mode, &what)?;
                 }
             }
             Op::Prefix(t, p, mode) => {

@@ -68,7 +68,8 @@ fn read_all(dir: &Path) -> u64 {
         n += 1;
     }
     let u = db.table("u", TableOptions::unordered()).unwrap();
-    for k in u.keys().unwrap() {
+    for k in u.keys() {
+        let k = k.unwrap();
         assert!(u.get(&k).unwrap().is_some());
         n += 1;
     }

@@ -25,6 +25,8 @@ pub(super) struct Counters {
     pub(super) gets: AtomicU64,
     pub(super) tables_probed: AtomicU64,
     pub(super) vlog_reads: AtomicU64,
+    /// Bytes of the records user reads read from the vLog.
+    pub(super) vlog_bytes_read: AtomicU64,
     /// Data blocks point reads read from SSTable files (not from the cache).
     pub(super) get_block_reads: AtomicU64,
     /// Values point reads read from the vLog.
@@ -231,6 +233,7 @@ impl Engine {
             keydir_bytes: self.keydirs.allocated_bytes(),
             tables_probed: get(&c.tables_probed),
             vlog_reads: get(&c.vlog_reads),
+            vlog_bytes_read: get(&c.vlog_bytes_read),
             write_stalls: get(&c.write_stalls),
             write_slowdowns: get(&c.write_slowdowns),
             early_garbage_bytes: self.early.total(),

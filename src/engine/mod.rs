@@ -63,12 +63,14 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod versions;
+mod walk;
 mod workers;
 mod write;
 
 pub(crate) use check::{FileDamage, IndexValue, IndexView};
 pub use gc::GcReport;
-pub(crate) use scan::Scan;
+pub(crate) use scan::{Fetch, Item, Scan, Slot};
+pub(crate) use walk::{LazyValue, UnorderedScan, Walk};
 
 use crate::io::{FileLock, Fs};
 use crate::keydir::Keydirs;

@@ -61,6 +61,34 @@ impl Engine {
         }
     }
 
+    /// The length of `key`'s value in `table` at `seq` (as [`Engine::get`]),
+    /// from the index or keydir alone: no vLog read.
+    pub(crate) fn value_len(
+        &self,
+        table: u32,
+        key: &[u8],
+        seq: Option<u64>,
+    ) -> Result<Option<u32>> {
+        if let Some(kd) = self.keydirs.table(table) {
+            let (e, ()) = self.keydirs.lookup(&kd, key, || ());
+            return Ok(e.filter(|e| e.put).map(|e| e.ptr.value_len(key.len())));
+        }
+        let (sv, seq) = self.view_at(seq);
+        let Some((k, v)) = self.lookup(&sv, table, key, seq)? else {
+            return Ok(None);
+        };
+        match Kind::from_u8(ikey::kind_byte(&k)) {
+            Some(Kind::Delete) => Ok(None),
+            Some(Kind::Inline) => Ok(Some(v.len() as u32)),
+            Some(Kind::Pointer) => Ok(Some(self.decode_pointer(&v)?.value_len(key.len()))),
+            None => Err(Error::corruption(
+                &self.dir,
+                0,
+                format!("unknown entry kind {} in the index", ikey::kind_byte(&k)),
+            )),
+        }
+    }
+
     /// Point reads of `keys` at one sequence number (as [`Engine::get`]):
     /// the index first for all of them, then the values in the vLog in one
     /// batched read.
@@ -172,6 +200,7 @@ impl Engine {
             Some(Kind::Pointer) => {
                 let ptr = self.decode_pointer(&v)?;
                 counters::add(&self.counters.vlog_reads, 1);
+                counters::add(&self.counters.vlog_bytes_read, u64::from(ptr.len));
                 self.vlog
                     .read(
                         segments,
@@ -200,6 +229,8 @@ impl Engine {
         reqs: &[(ValuePointer, u32, &[u8])],
     ) -> Vec<Result<Value>> {
         counters::add(&self.counters.vlog_reads, reqs.len() as u64);
+        let bytes: u64 = reqs.iter().map(|(p, _, _)| u64::from(p.len)).sum();
+        counters::add(&self.counters.vlog_bytes_read, bytes);
         self.vlog.read_many(segments, reqs)
     }
 
@@ -220,6 +251,7 @@ impl Engine {
         match e {
             Some(e) if e.put => {
                 counters::add(&self.counters.vlog_reads, 1);
+                counters::add(&self.counters.vlog_bytes_read, u64::from(e.ptr.len));
                 counters::add(&self.counters.get_vlog_reads, 1);
                 self.vlog.read(segments, &e.ptr, table, key).map(Some)
             }
@@ -253,12 +285,5 @@ impl Engine {
             out[*i] = Some(r?);
         }
         Ok(out)
-    }
-
-    /// Every live key of unordered table `table` (a copy of its keydir's
-    /// keys, in no order); `None` for an ordered table.
-    pub(crate) fn keydir_keys(&self, table: u32) -> Option<Vec<Vec<u8>>> {
-        let kd = self.keydirs.table(table)?;
-        Some(kd.live_keys())
     }
 }

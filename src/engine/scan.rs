@@ -2,7 +2,9 @@
 //! one table's index entries, resolving values from the vLog a window at a
 //! time (WiscKey's range-query prefetch, without threads: the window's
 //! values are read in one batch, and the window doubles while the walk goes
-//! on). The public [`crate::Iter`] is a handle over a [`Scan`].
+//! on). The public [`crate::Iter`] is a handle over a [`Scan`]; the
+//! key-only and lazy iterators ([`crate::Keys`], [`crate::Entries`]) walk
+//! the same way with [`Fetch::Lazy`], which reads nothing from the vLog.
 
 use super::versions::SuperVersion;
 use super::Engine;
@@ -46,6 +48,27 @@ impl Bounds {
     }
 }
 
+/// What a walk does with the values of the entries it gathers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// Reads every window's vLog values in one batch.
+    Values,
+    /// Reads no vLog value: inline values are handed out, pointers are
+    /// handed out as they are (for key-only walks and lazy entries).
+    Lazy,
+}
+
+/// A gathered entry's value: the value itself, or (from a lazy walk) where
+/// it is in the vLog.
+#[derive(Debug, Clone)]
+pub(crate) enum Slot {
+    Value(Value),
+    InLog(ValuePointer),
+}
+
+/// One item a walk hands out: the user key and its value or pointer.
+pub(crate) type Item = Result<(Vec<u8>, Slot)>;
+
 /// A walk over `(key, value)` pairs of one table in ascending key order, at
 /// one sequence number, from either end.
 pub(crate) struct Scan {
@@ -58,13 +81,20 @@ pub(crate) struct Scan {
     front_key: Option<Vec<u8>>,
     back_key: Option<Vec<u8>>,
     /// Entries gathered and resolved, in each end's order.
-    front_buf: VecDeque<Result<(Vec<u8>, Value)>>,
-    back_buf: VecDeque<Result<(Vec<u8>, Value)>>,
+    front_buf: VecDeque<Item>,
+    back_buf: VecDeque<Item>,
     front_window: usize,
     back_window: usize,
     /// Whether an end has gathered its last entry.
     front_done: bool,
     back_done: bool,
+    fetch: Fetch,
+    /// Where a `seek` put each end: items the other end gathered beyond it
+    /// are skipped when the ends meet.
+    front_from: Option<Vec<u8>>,
+    back_from: Option<Vec<u8>>,
+    /// Whether the walk ended in an error: a seek does not start it again.
+    errored: bool,
 }
 
 impl std::fmt::Debug for Scan {
@@ -84,6 +114,7 @@ impl Scan {
         table: u32,
         seq: Option<u64>,
         (lower, upper): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        fetch: Fetch,
     ) -> Scan {
         let (sv, seq) = engine.view_at(seq);
         Scan {
@@ -105,15 +136,26 @@ impl Scan {
             back_window: FIRST_WINDOW,
             front_done: false,
             back_done: false,
+            fetch,
+            front_from: None,
+            back_from: None,
+            errored: false,
         }
     }
 
     /// A walk that yields `err` once and then ends (both ways).
     pub(crate) fn failed(engine: Arc<Engine>, table: u32, err: crate::error::Error) -> Scan {
-        let mut it = Scan::new(engine, table, Some(0), (Bound::Unbounded, Bound::Unbounded));
+        let mut it = Scan::new(
+            engine,
+            table,
+            Some(0),
+            (Bound::Unbounded, Bound::Unbounded),
+            Fetch::Lazy,
+        );
         it.front_buf.push_back(Err(err));
         it.front_done = true;
         it.back_done = true;
+        it.errored = true;
         it
     }
 
@@ -129,15 +171,17 @@ impl Scan {
         }
         self.sv.version.iters(&mut children);
         let mut c = MergeCursor::new(children, dir);
+        let lower = self.front_start();
+        let upper = self.back_start();
         match dir {
-            Direction::Forward => match &self.b.lower {
+            Direction::Forward => match &lower {
                 Bound::Included(k) => c.seek(&ikey::seek_key(&self.user_part(k), MAX_SEQ)),
                 Bound::Excluded(k) => c.seek(&ikey::encode(self.b.table, k, 0, Kind::Delete as u8)),
                 Bound::Unbounded => {
                     c.seek(&ikey::seek_key(&ikey::table_prefix(self.b.table), MAX_SEQ))
                 }
             },
-            Direction::Backward => match &self.b.upper {
+            Direction::Backward => match &upper {
                 Bound::Included(k) => c.seek(&ikey::encode(self.b.table, k, 0, Kind::Delete as u8)),
                 Bound::Excluded(k) => c.seek(&ikey::seek_key(&self.user_part(k), MAX_SEQ)),
                 Bound::Unbounded => match self.b.table.checked_add(1) {
@@ -172,7 +216,10 @@ impl Scan {
                 return None;
             }
             let same_as_last = self.front_key.as_deref() == Some(up.as_slice());
-            if same_as_last || ikey::seq(&k) > self.b.seq || !self.b.above_lower(ikey::user_key(&k))
+            if same_as_last
+                || ikey::seq(&k) > self.b.seq
+                || !self.b.above_lower(ikey::user_key(&k))
+                || !at_or_after(&self.front_from, ikey::user_key(&k))
             {
                 c.advance();
                 continue;
@@ -220,7 +267,8 @@ impl Scan {
             if let Err(e) = c.status() {
                 return Some(Err(e));
             }
-            let in_range = self.b.below_upper(ikey::user_key(&k0));
+            let in_range = self.b.below_upper(ikey::user_key(&k0))
+                && self.before_back_from(ikey::user_key(&k0));
             self.back_key = Some(up);
             let Some((k, v)) = best else { continue };
             if !in_range || ikey::kind_byte(&k) == Kind::Delete as u8 {
@@ -263,16 +311,18 @@ impl Scan {
                 }
             }
         }
-        let mut out: Vec<Result<(Vec<u8>, Value)>> = Vec::with_capacity(raw.len() + 1);
+        let mut out: Vec<Item> = Vec::with_capacity(raw.len() + 1);
         let mut reqs: Vec<(ValuePointer, u32, &[u8])> = Vec::new();
         let mut slots: Vec<usize> = Vec::new();
         for (k, v) in &raw {
+            let key = ikey::user_key(k).to_vec();
             if ikey::kind_byte(k) == Kind::Pointer as u8 {
                 match self.engine.decode_pointer(v) {
+                    Ok(p) if self.fetch == Fetch::Lazy => out.push(Ok((key, Slot::InLog(p)))),
                     Ok(p) => {
                         slots.push(out.len());
                         reqs.push((p, ikey::table_id(k), ikey::user_key(k)));
-                        out.push(Ok((ikey::user_key(k).to_vec(), Value::default())));
+                        out.push(Ok((key, Slot::InLog(p))));
                     }
                     Err(e) => out.push(Err(e)),
                 }
@@ -280,20 +330,19 @@ impl Scan {
                 out.push(
                     self.engine
                         .resolve(&self.sv.segments, k, v.clone())
-                        .map(|val| (ikey::user_key(k).to_vec(), val.unwrap_or_default())),
+                        .map(|val| (key, Slot::Value(val.unwrap_or_default()))),
                 );
             }
         }
         if !reqs.is_empty() {
             let values = self.engine.read_values(&self.sv.segments, &reqs);
             for (slot, v) in slots.into_iter().zip(values) {
-                out[slot] = match (
-                    std::mem::replace(&mut out[slot], Ok((Vec::new(), Value::default()))),
-                    v,
-                ) {
-                    (Ok((k, _)), Ok(v)) => Ok((k, v)),
-                    (_, Err(e)) | (Err(e), _) => Err(e),
-                };
+                let item = &mut out[slot];
+                match (item.as_mut(), v) {
+                    (Ok((_, s)), Ok(v)) => *s = Slot::Value(v),
+                    (_, Err(e)) => *item = Err(e),
+                    (Err(_), _) => {}
+                }
             }
         }
         if let Some(e) = tail_error {
@@ -304,6 +353,7 @@ impl Scan {
             out.truncate(i + 1);
             self.front_done = true;
             self.back_done = true;
+            self.errored = true;
         }
         let buf = if forward {
             &mut self.front_buf
@@ -325,30 +375,117 @@ const FIRST_WINDOW: usize = 4;
 const MAX_WINDOW: usize = 256;
 
 impl Scan {
-    /// The next pair from the front.
-    pub(crate) fn next_front(&mut self) -> Option<Result<(Vec<u8>, Value)>> {
+    /// The next item from the front.
+    pub(crate) fn next_front(&mut self) -> Option<Item> {
         loop {
             if let Some(r) = self.front_buf.pop_front() {
                 return Some(r);
             }
             if self.front_done {
-                // What the other end gathered but has not handed out yet.
-                return self.back_buf.pop_back();
+                // What the other end gathered but has not handed out yet,
+                // from where a seek put this end.
+                while let Some(r) = self.back_buf.pop_back() {
+                    match &r {
+                        Ok((k, _)) if !self.after_front_from(k) => continue,
+                        _ => return Some(r),
+                    }
+                }
+                return None;
             }
             self.refill(true);
         }
     }
 
-    /// The next pair from the back.
-    pub(crate) fn next_back(&mut self) -> Option<Result<(Vec<u8>, Value)>> {
+    /// The next item from the back.
+    pub(crate) fn next_back(&mut self) -> Option<Item> {
         loop {
             if let Some(r) = self.back_buf.pop_front() {
                 return Some(r);
             }
             if self.back_done {
-                return self.front_buf.pop_back();
+                while let Some(r) = self.front_buf.pop_back() {
+                    match &r {
+                        Ok((k, _)) if !self.before_back_from(k) => continue,
+                        _ => return Some(r),
+                    }
+                }
+                return None;
             }
             self.refill(false);
         }
     }
+
+    /// Moves the front end to the first key at or after `key` (within the
+    /// iterator's bounds), forward or back from where it was. The back end
+    /// stays where it is; the two still never cross.
+    pub(crate) fn seek(&mut self, key: &[u8]) {
+        if self.is_failed() {
+            return;
+        }
+        self.front_from = Some(key.to_vec());
+        self.front = None;
+        self.front_key = None;
+        self.front_buf.clear();
+        self.front_window = FIRST_WINDOW;
+        self.front_done = false;
+    }
+
+    /// Moves the back end to the last key at or before `key` (within the
+    /// iterator's bounds); the front end stays where it is.
+    pub(crate) fn seek_back(&mut self, key: &[u8]) {
+        if self.is_failed() {
+            return;
+        }
+        self.back_from = Some(key.to_vec());
+        self.back = None;
+        self.back_key = None;
+        self.back_buf.clear();
+        self.back_window = FIRST_WINDOW;
+        self.back_done = false;
+    }
+
+    fn is_failed(&self) -> bool {
+        self.errored
+    }
+
+    fn after_front_from(&self, key: &[u8]) -> bool {
+        at_or_after(&self.front_from, key)
+    }
+
+    fn before_back_from(&self, key: &[u8]) -> bool {
+        self.back_from.as_deref().is_none_or(|b| key <= b)
+    }
+
+    /// Where the front end starts: the lower bound, or a seek's key when
+    /// that is further in.
+    fn front_start(&self) -> Bound<Vec<u8>> {
+        match &self.front_from {
+            Some(f) if self.b.above_lower(f) => Bound::Included(f.clone()),
+            _ => self.b.lower.clone(),
+        }
+    }
+
+    /// Where the back end starts: the upper bound, or a seek's key when
+    /// that is further in.
+    fn back_start(&self) -> Bound<Vec<u8>> {
+        match &self.back_from {
+            Some(b) if self.b.below_upper(b) => Bound::Included(b.clone()),
+            _ => self.b.upper.clone(),
+        }
+    }
+
+    /// The engine and the view this walk reads through (for lazy entries).
+    pub(super) fn source(&self) -> (&Arc<Engine>, &Arc<SuperVersion>) {
+        (&self.engine, &self.sv)
+    }
+
+    /// The table this walk is over.
+    pub(crate) fn table(&self) -> u32 {
+        self.b.table
+    }
+}
+
+/// Whether `key` is at or after a seek's key (any key is, with no seek).
+fn at_or_after(from: &Option<Vec<u8>>, key: &[u8]) -> bool {
+    from.as_deref().is_none_or(|f| key >= f)
 }

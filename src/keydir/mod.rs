@@ -55,18 +55,6 @@ pub(crate) struct Keydir {
     pub(crate) map: RwLock<KeyMap>,
 }
 
-impl Keydir {
-    /// The keys whose newest record is a put, in no order.
-    pub(crate) fn live_keys(&self) -> Vec<Vec<u8>> {
-        self.map
-            .read()
-            .iter()
-            .filter(|(_, e)| e.put)
-            .map(|(k, _)| k.to_vec())
-            .collect()
-    }
-}
-
 /// What the keydir knows of one segment.
 #[derive(Debug)]
 struct SegInfo {
@@ -479,6 +467,22 @@ impl Keydirs {
         let map = kd.map.read();
         let e = map.get(key);
         (e, segments())
+    }
+
+    /// Every live key of `kd` with where its value is (in no order), and the
+    /// live segment set to read them through, under one hold of the keydir.
+    pub(crate) fn live_entries<S>(
+        &self,
+        kd: &Keydir,
+        segments: impl FnOnce() -> S,
+    ) -> (Vec<(Vec<u8>, ValuePointer)>, S) {
+        let map = kd.map.read();
+        let live = map
+            .iter()
+            .filter(|(_, e)| e.put)
+            .map(|(k, e)| (k.to_vec(), e.ptr))
+            .collect();
+        (live, segments())
     }
 
     /// Several keys at once, under one hold of the keydir.

@@ -47,6 +47,14 @@ impl ValuePointer {
         b
     }
 
+    /// The length of the value the record holds, as the user wrote it, for
+    /// a record of a key of `key_len` bytes (no vLog read).
+    pub(crate) fn value_len(&self, key_len: usize) -> u32 {
+        self.len
+            .saturating_sub((HEADER_LEN + TRAILER_LEN) as u32)
+            .saturating_sub(u32::try_from(key_len).unwrap_or(u32::MAX))
+    }
+
     /// Decodes a pointer; `None` when the bytes are not exactly one pointer.
     pub(crate) fn decode(bytes: &[u8]) -> Option<ValuePointer> {
         let mut r = Reader::new(bytes);

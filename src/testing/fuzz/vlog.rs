@@ -276,7 +276,7 @@ pub(super) fn check_unordered(u: &crate::Table, sample: &SampleDb) -> Result<boo
     for (g, k) in got.iter().zip(&sample.unordered_keys) {
         same &= g.as_deref() == sample.unordered.get(k).map(|v| &v[..]);
     }
-    let mut keys = u.keys()?;
+    let mut keys: Vec<Vec<u8>> = u.keys().collect::<Result<_>>()?;
     keys.sort();
     same &= keys.iter().eq(sample.unordered.keys());
     // No order on an unordered table.
