@@ -40,6 +40,7 @@ mod options;
 mod vlog;
 // The engine and the public handles over it:
 mod batch;
+mod cas;
 mod db;
 mod engine;
 pub mod inspect;
@@ -52,6 +53,7 @@ pub mod testing;
 mod verify;
 
 pub use batch::WriteBatch;
+pub use cas::CompareAndSwapError;
 pub use db::Db;
 pub use engine::GcReport;
 pub use error::{Error, Result};

@@ -116,6 +116,12 @@ enum Op {
     Delete(usize, usize),
     Batch(Vec<(usize, usize, Option<Val>)>, bool),
     Get(usize, usize),
+    /// Compare-and-swap: expect the model's value (`true`) or a wrong one
+    /// (`false`: a value the key cannot have, or absence when it has one);
+    /// the new value (`None`: delete).
+    Cas(usize, usize, bool, Option<Val>),
+    /// `fetch_update` that appends one byte (or deletes a key that ends in 0).
+    FetchUpdate(usize, usize),
     MultiGet(usize, Vec<usize>),
     Range {
         table: usize,
@@ -182,6 +188,9 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(ops, sync)| Op::Batch(ops, sync)),
         10 => (table(), key()).prop_map(|(t, k)| Op::Get(t, k)),
+        4 => (table(), key(), any::<bool>(), prop::option::weighted(0.8, val()))
+            .prop_map(|(t, k, right, v)| Op::Cas(t, k, right, v)),
+        2 => (table(), key()).prop_map(|(t, k)| Op::FetchUpdate(t, k)),
         3 => (table(), prop::collection::vec(key(), 0..6)).prop_map(|(t, k)| Op::MultiGet(t, k)),
         6 => (table(), bound(), bound(), scan_mode())
             .prop_map(|(table, lo, hi, mode)| Op::Range { table, lo, hi, mode }),
@@ -630,6 +639,55 @@ impl Harness {
                     ok(self.tab(*t).put(key, &v), "put")?;
                 }
                 self.models[*t].insert(key.clone(), v);
+            }
+            Op::Cas(t, k, right, new) => {
+                let key = &keys[*k];
+                let current = self.models[*t].get(key).cloned();
+                let expected = match (right, &current) {
+                    (true, c) => c.clone(),
+                    (false, None) => Some(b"never written".to_vec()),
+                    (false, Some(_)) => None,
+                };
+                let new_bytes = new.as_ref().map(Val::bytes);
+                let r = ok(
+                    self.tab_or_default(*t).compare_and_swap(
+                        key,
+                        expected.as_deref(),
+                        new_bytes.as_deref(),
+                    ),
+                    "compare_and_swap",
+                )?;
+                if *right {
+                    prop_assert!(r.is_ok(), "cas with the right value failed: {:?}", r);
+                    match new_bytes {
+                        Some(v) => self.models[*t].insert(key.clone(), v),
+                        None => self.models[*t].remove(key),
+                    };
+                } else {
+                    let e = r.err();
+                    prop_assert!(e.is_some(), "cas with a wrong value succeeded");
+                    let got = e.and_then(|e| e.current).map(|v| v.to_vec());
+                    prop_assert_eq!(got, current, "cas error's current value");
+                }
+            }
+            Op::FetchUpdate(t, k) => {
+                let key = &keys[*k];
+                let f = |old: Option<&[u8]>| match old {
+                    Some(o) if o.last() == Some(&0) => None,
+                    Some(o) => Some([o, &[0u8]].concat()),
+                    None => Some(vec![1u8]),
+                };
+                let before = ok(self.tab_or_default(*t).fetch_update(key, f), "fetch_update")?;
+                let want = self.models[*t].get(key).cloned();
+                prop_assert_eq!(
+                    before.map(|v| v.to_vec()),
+                    want.clone(),
+                    "fetch_update's old value"
+                );
+                match f(want.as_deref()) {
+                    Some(v) => self.models[*t].insert(key.clone(), v),
+                    None => self.models[*t].remove(key),
+                };
             }
             Op::Delete(t, k) => {
                 let key = &keys[*k];

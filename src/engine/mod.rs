@@ -46,6 +46,7 @@
 //! manifest lock is never taken by the commit path: writers and version
 //! installs do not wait for each other.
 
+mod cas;
 mod check;
 mod compact;
 mod counters;
@@ -67,6 +68,7 @@ mod walk;
 mod workers;
 mod write;
 
+pub(crate) use cas::{applied, Condition};
 pub(crate) use check::{FileDamage, IndexValue, IndexView};
 pub use gc::GcReport;
 pub(crate) use scan::{Fetch, Item, Scan, Slot};

@@ -16,6 +16,7 @@
 //!                                sequence number, counters
 //! ```
 
+use super::cas::{Condition, Outcome};
 use super::counters;
 use super::Engine;
 use crate::error::{Error, Result};
@@ -98,17 +99,29 @@ impl Writer {
 
 /// One writer's request, waiting to be committed.
 #[derive(Debug)]
-struct PendingWrite {
+pub(super) struct PendingWrite {
     batch: Mutex<Option<RecordBatch>>,
     bytes: usize,
     sync: bool,
-    result: Mutex<Option<Result<()>>>,
+    /// Applied only if this holds when the leader reaches it (cas.rs).
+    condition: Option<Condition>,
+    result: Mutex<Option<Result<Outcome>>>,
 }
 
 impl PendingWrite {
-    /// Hands the outcome to the waiting writer.
-    fn finish(&self, r: Result<()>) {
+    /// Decides the writer's outcome before the group ends (its condition
+    /// failed, or could not be checked).
+    pub(super) fn decide(&self, r: Result<Outcome>) {
         *self.result.lock() = Some(r);
+    }
+
+    /// Hands the outcome to the waiting writer, unless its condition
+    /// already decided it.
+    fn finish(&self, r: Result<()>) {
+        let mut slot = self.result.lock();
+        if slot.is_none() {
+            *slot = Some(r.map(|()| Outcome::Applied));
+        }
     }
 }
 
@@ -133,12 +146,14 @@ impl WriteQueue {
         &self,
         batch: RecordBatch,
         sync: bool,
+        condition: Option<Condition>,
         commit: impl Fn(&[Arc<PendingWrite>]),
-    ) -> Result<()> {
+    ) -> Result<Outcome> {
         let me = Arc::new(PendingWrite {
             bytes: batch.bytes(),
             batch: Mutex::new(Some(batch)),
             sync,
+            condition,
             result: Mutex::new(None),
         });
         let mut st = self.state.lock();
@@ -281,6 +296,18 @@ impl Engine {
     /// database; `Io` when the vLog write or sync fails (the database is
     /// then poisoned), `Poisoned` for every write after that.
     pub(crate) fn write(&self, batch: RecordBatch, sync: bool) -> Result<()> {
+        self.write_if(batch, sync, None).map(|_| ())
+    }
+
+    /// [`Engine::write`], applied only when `condition` holds at the moment
+    /// the batch is committed (linearizable: no other write commits between
+    /// the check and the batch). An empty batch ignores the condition.
+    pub(crate) fn write_if(
+        &self,
+        batch: RecordBatch,
+        sync: bool,
+        condition: Option<Condition>,
+    ) -> Result<Outcome> {
         for op in batch.ops() {
             if op.key_len > self.opts.max_key_size {
                 return Err(Error::InvalidArgument(format!(
@@ -299,11 +326,11 @@ impl Engine {
         if batch.is_empty() {
             // Nothing to append; a sync still makes the earlier writes
             // durable, as promised.
-            return if sync { self.sync_vlog() } else { Ok(()) };
+            return if sync { self.sync_vlog() } else { Ok(()) }.map(|()| Outcome::Applied);
         }
         self.writer
             .queue
-            .write(batch, sync, |group| self.commit_group(group))
+            .write(batch, sync, condition, |group| self.commit_group(group))
     }
 
     /// The sequence number a new read sees.
@@ -341,13 +368,29 @@ impl Engine {
     ) -> Result<()> {
         self.health.check_writable()?;
         self.wait_for_room(commit)?;
-        let sync = group.iter().any(|w| w.sync);
         let mut out = GroupAppend::new(self.vlog.head_position(), commit.last_seq, group.len());
         let any_unordered = self.keydirs.any();
+        // Batches in `out` (and whether one of them asked for sync).
+        let (mut members, mut members_sync) = (0u64, false);
         for w in group {
             let Some(batch) = w.batch.lock().take() else {
                 continue;
             };
+            if let Some(cond) = &w.condition {
+                if members > 0 {
+                    // The condition must see what the batches before it in
+                    // the group write: commit those first.
+                    self.append_pending(commit, &mut out, members_sync)?;
+                    self.apply_group(commit, &mut out, members_sync, members);
+                    out = GroupAppend::new(self.vlog.head_position(), commit.last_seq, 1);
+                    (members, members_sync) = (0, false);
+                }
+                if !self.condition_holds(w, cond) {
+                    continue;
+                }
+            }
+            members += 1;
+            members_sync |= w.sync;
             let used = out.head_len();
             if used > 0 && used + batch.bytes() as u64 > self.opts.segment_size {
                 self.roll_user_segment(commit, &mut out)?;
@@ -358,8 +401,9 @@ impl Engine {
                 self.opts.value_threshold,
             );
         }
-        self.append_pending(commit, &mut out, sync)?;
-        self.apply_group(commit, &mut out, sync, group.len() as u64);
+        // A batch whose condition failed wrote nothing and needs no sync.
+        self.append_pending(commit, &mut out, members_sync)?;
+        self.apply_group(commit, &mut out, members_sync, members);
         Ok(())
     }
 
