@@ -45,6 +45,7 @@ mod db;
 mod engine;
 pub mod inspect;
 mod iter;
+mod read_options;
 mod snapshot;
 mod table;
 #[cfg(any(test, feature = "testing"))]
@@ -62,6 +63,7 @@ pub use iter::{Entries, Entry, Iter, KeyRange, Keys};
 pub use options::{
     Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
 };
+pub use read_options::ReadOptions;
 pub use snapshot::Snapshot;
 pub use stats::{CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats};
 pub use table::Table;

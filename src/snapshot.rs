@@ -39,6 +39,11 @@ impl Snapshot {
         Snapshot { db, seq }
     }
 
+    /// Whether this is a snapshot of `db` (the same open database).
+    pub(crate) fn is_of(&self, db: &Db) -> bool {
+        std::sync::Arc::ptr_eq(self.db.engine(), db.engine())
+    }
+
     /// The sequence number this snapshot reads at.
     pub fn sequence(&self) -> u64 {
         self.seq

@@ -3,7 +3,7 @@
 
 use crate::batch::WriteBatch;
 use crate::db::Db;
-use crate::engine::{Fetch, Scan, UnorderedScan, Walk};
+use crate::engine::{Fetch, ReadHow, Scan, UnorderedScan, Walk};
 use crate::error::{Error, Result};
 use crate::iter::{prefix_bounds, Entries, Iter, KeyRange, Keys};
 use crate::options::{TableKind, WriteOptions};
@@ -250,9 +250,31 @@ impl Table {
         what: &str,
         fetch: Fetch,
     ) -> Walk {
+        self.walk_with(seq, bounds, what, fetch, ReadHow::DEFAULT)
+    }
+
+    /// A walk that yields `err` once.
+    pub(crate) fn failed_walk(&self, err: Error) -> Walk {
+        Walk::Sorted(Box::new(Scan::failed(
+            self.db.engine().clone(),
+            self.id,
+            err,
+        )))
+    }
+
+    /// [`Table::walk_at`], reading as `how` says.
+    pub(crate) fn walk_with(
+        &self,
+        seq: Option<u64>,
+        bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        what: &str,
+        fetch: Fetch,
+        how: ReadHow,
+    ) -> Walk {
         let e = self.db.engine().clone();
         if self.kind == TableKind::Ordered {
-            return Walk::Sorted(Box::new(Scan::new(e, self.id, seq, bounds, fetch)));
+            let scan = Scan::new(e, self.id, seq, bounds, fetch).with_cache(how.cache_use());
+            return Walk::Sorted(Box::new(scan));
         }
         let full = matches!(bounds, (Bound::Unbounded, Bound::Unbounded));
         let err = match (full, seq) {

@@ -71,6 +71,7 @@ mod write;
 pub(crate) use cas::{applied, Condition};
 pub(crate) use check::{FileDamage, IndexValue, IndexView};
 pub use gc::GcReport;
+pub(crate) use read::ReadHow;
 pub(crate) use scan::{Fetch, Item, Scan, Slot};
 pub(crate) use walk::{LazyValue, UnorderedScan, Walk};
 

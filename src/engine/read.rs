@@ -28,6 +28,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::keydir::{KeyEntry, Keydir};
 use crate::lsm::ikey::{self, Kind};
+use crate::lsm::sstable::CacheUse;
 use crate::lsm::version::Found;
 use crate::value::Value;
 use crate::vlog::{SegmentSet, ValuePointer};
@@ -37,11 +38,42 @@ use std::sync::Arc;
 /// pointer, or nothing for a tombstone).
 pub(super) type IndexEntry = (Vec<u8>, Vec<u8>);
 
+/// How a user read goes about it (from `ReadOptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadHow {
+    /// Whether data blocks read from files go into the block cache.
+    pub(crate) fill_cache: bool,
+}
+
+impl ReadHow {
+    /// What reads do unless told otherwise.
+    pub(crate) const DEFAULT: ReadHow = ReadHow { fill_cache: true };
+
+    pub(crate) fn cache_use(self) -> CacheUse {
+        if self.fill_cache {
+            CacheUse::Fill
+        } else {
+            CacheUse::NoFill
+        }
+    }
+}
+
 impl Engine {
     /// The value of `key` in `table` at sequence number `seq` (a
     /// snapshot's), or the newest when `None` (unordered tables have only
     /// their newest version).
     pub(crate) fn get(&self, table: u32, key: &[u8], seq: Option<u64>) -> Result<Option<Value>> {
+        self.get_how(table, key, seq, ReadHow::DEFAULT)
+    }
+
+    /// [`Engine::get`], read as `how` says.
+    pub(crate) fn get_how(
+        &self,
+        table: u32,
+        key: &[u8],
+        seq: Option<u64>,
+        how: ReadHow,
+    ) -> Result<Option<Value>> {
         counters::add(&self.counters.gets, 1);
         if let Some(kd) = self.keydirs.table(table) {
             let (e, segments) = self
@@ -50,7 +82,7 @@ impl Engine {
             return self.read_keydir_entry(&segments, e, table, key);
         }
         let (sv, seq) = self.view_at(seq);
-        match self.lookup(&sv, table, key, seq)? {
+        match self.lookup(&sv, table, key, seq, how)? {
             Some((k, v)) => {
                 if ikey::kind_byte(&k) == Kind::Pointer as u8 {
                     counters::add(&self.counters.get_vlog_reads, 1);
@@ -74,7 +106,7 @@ impl Engine {
             return Ok(e.filter(|e| e.put).map(|e| e.ptr.value_len(key.len())));
         }
         let (sv, seq) = self.view_at(seq);
-        let Some((k, v)) = self.lookup(&sv, table, key, seq)? else {
+        let Some((k, v)) = self.lookup(&sv, table, key, seq, ReadHow::DEFAULT)? else {
             return Ok(None);
         };
         match Kind::from_u8(ikey::kind_byte(&k)) {
@@ -98,6 +130,17 @@ impl Engine {
         keys: &[K],
         seq: Option<u64>,
     ) -> Result<Vec<Option<Value>>> {
+        self.multi_get_how(table, keys, seq, ReadHow::DEFAULT)
+    }
+
+    /// [`Engine::multi_get`], read as `how` says.
+    pub(crate) fn multi_get_how<K: AsRef<[u8]>>(
+        &self,
+        table: u32,
+        keys: &[K],
+        seq: Option<u64>,
+        how: ReadHow,
+    ) -> Result<Vec<Option<Value>>> {
         counters::add(&self.counters.gets, keys.len() as u64);
         if let Some(kd) = self.keydirs.table(table) {
             return self.keydir_multi_get(&kd, table, keys);
@@ -107,7 +150,7 @@ impl Engine {
         let mut wanted: Vec<(usize, ValuePointer, Vec<u8>)> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             out.push(None);
-            let Some((ik, v)) = self.lookup(&sv, table, k.as_ref(), seq)? else {
+            let Some((ik, v)) = self.lookup(&sv, table, k.as_ref(), seq, how)? else {
                 continue;
             };
             if ikey::kind_byte(&ik) == Kind::Pointer as u8 {
@@ -148,8 +191,9 @@ impl Engine {
         table: u32,
         key: &[u8],
         seq: u64,
+        how: ReadHow,
     ) -> Result<Option<IndexEntry>> {
-        let found = self.newest_entry(sv, table, key, seq)?;
+        let found = self.newest_entry_how(sv, table, key, seq, how.cache_use())?;
         let c = &self.counters;
         counters::add(&c.tables_probed, u64::from(found.tables_probed));
         counters::add(&c.bloom_skips, u64::from(found.bloom_skips));
@@ -175,6 +219,19 @@ impl Engine {
         key: &[u8],
         seq: u64,
     ) -> Result<Found> {
+        self.newest_entry_how(sv, table, key, seq, CacheUse::Fill)
+    }
+
+    /// [`Engine::newest_entry`] reading data blocks through the cache as
+    /// `how` says.
+    fn newest_entry_how(
+        &self,
+        sv: &SuperVersion,
+        table: u32,
+        key: &[u8],
+        seq: u64,
+        how: CacheUse,
+    ) -> Result<Found> {
         let target = ikey::seek_key(&ikey::user_part_of(table, key), seq);
         if let Some(e) = sv.mem.table.get(&target) {
             return Ok(Found::in_memtable(e));
@@ -184,7 +241,7 @@ impl Engine {
                 return Ok(Found::in_memtable(e));
             }
         }
-        sv.version.get(&target)
+        sv.version.get_with(&target, how)
     }
 
     /// Turns an index entry into the value it stands for.

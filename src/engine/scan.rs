@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::lsm::ikey::{self, Kind, MAX_SEQ};
 use crate::lsm::iter::InternalIterator;
 use crate::lsm::merge::{Direction, MergeCursor};
+use crate::lsm::sstable::CacheUse;
 use crate::value::Value;
 use crate::vlog::ValuePointer;
 use std::collections::VecDeque;
@@ -95,6 +96,8 @@ pub(crate) struct Scan {
     back_from: Option<Vec<u8>>,
     /// Whether the walk ended in an error: a seek does not start it again.
     errored: bool,
+    /// How the walk reads data blocks (`ReadOptions::fill_cache`).
+    cache: CacheUse,
 }
 
 impl std::fmt::Debug for Scan {
@@ -140,7 +143,14 @@ impl Scan {
             front_from: None,
             back_from: None,
             errored: false,
+            cache: CacheUse::Fill,
         }
+    }
+
+    /// The walk, reading data blocks through the cache as `how` says.
+    pub(crate) fn with_cache(mut self, how: CacheUse) -> Scan {
+        self.cache = how;
+        self
     }
 
     /// A walk that yields `err` once and then ends (both ways).
@@ -169,7 +179,7 @@ impl Scan {
         for m in &self.sv.imms {
             children.push(Box::new(m.table.iter()));
         }
-        self.sv.version.iters(&mut children);
+        self.sv.version.iters_with(&mut children, self.cache);
         let mut c = MergeCursor::new(children, dir);
         let lower = self.front_start();
         let upper = self.back_start();

@@ -112,6 +112,11 @@ impl Version {
     /// visible version. Below level 0 at most one table per level is a
     /// candidate.
     pub(crate) fn get(&self, target: &[u8]) -> Result<Found> {
+        self.get_with(target, CacheUse::Fill)
+    }
+
+    /// [`Version::get`] reading data blocks through the cache as `how` says.
+    pub(crate) fn get_with(&self, target: &[u8], how: CacheUse) -> Result<Found> {
         let up = ikey::user_part(target);
         let mut f = Found::default();
         for (level, files) in self.levels.iter().enumerate() {
@@ -122,7 +127,7 @@ impl Version {
                     {
                         continue;
                     }
-                    if Self::probe(t, up, target, &mut f)? {
+                    if Self::probe(t, up, target, how, &mut f)? {
                         return Ok(f);
                     }
                 }
@@ -130,7 +135,7 @@ impl Version {
                 let i = files.partition_point(|t| ikey::user_part(&t.meta.largest) < up);
                 if let Some(t) = files.get(i) {
                     if ikey::user_part(&t.meta.smallest) <= up
-                        && Self::probe(t, up, target, &mut f)?
+                        && Self::probe(t, up, target, how, &mut f)?
                     {
                         return Ok(f);
                     }
@@ -141,13 +146,19 @@ impl Version {
     }
 
     /// Probes one candidate table; true when it held the user part.
-    fn probe(t: &SstHandle, up: &[u8], target: &[u8], f: &mut Found) -> Result<bool> {
+    fn probe(
+        t: &SstHandle,
+        up: &[u8],
+        target: &[u8],
+        how: CacheUse,
+        f: &mut Found,
+    ) -> Result<bool> {
         f.tables_probed += 1;
         if !t.sst.may_contain(up) {
             f.bloom_skips += 1;
             return Ok(false);
         }
-        let (entry, block_reads) = t.sst.get_counted(target)?;
+        let (entry, block_reads) = t.sst.get_counted(target, how)?;
         f.block_reads += block_reads;
         match entry {
             Some(e) => {
@@ -163,14 +174,9 @@ impl Version {
         }
     }
 
-    /// Cursors over every table, newest source first: each level-0 file, then
-    /// one concatenating cursor per deeper level. They read through the
-    /// block cache (a user's iterator).
-    pub(crate) fn iters(&self, out: &mut Vec<Box<dyn InternalIterator>>) {
-        self.iters_with(out, CacheUse::Fill);
-    }
-
-    /// [`Version::iters`] reading their blocks with `how`: the walks of the
+    /// Cursors over every table, newest source first: each level-0 file,
+    /// then one concatenating cursor per deeper level, reading their blocks
+    /// with `how`: a user's iterator fills the cache; the walks of the
     /// whole index (verify, salvage, segment usage) pass
     /// [`CacheUse::Bypass`].
     pub(crate) fn iters_with(&self, out: &mut Vec<Box<dyn InternalIterator>>, how: CacheUse) {

@@ -42,6 +42,10 @@ pub(crate) enum CacheUse {
     /// Look the block up; on a miss read it and insert it (point reads and
     /// iterators).
     Fill,
+    /// Look the block up; on a miss read it but do not insert it (a user's
+    /// read with `ReadOptions::fill_cache(false)`: a one-off scan that
+    /// should not push out the blocks other reads use).
+    NoFill,
     /// Read the file, leave the cache alone (compaction inputs).
     Bypass,
 }
@@ -143,6 +147,29 @@ impl BlockCache {
         let counter = if from_file { &self.misses } else { &self.hits };
         counter.fetch_add(1, Ordering::Relaxed);
         Ok((block, from_file))
+    }
+
+    /// Block `offset` of table `file` from the cache if it is there, else
+    /// from `read`, without inserting it; and whether `read` ran.
+    pub(crate) fn get_or_read_no_fill(
+        &self,
+        file: u64,
+        offset: u64,
+        read: impl FnOnce() -> Result<Block>,
+    ) -> Result<(Arc<Block>, bool)> {
+        if let Some(b) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&BlockKey { file, offset }))
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((b, false));
+        }
+        self.file_reads.fetch_add(1, Ordering::Relaxed);
+        if self.cache.is_some() {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((Arc::new(read()?), true))
     }
 
     /// Removes the blocks at `offsets` of table `file` (a table being

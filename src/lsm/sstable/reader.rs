@@ -366,6 +366,12 @@ impl Sst {
                         self.read_data_block(i)
                     })
             }
+            (Some(slot), CacheUse::NoFill) => {
+                slot.cache
+                    .get_or_read_no_fill(slot.number, self.handles[i].offset, || {
+                        self.read_data_block(i)
+                    })
+            }
             _ => Ok((Arc::new(self.read_data_block(i)?), true)),
         }
     }
@@ -375,12 +381,12 @@ impl Sst {
     /// ([`ikey::seek_key`]); the bloom filter is consulted first.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn get(&self, target: &[u8]) -> Result<Option<Entry>> {
-        self.get_counted(target).map(|(e, _)| e)
+        self.get_counted(target, CacheUse::Fill).map(|(e, _)| e)
     }
 
-    /// [`Sst::get`] through the block cache, with the number of data blocks
-    /// it read from the file (0 or 1).
-    pub(crate) fn get_counted(&self, target: &[u8]) -> Result<(Option<Entry>, u32)> {
+    /// [`Sst::get`] through the block cache as `how` says, with the number
+    /// of data blocks it read from the file (0 or 1).
+    pub(crate) fn get_counted(&self, target: &[u8], how: CacheUse) -> Result<(Option<Entry>, u32)> {
         let up = ikey::user_part(target);
         if !self.may_contain(up) {
             return Ok((None, 0));
@@ -389,7 +395,7 @@ impl Sst {
         if i >= self.handles.len() {
             return Ok((None, 0));
         }
-        let (block, from_file) = self.data_block(i, CacheUse::Fill)?;
+        let (block, from_file) = self.data_block(i, how)?;
         let entry = match block.seek(target)? {
             Some((k, v)) if ikey::user_part(&k) == up => Some((k, v.to_vec())),
             _ => None,
