@@ -1,6 +1,29 @@
 //! [`WriteBatch`]: writes applied atomically, across tables.
 
+use crate::iter::KeyRange;
+use crate::lsm::range_del::RangeTombstone;
 use crate::table::Table;
+use std::ops::Bound;
+
+/// `[start, end)` for a range of keys (`end` `None`: no end): a key's
+/// immediate successor is the key with a zero byte appended.
+fn half_open((lo, hi): (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (Vec<u8>, Option<Vec<u8>>) {
+    let succ = |mut k: Vec<u8>| {
+        k.push(0);
+        k
+    };
+    let start = match lo {
+        Bound::Included(k) => k,
+        Bound::Excluded(k) => succ(k),
+        Bound::Unbounded => Vec::new(),
+    };
+    let end = match hi {
+        Bound::Included(k) => Some(succ(k)),
+        Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    };
+    (start, end)
+}
 use crate::vlog::batch::RecordBatch;
 
 /// Puts and deletes applied all together or not at all, even across a crash.
@@ -52,6 +75,25 @@ impl WriteBatch {
     /// Deletes `key` from `table`.
     pub fn delete_in(&mut self, table: &Table, key: impl AsRef<[u8]>) -> &mut Self {
         self.push(table.id(), false, key.as_ref(), &[])
+    }
+
+    /// Deletes every key of the default table in `range`, as one record
+    /// however many keys it covers (see [`Table::delete_range`]).
+    pub fn delete_range(&mut self, range: impl KeyRange) -> &mut Self {
+        self.push_range(0, range)
+    }
+
+    /// Deletes every key of `table` in `range` (an ordered table: the
+    /// batch's write fails with `Unsupported` on an unordered one).
+    pub fn delete_range_in(&mut self, table: &Table, range: impl KeyRange) -> &mut Self {
+        self.push_range(table.id(), range)
+    }
+
+    fn push_range(&mut self, table: u32, range: impl KeyRange) -> &mut Self {
+        let (start, end) = half_open(range.into_bounds());
+        self.records
+            .push_range_delete(table, &start, &RangeTombstone::encode_end(end.as_deref()));
+        self
     }
 
     /// Number of writes in the batch.

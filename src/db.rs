@@ -164,6 +164,12 @@ impl Db {
         self.write(b, WriteOptions::default())
     }
 
+    /// Deletes every key of the default table in `range` as one record (see
+    /// [`Table::delete_range`]).
+    pub fn delete_range(&self, range: impl KeyRange) -> Result<()> {
+        self.default_table().delete_range(range)
+    }
+
     /// Applies `batch` atomically: after a crash either all of it or none of
     /// it is there. With `opts.sync(true)` it is durable against power loss
     /// when this returns.

@@ -214,6 +214,10 @@ pub struct Stats {
     /// `contains_key` and `value_len` add nothing; GC's reads are
     /// `gc_bytes_read`.
     pub vlog_bytes_read: u64,
+    /// Range tombstones (`delete_range`) the engine keeps now: in memtables
+    /// and in the manifest. A full compaction (`Db::compact`) retires those
+    /// every snapshot sees.
+    pub range_tombstones: u64,
     /// SSTable data blocks point reads (`get`, `multi_get`) read from their
     /// files: block cache misses, or every block they read while the cache
     /// is disabled. Index and filter blocks are in memory and never read.

@@ -100,6 +100,34 @@ impl Table {
         self.db.write(b, WriteOptions::default())
     }
 
+    /// Deletes every key of this table in `range` as one record, however
+    /// many keys it covers (a range tombstone: reads, iterators and
+    /// snapshots taken after it see none of them; compaction drops what it
+    /// covers, and GC reclaims their values).
+    ///
+    /// ```
+    /// use wisckey::{Db, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.default_table();
+    /// for i in 0..100u32 {
+    ///     t.put(i.to_be_bytes(), b"v")?;
+    /// }
+    /// t.delete_range(10u32.to_be_bytes()..90u32.to_be_bytes())?;
+    /// assert_eq!(t.keys().count(), 20);
+    /// assert!(t.get(50u32.to_be_bytes())?.is_none());
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Table::put`]; `Unsupported` on an unordered table (it has no key
+    /// order).
+    pub fn delete_range(&self, range: impl KeyRange) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete_range_in(self, range);
+        self.db.write(b, WriteOptions::default())
+    }
+
     /// The value of `key` in this table.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
         self.db.engine().get(self.id, key.as_ref(), None)

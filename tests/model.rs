@@ -122,6 +122,8 @@ enum Op {
     Cas(usize, usize, bool, Option<Val>),
     /// `fetch_update` that appends one byte (or deletes a key that ends in 0).
     FetchUpdate(usize, usize),
+    /// `delete_range` over the bounds (refused on the unordered table).
+    DeleteRange(usize, Bound<usize>, Bound<usize>),
     MultiGet(usize, Vec<usize>),
     Range {
         table: usize,
@@ -191,6 +193,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (table(), key(), any::<bool>(), prop::option::weighted(0.8, val()))
             .prop_map(|(t, k, right, v)| Op::Cas(t, k, right, v)),
         2 => (table(), key()).prop_map(|(t, k)| Op::FetchUpdate(t, k)),
+        2 => (table(), bound(), bound()).prop_map(|(t, lo, hi)| Op::DeleteRange(t, lo, hi)),
         3 => (table(), prop::collection::vec(key(), 0..6)).prop_map(|(t, k)| Op::MultiGet(t, k)),
         6 => (table(), bound(), bound(), scan_mode())
             .prop_map(|(table, lo, hi, mode)| Op::Range { table, lo, hi, mode }),
@@ -688,6 +691,28 @@ impl Harness {
                     Some(v) => self.models[*t].insert(key.clone(), v),
                     None => self.models[*t].remove(key),
                 };
+            }
+            Op::DeleteRange(t, lo, hi) => {
+                let (lo, hi) = (to_bounds(keys, *lo), to_bounds(keys, *hi));
+                let r = self
+                    .tab_or_default(*t)
+                    .delete_range((lo.clone(), hi.clone()));
+                if *t == UNORDERED {
+                    prop_assert!(
+                        matches!(r, Err(Error::Unsupported(_))),
+                        "unordered delete_range: {:?}",
+                        r
+                    );
+                } else {
+                    ok(r, "delete_range")?;
+                    let gone: Vec<Vec<u8>> = expected_range(&self.models[*t], &lo, &hi)
+                        .into_iter()
+                        .map(|(k, _)| k)
+                        .collect();
+                    for k in gone {
+                        self.models[*t].remove(&k);
+                    }
+                }
             }
             Op::Delete(t, k) => {
                 let key = &keys[*k];

@@ -38,6 +38,19 @@ impl Engine {
                 Some(_) => compaction::full_plan(&v),
                 None => compaction::pick(&v, &self.level_config(), pointers),
             };
+            if manual.is_some() && plan.is_none() && !v.range_dels.is_empty() {
+                // No table at all: every tombstone every snapshot sees hides
+                // nothing.
+                let oldest = self.smallest_snapshot();
+                let applied: Vec<u64> = v
+                    .range_dels
+                    .iter()
+                    .filter(|t| t.seq <= oldest)
+                    .map(|t| t.seq)
+                    .collect();
+                let mut vs = self.versions.lock_manifest();
+                self.retire_range_dels(&mut vs, &applied, &[])?;
+            }
             drop(v);
             if let Some(plan) = plan {
                 self.run_compaction(&plan)?;
@@ -60,6 +73,20 @@ impl Engine {
             return self.move_file(plan);
         }
         let v = self.versions.current().version.clone();
+        let smallest_snapshot = self.smallest_snapshot();
+        // A full compaction applies the range tombstones every snapshot sees
+        // to every version they cover: they may be retired after it.
+        let full =
+            plan.output_level == NUM_LEVELS - 1 && plan.inputs.len() == v.all_tables().count();
+        let applied: Vec<u64> = if full {
+            v.range_dels
+                .iter()
+                .filter(|t| t.seq <= smallest_snapshot)
+                .map(|t| t.seq)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let read_bytes: u64 = plan.inputs.iter().map(|t| t.meta.size).sum();
         let mut merge = MergeCursor::new(compaction::input_iters(plan), Direction::Forward);
         merge.seek_to_end();
@@ -69,7 +96,7 @@ impl Engine {
         let mut filter = DropFilter::new(
             &v,
             plan.output_level,
-            self.smallest_snapshot(),
+            smallest_snapshot,
             |_, value, newer| {
                 count_dropped(&mut discard, value);
                 if self.early.counted(newer.seq, newer.kind) {
@@ -96,6 +123,7 @@ impl Engine {
         let dropped = filter.dropped;
         drop(filter);
         let written: u64 = outputs.iter().map(|t| t.meta.size).sum();
+        let output_numbers: Vec<u64> = outputs.iter().map(|t| t.meta.number).collect();
         let mut vs = self.versions.lock_manifest();
         // Durable from this edit on: no longer early.
         self.early.settle(&settled);
@@ -121,6 +149,7 @@ impl Engine {
                 flushed: None,
             },
         )?;
+        self.retire_range_dels(&mut vs, &applied, &output_numbers)?;
         drop(vs);
         for t in &plan.inputs {
             t.mark_obsolete();

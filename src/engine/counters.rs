@@ -234,6 +234,7 @@ impl Engine {
             tables_probed: get(&c.tables_probed),
             vlog_reads: get(&c.vlog_reads),
             vlog_bytes_read: get(&c.vlog_bytes_read),
+            range_tombstones: sv.range_dels_for_all(),
             write_stalls: get(&c.write_stalls),
             write_slowdowns: get(&c.write_slowdowns),
             early_garbage_bytes: self.early.total(),

@@ -156,11 +156,19 @@ impl Engine {
         // Before the edit: no compaction can settle these bytes before they
         // are here (it needs this flush's tables).
         self.early.add(&early);
+        // The memtable's range tombstones move to the manifest with its
+        // tables (they are not in its skiplist: their numbers count too).
+        let range_dels = imm.range_dels();
+        let max_seq = range_dels
+            .iter()
+            .map(|t| t.seq)
+            .fold(imm.table.max_seq(), u64::max);
         let edit = VersionEdit {
             added: tables.iter().map(|t| t.meta.clone()).collect(),
             replay_point: Some(next_start),
-            last_sequence: Some(vs.state().last_sequence.max(imm.table.max_seq())),
+            last_sequence: Some(vs.state().last_sequence.max(max_seq)),
             discard: garbage,
+            range_dels_added: range_dels,
             ..Default::default()
         };
         self.log_and_apply(

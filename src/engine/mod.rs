@@ -55,6 +55,7 @@ mod flush;
 mod gc;
 mod health;
 mod output;
+mod range_delete;
 mod read;
 mod recovery;
 mod reserve;

@@ -206,7 +206,9 @@ impl Engine {
             u64::from(found.tables_probed - found.bloom_skips),
         );
         counters::add(&c.get_block_reads, u64::from(found.block_reads));
-        Ok(found.entry)
+        Ok(found
+            .entry
+            .filter(|(k, _)| sv.covering(table, key, ikey::seq(k), seq).is_none()))
     }
 
     /// The one index lookup: the newest entry of `(table, key)` visible at

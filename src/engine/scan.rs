@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::lsm::ikey::{self, Kind, MAX_SEQ};
 use crate::lsm::iter::InternalIterator;
 use crate::lsm::merge::{Direction, MergeCursor};
+use crate::lsm::range_del::{self, RangeTombstone};
 use crate::lsm::sstable::CacheUse;
 use crate::value::Value;
 use crate::vlog::ValuePointer;
@@ -98,6 +99,8 @@ pub(crate) struct Scan {
     errored: bool,
     /// How the walk reads data blocks (`ReadOptions::fill_cache`).
     cache: CacheUse,
+    /// The range tombstones of the table the walk sees.
+    range_dels: Vec<RangeTombstone>,
 }
 
 impl std::fmt::Debug for Scan {
@@ -120,6 +123,7 @@ impl Scan {
         fetch: Fetch,
     ) -> Scan {
         let (sv, seq) = engine.view_at(seq);
+        let range_dels = sv.range_dels_for(table, seq);
         Scan {
             engine,
             sv,
@@ -144,6 +148,7 @@ impl Scan {
             back_from: None,
             errored: false,
             cache: CacheUse::Fill,
+            range_dels,
         }
     }
 
@@ -167,6 +172,19 @@ impl Scan {
         it.back_done = true;
         it.errored = true;
         it
+    }
+
+    /// Whether a range tombstone the walk sees deletes the version `k`.
+    fn deleted_by_range(&self, k: &[u8]) -> bool {
+        !self.range_dels.is_empty()
+            && range_del::covering(
+                [self.range_dels.as_slice()],
+                self.b.table,
+                ikey::user_key(k),
+                ikey::seq(k),
+                self.b.seq,
+            )
+            .is_some()
     }
 
     fn user_part(&self, key: &[u8]) -> Vec<u8> {
@@ -237,7 +255,7 @@ impl Scan {
             let v = c.value().to_vec();
             c.advance();
             self.front_key = Some(up);
-            if ikey::kind_byte(&k) == Kind::Delete as u8 {
+            if ikey::kind_byte(&k) == Kind::Delete as u8 || self.deleted_by_range(&k) {
                 continue;
             }
             return Some(Ok((k, v)));
@@ -281,7 +299,7 @@ impl Scan {
                 && self.before_back_from(ikey::user_key(&k0));
             self.back_key = Some(up);
             let Some((k, v)) = best else { continue };
-            if !in_range || ikey::kind_byte(&k) == Kind::Delete as u8 {
+            if !in_range || ikey::kind_byte(&k) == Kind::Delete as u8 || self.deleted_by_range(&k) {
                 continue;
             }
             return Some(Ok((k, v)));

@@ -11,11 +11,12 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::lsm::ikey;
 use crate::lsm::memtable::Memtable;
+use crate::lsm::range_del::{self, RangeTombstone};
 use crate::lsm::version::{SstHandle, Version};
 use crate::manifest::{Manifest, ManifestState, VersionEdit};
 use crate::vlog::{Position, SegmentSet};
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A manifest is rewritten (compacted to one snapshot edit) past this size.
@@ -34,6 +35,9 @@ pub(super) struct LoggedMemtable {
     /// and tombstones, which the flush copies into an SSTable): garbage
     /// once it is flushed.
     wal_garbage: Mutex<Vec<(u64, u64)>>,
+    /// Its range tombstones (in the manifest once it is flushed).
+    range_dels: RwLock<Vec<RangeTombstone>>,
+    has_range_dels: AtomicBool,
 }
 
 impl LoggedMemtable {
@@ -44,7 +48,39 @@ impl LoggedMemtable {
             start,
             log_bytes: AtomicU64::new(0),
             wal_garbage: Mutex::new(Vec::new()),
+            range_dels: RwLock::new(Vec::new()),
+            has_range_dels: AtomicBool::new(false),
         })
+    }
+
+    /// Adds range tombstones written to (or replayed into) this memtable.
+    pub(super) fn add_range_dels(&self, dels: impl IntoIterator<Item = RangeTombstone>) {
+        let mut l = self.range_dels.write();
+        l.extend(dels);
+        if !l.is_empty() {
+            self.has_range_dels.store(true, Ordering::Release);
+        }
+    }
+
+    /// Its range tombstones.
+    pub(super) fn range_dels(&self) -> Vec<RangeTombstone> {
+        if !self.has_range_dels.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.range_dels.read().clone()
+    }
+
+    fn covering(&self, table: u32, key: &[u8], seq: u64, read_seq: u64) -> Option<u64> {
+        if !self.has_range_dels.load(Ordering::Acquire) {
+            return None;
+        }
+        range_del::covering(
+            [self.range_dels.read().as_slice()],
+            table,
+            key,
+            seq,
+            read_seq,
+        )
     }
 
     pub(super) fn start(&self) -> Position {
@@ -89,6 +125,40 @@ pub(super) struct SuperVersion {
     pub(super) version: Arc<Version>,
     /// The vLog segments readers of this view resolve pointers through.
     pub(super) segments: Arc<SegmentSet>,
+}
+
+impl SuperVersion {
+    /// The newest range tombstone of this view that deletes version `seq`
+    /// of `key` in `table` for a reader at `read_seq` (its sequence number).
+    pub(super) fn covering(&self, table: u32, key: &[u8], seq: u64, read_seq: u64) -> Option<u64> {
+        let mems = std::iter::once(&self.mem).chain(&self.imms);
+        mems.filter_map(|m| m.covering(table, key, seq, read_seq))
+            .chain(range_del::covering(
+                [self.version.range_dels.as_slice()],
+                table,
+                key,
+                seq,
+                read_seq,
+            ))
+            .max()
+    }
+
+    /// How many range tombstones this view holds (every table).
+    pub(super) fn range_dels_for_all(&self) -> u64 {
+        let mems = std::iter::once(&self.mem).chain(&self.imms);
+        (self.version.range_dels.len() + mems.map(|m| m.range_dels().len()).sum::<usize>()) as u64
+    }
+
+    /// Every range tombstone of this view in `table` a reader at `read_seq`
+    /// sees.
+    pub(super) fn range_dels_for(&self, table: u32, read_seq: u64) -> Vec<RangeTombstone> {
+        let mut out: Vec<RangeTombstone> = self.version.range_dels.to_vec();
+        for m in std::iter::once(&self.mem).chain(&self.imms) {
+            out.extend(m.range_dels());
+        }
+        out.retain(|t| t.table == table && t.seq <= read_seq);
+        out
+    }
 }
 
 /// The manifest and the state it describes.
@@ -208,7 +278,12 @@ impl Versions {
     }
 
     /// Installs the tables of `change` over the current view.
-    fn install(&self, change: &LevelChange<'_>, segments: Arc<SegmentSet>) {
+    fn install(
+        &self,
+        change: &LevelChange<'_>,
+        segments: Arc<SegmentSet>,
+        range_dels: Option<Arc<Vec<RangeTombstone>>>,
+    ) {
         let mut w = self.current.write();
         let imms = match change.flushed {
             Some(m) => w
@@ -223,7 +298,10 @@ impl Versions {
         *w = Arc::new(SuperVersion {
             mem: w.mem.clone(),
             imms,
-            version: Arc::new(Version { levels }),
+            version: Arc::new(Version {
+                levels,
+                range_dels: range_dels.unwrap_or_else(|| w.version.range_dels.clone()),
+            }),
             segments,
         });
     }
@@ -291,8 +369,11 @@ impl Engine {
             counters::add(&self.counters.manifest_bytes_written, m.size());
             vs.manifest = m;
         }
-        if !change.is_empty() {
-            self.versions.install(&change, self.vlog.live_set());
+        let range_dels = (!edit.range_dels_added.is_empty() || !edit.range_dels_retired.is_empty())
+            .then(|| Arc::new(vs.state.range_dels.clone()));
+        if !change.is_empty() || range_dels.is_some() {
+            self.versions
+                .install(&change, self.vlog.live_set(), range_dels);
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::keydir::NewRecord;
 use crate::lsm::ikey::{self, Kind};
+use crate::lsm::range_del::RangeTombstone;
 use crate::manifest::{unix_now, SealedSegment, SegmentInfo, VersionEdit};
 use crate::vlog::batch::RecordBatch;
 use crate::vlog::{Position, SegmentKind, ValuePointer};
@@ -207,6 +208,8 @@ struct GroupAppend {
     wal_only: Vec<(u64, u64)>,
     /// Records of unordered tables, for the keydirs.
     unordered: Vec<NewRecord>,
+    /// Range tombstones, for the memtable's list.
+    range_dels: Vec<RangeTombstone>,
     user_bytes: u64,
     writes: u64,
     /// Whether a segment was sealed during the group.
@@ -224,6 +227,7 @@ impl GroupAppend {
             entries: Vec::new(),
             wal_only: Vec::new(),
             unordered: Vec::new(),
+            range_dels: Vec::new(),
             user_bytes: 0,
             writes: 0,
             rolled: false,
@@ -276,6 +280,17 @@ impl GroupAppend {
                     _ => self.wal_only.push((self.base.segment, u64::from(ptr.len))),
                 }
             }
+            if op.is_range_delete {
+                // Checked by Engine::write: the end decodes.
+                let end = RangeTombstone::decode_end(batch.value(op)).unwrap_or_default();
+                self.range_dels.push(RangeTombstone {
+                    table: op.table,
+                    seq,
+                    start: key.to_vec(),
+                    end,
+                });
+                continue;
+            }
             self.entries
                 .push(index_entry(op.table, key, seq, op.is_put, inline, ptr));
         }
@@ -309,6 +324,9 @@ impl Engine {
         condition: Option<Condition>,
     ) -> Result<Outcome> {
         for op in batch.ops() {
+            if op.is_range_delete {
+                self.check_range_delete(&batch, op)?;
+            }
             if op.key_len > self.opts.max_key_size {
                 return Err(Error::InvalidArgument(format!(
                     "key of {} bytes is over the limit of {}",
@@ -498,6 +516,9 @@ impl Engine {
         let sv = self.versions.current();
         for (k, v) in out.entries.drain(..) {
             sv.mem.table.insert(k, v);
+        }
+        if !out.range_dels.is_empty() {
+            sv.mem.add_range_dels(out.range_dels.drain(..));
         }
         sv.mem.add_log_bytes(out.log_bytes);
         for &(seg, bytes) in &out.wal_only {

@@ -27,6 +27,9 @@ pub enum RecordKind {
     Put,
     /// A delete: the record carries no value.
     Delete,
+    /// A range delete: the key is the range's start, the value its end (a
+    /// 0 byte for no end, or a 1 byte and the end key).
+    RangeDelete,
 }
 
 /// One intact record of a segment (its checksum matched).
@@ -146,9 +149,11 @@ impl SegmentDump {
     }
 }
 
-fn kind_of(is_put: bool) -> RecordKind {
-    if is_put {
+fn kind_of(h: &Header) -> RecordKind {
+    if h.is_put {
         RecordKind::Put
+    } else if h.is_range_delete {
+        RecordKind::RangeDelete
     } else {
         RecordKind::Delete
     }
@@ -197,7 +202,7 @@ impl SegmentDump {
                 self.items.push(SegmentItem::Record(RecordInfo {
                     offset,
                     len,
-                    kind: kind_of(h.is_put),
+                    kind: kind_of(&h),
                     continues: h.continues,
                     table: h.table,
                     seq: h.seq,
@@ -214,7 +219,7 @@ impl SegmentDump {
                     .filter(|rest| rest.len() >= HEADER_LEN)
                     .and_then(Header::decode)
                     .map(|h| ClaimedHeader {
-                        kind: kind_of(h.is_put),
+                        kind: kind_of(&h),
                         continues: h.continues,
                         table: h.table,
                         seq: h.seq,

@@ -13,6 +13,7 @@
 
 use super::ikey::{self, Kind};
 use super::iter::InternalIterator;
+use super::range_del::{self, RangeTombstone};
 use super::sstable::CacheUse;
 use super::version::{LevelIter, SstHandle, Version};
 use std::collections::BTreeMap;
@@ -254,6 +255,9 @@ pub(crate) struct DropFilter<'a, F: FnMut(&[u8], &[u8], Newer)> {
     /// The kind of the version `last_seq_for_key` is of.
     last_kind_for_key: u8,
     on_drop: F,
+    /// The range tombstones every snapshot sees (compaction only): what
+    /// they cover goes.
+    range_dels: Vec<RangeTombstone>,
     /// Entries dropped so far.
     pub(crate) dropped: u64,
 }
@@ -272,6 +276,12 @@ impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
             .skip(output_level + 1)
             .map(|l| l.as_slice())
             .collect();
+        let range_dels = v
+            .range_dels
+            .iter()
+            .filter(|t| t.seq <= smallest_snapshot)
+            .cloned()
+            .collect();
         DropFilter {
             smallest_snapshot,
             drop_tombstones: true,
@@ -282,6 +292,7 @@ impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
             last_seq_for_key: u64::MAX,
             last_kind_for_key: 0,
             on_drop,
+            range_dels,
             dropped: 0,
         }
     }
@@ -299,6 +310,7 @@ impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
             last_seq_for_key: u64::MAX,
             last_kind_for_key: 0,
             on_drop,
+            range_dels: Vec::new(),
             dropped: 0,
         }
     }
@@ -332,15 +344,33 @@ impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
             && kind == Kind::Delete as u8
             && seq <= self.smallest_snapshot
             && !self.deeper_has(up);
-        let newer = Newer {
+        let mut newer = Newer {
             seq: self.last_seq_for_key,
             kind: self.last_kind_for_key,
         };
+        // A range tombstone every snapshot sees deletes it.
+        let ranged = if self.range_dels.is_empty() || duplicate {
+            None
+        } else {
+            range_del::covering(
+                [self.range_dels.as_slice()],
+                ikey::table_id(k),
+                ikey::user_key(k),
+                seq,
+                self.smallest_snapshot,
+            )
+        };
+        if let (Some(t), false) = (ranged, shadowed) {
+            newer = Newer {
+                seq: t,
+                kind: Kind::Delete as u8,
+            };
+        }
         if !duplicate {
             self.last_seq_for_key = seq;
             self.last_kind_for_key = kind;
         }
-        if duplicate || shadowed || dead_tombstone {
+        if duplicate || shadowed || dead_tombstone || ranged.is_some() {
             self.dropped += 1;
             if kind == Kind::Pointer as u8 && !duplicate {
                 (self.on_drop)(k, v, newer);

@@ -5,5 +5,6 @@ pub(crate) mod ikey;
 pub(crate) mod iter;
 pub(crate) mod memtable;
 pub(crate) mod merge;
+pub(crate) mod range_del;
 pub(crate) mod sstable;
 pub(crate) mod version;

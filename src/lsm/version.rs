@@ -8,6 +8,7 @@ use super::iter::InternalIterator;
 use super::sstable::{CacheUse, Sst, SstIter};
 use crate::error::Result;
 use crate::io::Fs;
+use crate::lsm::range_del::RangeTombstone;
 use std::cmp::Ordering;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
@@ -79,6 +80,9 @@ impl Drop for SstHandle {
 #[derive(Debug, Default)]
 pub(crate) struct Version {
     pub(crate) levels: Vec<Vec<Arc<SstHandle>>>,
+    /// The range tombstones in the manifest (`lsm::range_del`), by sequence
+    /// number; what the memtables hold is theirs.
+    pub(crate) range_dels: Arc<Vec<RangeTombstone>>,
 }
 
 /// What a point lookup found in the tables, and what it cost.

@@ -11,6 +11,7 @@
 //! too: [`TableDef`], with the default table's id and name.
 
 use crate::coding::{put_length_prefixed, put_varint, Reader};
+use crate::lsm::range_del::RangeTombstone;
 use crate::lsm::version::SstMeta;
 use crate::options::TableKind;
 use crate::stats::CreatedWith;
@@ -65,6 +66,12 @@ pub(super) const TAG_COUNTERS: u64 = 14;
 /// (0: not known). Merged into what the state knows (see
 /// [`SegmentInfo`]).
 pub(super) const TAG_SEGMENT_INFO: u64 = 15;
+/// One element of `range_dels_added`: a range tombstone that now lives in
+/// the manifest (`lsm::range_del`: table, seq, start, has_end, end).
+pub(super) const TAG_RANGE_DEL_ADDED: u64 = 24;
+/// One element of `range_dels_retired`: the sequence number of a range
+/// tombstone that no longer hides anything, varint.
+pub(super) const TAG_RANGE_DEL_RETIRED: u64 = 25;
 
 /// When a vLog segment was made and which sequence numbers it holds, for
 /// `vlog-tools segments`. 0 means not known: a database written before this
@@ -315,6 +322,11 @@ pub(crate) struct VersionEdit {
     pub counters: Option<LifetimeCounters>,
     /// Creation times and sequence ranges of segments (see [`SegmentInfo`]).
     pub segment_info: Vec<SegmentInfo>,
+    /// Range tombstones a flush moved from its memtable into the manifest.
+    pub range_dels_added: Vec<RangeTombstone>,
+    /// Range tombstones (by sequence number) a full compaction applied to
+    /// every version they covered: they hide nothing any more.
+    pub range_dels_retired: Vec<u64>,
 }
 
 impl VersionEdit {
@@ -392,6 +404,14 @@ impl VersionEdit {
         }
         if let Some(c) = &self.counters {
             put_varint_list(&mut b, TAG_COUNTERS, &c.fields());
+        }
+        for t in &self.range_dels_added {
+            put_varint(&mut b, TAG_RANGE_DEL_ADDED);
+            t.encode_to(&mut b);
+        }
+        for &seq in &self.range_dels_retired {
+            put_varint(&mut b, TAG_RANGE_DEL_RETIRED);
+            put_varint(&mut b, seq);
         }
         for i in &self.segment_info {
             put_varint(&mut b, TAG_SEGMENT_INFO);
@@ -518,6 +538,14 @@ impl VersionEdit {
                     let f = read_varint_list(&mut r, 256).ok_or_else(truncated)?;
                     let c = LifetimeCounters::from_fields(&f);
                     set_once(&mut e.counters, c, "counters", at)?;
+                }
+                TAG_RANGE_DEL_ADDED => {
+                    let t = RangeTombstone::decode_from(&mut r).ok_or_else(truncated)?;
+                    e.range_dels_added.push(t);
+                }
+                TAG_RANGE_DEL_RETIRED => {
+                    let seq = r.varint().ok_or_else(truncated)?;
+                    e.range_dels_retired.push(seq);
                 }
                 _ => return Err(format!("unknown tag {tag} at byte {at}")),
             }

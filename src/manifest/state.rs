@@ -8,6 +8,7 @@ use super::edit::{
     LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, MAX_LEVELS,
 };
 use crate::lsm::ikey;
+use crate::lsm::range_del::RangeTombstone;
 use crate::lsm::version::SstMeta;
 use crate::stats::CreatedWith;
 use crate::vlog::Position;
@@ -41,6 +42,8 @@ pub(crate) struct ManifestState {
     pub counters: LifetimeCounters,
     /// What is known of each live segment's age (see [`SegmentInfo`]).
     pub segment_info: BTreeMap<u64, SegmentInfo>,
+    /// The range tombstones in the manifest, by sequence number ascending.
+    pub range_dels: Vec<RangeTombstone>,
 }
 
 impl ManifestState {
@@ -95,6 +98,22 @@ impl ManifestState {
                         f.number
                     ));
                 }
+            }
+        }
+        for seq in &edit.range_dels_retired {
+            if !self.range_dels.iter().any(|t| t.seq == *seq) {
+                return Err(format!("retires range tombstone {seq}, which is not there"));
+            }
+        }
+        for (i, t) in edit.range_dels_added.iter().enumerate() {
+            let earlier = &edit.range_dels_added[..i];
+            if self
+                .range_dels
+                .iter()
+                .chain(earlier)
+                .any(|o| o.seq == t.seq)
+            {
+                return Err(format!("adds range tombstone {} twice", t.seq));
             }
         }
         for (i, t) in edit.tables_created.iter().enumerate() {
@@ -153,6 +172,11 @@ impl ManifestState {
             self.last_sequence = s;
         }
         self.tables.extend(edit.tables_created.iter().cloned());
+        self.range_dels
+            .retain(|t| !edit.range_dels_retired.contains(&t.seq));
+        self.range_dels
+            .extend(edit.range_dels_added.iter().cloned());
+        self.range_dels.sort_by_key(|t| t.seq);
         self.segments_removed
             .extend(edit.segments_removed.iter().copied());
         for &(seg, bytes) in &edit.discard {
@@ -217,6 +241,8 @@ impl ManifestState {
             created: self.created,
             counters: Some(self.counters),
             segment_info: self.segment_info.values().copied().collect(),
+            range_dels_added: self.range_dels.clone(),
+            range_dels_retired: Vec::new(),
         }
     }
 }

@@ -189,6 +189,8 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                     created: None,
                     counters: None,
                     segment_info: Vec::new(),
+                    range_dels_added: Vec::new(),
+                    range_dels_retired: Vec::new(),
                     sealed: sealed
                         .into_iter()
                         .map(|(number, gc, len)| SealedSegment {
@@ -262,6 +264,21 @@ fn empty_and_full_edits_round_trip() {
             offset: 77,
         }),
         vlog_head: Some(8),
+        range_dels_added: vec![
+            crate::lsm::range_del::RangeTombstone {
+                table: 2,
+                seq: 9,
+                start: b"a".to_vec(),
+                end: Some(b"q".to_vec()),
+            },
+            crate::lsm::range_del::RangeTombstone {
+                table: u32::MAX,
+                seq: ikey::MAX_SEQ,
+                start: Vec::new(),
+                end: None,
+            },
+        ],
+        range_dels_retired: vec![1, u64::MAX],
         sealed: vec![
             SealedSegment {
                 number: 6,

@@ -12,6 +12,8 @@ pub(crate) struct BatchOp {
     pub(crate) offset: usize,
     pub(crate) table: u32,
     pub(crate) is_put: bool,
+    /// A range delete: the key is the start, the value the encoded end.
+    pub(crate) is_range_delete: bool,
     pub(crate) key_len: usize,
     pub(crate) value_len: usize,
 }
@@ -38,8 +40,24 @@ impl RecordBatch {
             offset,
             table,
             is_put,
+            is_range_delete: false,
             key_len: key.len(),
             value_len: value.len(),
+        });
+    }
+
+    /// Appends a range delete of `[start, end)` in `table` (`end` encoded
+    /// by `RangeTombstone::encode_end`).
+    pub(crate) fn push_range_delete(&mut self, table: u32, start: &[u8], end: &[u8]) {
+        let offset = record::encode_unsealed(&mut self.rep, false, table, start, end);
+        self.rep[offset] |= record::FLAG_RANGE_DELETE;
+        self.ops.push(BatchOp {
+            offset,
+            table,
+            is_put: false,
+            is_range_delete: true,
+            key_len: start.len(),
+            value_len: end.len(),
         });
     }
 

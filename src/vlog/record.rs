@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! record  = flags u8 | table id u32 | seq u64 | key_len u32 | value_len u32 | key | value | crc32 u32
-//! flags   = bit 0: put (1) or delete (0); bit 7: more records of the same batch follow
+//! flags   = bit 0: put (1) or delete (0); bit 5: a range delete (key: the
+//!           range's start, value: its end, see `lsm::range_del`; never with
+//!           bit 0); bit 7: more records of the same batch follow
 //! crc32   = CRC-32 (IEEE polynomial, crc32fast) over everything before it
 //! ```
 //!
@@ -18,8 +20,10 @@ pub(crate) const HEADER_LEN: usize = 1 + 4 + 8 + 4 + 4;
 pub(crate) const TRAILER_LEN: usize = 4;
 
 const FLAG_PUT: u8 = 1;
+/// A range delete: the key is the range's start, the value its end.
+pub(crate) const FLAG_RANGE_DELETE: u8 = 0x20;
 const FLAG_CONTINUES: u8 = 0x80;
-const KNOWN_FLAGS: u8 = FLAG_PUT | FLAG_CONTINUES;
+const KNOWN_FLAGS: u8 = FLAG_PUT | FLAG_RANGE_DELETE | FLAG_CONTINUES;
 
 /// Where a value lives: a record in a vLog segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,6 +80,8 @@ impl ValuePointer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) is_put: bool,
+    /// A range delete (never a put).
+    pub(crate) is_range_delete: bool,
     pub(crate) continues: bool,
     pub(crate) table: u32,
     pub(crate) seq: u64,
@@ -94,7 +100,9 @@ impl Header {
     pub(crate) fn decode(b: &[u8]) -> Option<Header> {
         let mut r = Reader::new(b.get(..HEADER_LEN)?);
         let flags = r.u8()?;
-        if flags & !KNOWN_FLAGS != 0 {
+        if flags & !KNOWN_FLAGS != 0
+            || flags & (FLAG_PUT | FLAG_RANGE_DELETE) == FLAG_PUT | FLAG_RANGE_DELETE
+        {
             return None;
         }
         let table = r.u32()?;
@@ -103,6 +111,7 @@ impl Header {
         let value_len = r.u32()?;
         Some(Header {
             is_put: flags & FLAG_PUT != 0,
+            is_range_delete: flags & FLAG_RANGE_DELETE != 0,
             continues: flags & FLAG_CONTINUES != 0,
             table,
             seq,

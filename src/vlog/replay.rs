@@ -15,6 +15,8 @@ pub(crate) struct ReplayBatch {
 #[derive(Debug)]
 pub(crate) struct ReplayRecord {
     pub(crate) is_put: bool,
+    /// A range delete: `key` is the start, `inline_value` the encoded end.
+    pub(crate) is_range_delete: bool,
     pub(crate) table: u32,
     pub(crate) seq: u64,
     pub(crate) key: Vec<u8>,
@@ -97,13 +99,14 @@ pub(crate) fn replay_range(
             }
         };
         let len = rec.header.record_len();
-        let inline_value = if rec.value.len() < inline_below {
+        let inline_value = if rec.value.len() < inline_below || rec.header.is_range_delete {
             Some(rec.value.to_vec())
         } else {
             None
         };
         batch.records.push(ReplayRecord {
             is_put: rec.header.is_put,
+            is_range_delete: rec.header.is_range_delete,
             table: rec.header.table,
             seq: rec.header.seq,
             key: rec.key.to_vec(),

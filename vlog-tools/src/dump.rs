@@ -129,6 +129,7 @@ fn kind_name(k: RecordKind) -> &'static str {
     match k {
         RecordKind::Put => "put",
         RecordKind::Delete => "delete",
+        RecordKind::RangeDelete => "range_delete",
         _ => "unknown",
     }
 }

@@ -54,6 +54,17 @@ pub(super) struct GcState {
     pub(super) pressure: pressure::Pressure,
 }
 
+/// Proof that no GC pass runs (and none can start) while it is held.
+pub(super) struct NoPass<'a>(#[allow(dead_code)] parking_lot::MutexGuard<'a, PassState>);
+
+impl GcState {
+    /// Holds off GC passes, if none is running now (never waits: a caller
+    /// may hold locks a pass takes after its own).
+    pub(super) fn try_hold_off(&self) -> Option<NoPass<'_>> {
+        self.pass.try_lock().map(NoPass)
+    }
+}
+
 /// Failed passes: counted, the last one kept, and the segments they were
 /// blamed on backed off from automatic GC.
 #[derive(Debug, Default)]
@@ -147,16 +158,19 @@ impl Engine {
     /// Whether the index still points at `ptr` for this key and sequence.
     fn is_live(&self, table: u32, key: &[u8], seq: u64, ptr: &ValuePointer) -> Result<bool> {
         let sv = self.versions.current();
-        Ok(
-            match self.newest_entry(&sv, table, key, self.read_seq())?.entry {
-                Some((k, v)) => {
-                    ikey::seq(&k) == seq
-                        && ikey::kind_byte(&k) == Kind::Pointer as u8
-                        && ValuePointer::decode(&v).as_ref() == Some(ptr)
-                }
-                None => false,
-            },
-        )
+        let read_seq = self.read_seq();
+        // A range tombstone every new reader sees deletes it.
+        if sv.covering(table, key, seq, read_seq).is_some() {
+            return Ok(false);
+        }
+        Ok(match self.newest_entry(&sv, table, key, read_seq)?.entry {
+            Some((k, v)) => {
+                ikey::seq(&k) == seq
+                    && ikey::kind_byte(&k) == Kind::Pointer as u8
+                    && ValuePointer::decode(&v).as_ref() == Some(ptr)
+            }
+            None => false,
+        })
     }
 
     /// Sealed segments GC may take, with their size and garbage: user

@@ -228,7 +228,10 @@ impl Engine {
         let current = SuperVersion {
             mem,
             imms,
-            version: Arc::new(Version { levels }),
+            version: Arc::new(Version {
+                levels,
+                range_dels: Arc::new(state.range_dels.clone()),
+            }),
             segments: vlog.live_set(),
         };
         let counters = Counters::on_top_of(state.counters, !ro);

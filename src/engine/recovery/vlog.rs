@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::files::{self, FileName};
 use crate::io::Fs;
 use crate::keydir::Keydirs;
+use crate::lsm::range_del::RangeTombstone;
 use crate::manifest::{ManifestState, SealedSegment};
 use crate::options::Options;
 use crate::vlog::{replay_segment, Position, Segment, SegmentKind, VLog};
@@ -290,6 +291,26 @@ pub(super) fn replay(
                 replayed += 1;
                 mem.add_log_bytes(u64::from(r.pointer.len));
                 if keydirs.is_unordered(r.table) {
+                    continue;
+                }
+                if r.is_range_delete {
+                    let end = r
+                        .inline_value
+                        .as_deref()
+                        .and_then(RangeTombstone::decode_end)
+                        .ok_or_else(|| {
+                            Error::corruption(
+                                &seg.path,
+                                r.pointer.offset,
+                                "a range delete record whose end does not decode",
+                            )
+                        })?;
+                    mem.add_range_dels([RangeTombstone {
+                        table: r.table,
+                        seq: r.seq,
+                        start: r.key,
+                        end,
+                    }]);
                     continue;
                 }
                 let (k, v) = index_entry(
