@@ -222,7 +222,14 @@ impl Engine {
             let up = ikey::user_part(k);
             if last.as_deref() != Some(up) && ikey::seq(k) <= seq {
                 last = Some(up.to_vec());
-                f(k, c.value())?;
+                // A version a range tombstone deletes is no live entry (GC
+                // may already have taken its record).
+                let deleted = sv
+                    .covering(ikey::table_id(k), ikey::user_key(k), ikey::seq(k), seq)
+                    .is_some();
+                if !deleted {
+                    f(k, c.value())?;
+                }
             }
             c.advance();
         }
