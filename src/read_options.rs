@@ -85,13 +85,10 @@ impl Table {
     /// [`Table::get`] with read options.
     ///
     /// # Errors
-    /// As [`Table::get`]; `Unsupported` for a snapshot read of an unordered
-    /// table; `InvalidArgument` for a snapshot of another database.
+    /// As [`Table::get`]; `InvalidArgument` for a snapshot of another
+    /// database.
     pub fn get_opt(&self, key: impl AsRef<[u8]>, opts: &ReadOptions<'_>) -> Result<Option<Value>> {
         let seq = opts.seq_for(self.db())?;
-        if let (Some(_), Some(e)) = (seq, self.unsupported("a snapshot read")) {
-            return Err(e);
-        }
         self.db()
             .engine()
             .get_how(self.id(), key.as_ref(), seq, opts.how())
@@ -107,9 +104,6 @@ impl Table {
         opts: &ReadOptions<'_>,
     ) -> Result<Vec<Option<Value>>> {
         let seq = opts.seq_for(self.db())?;
-        if let (Some(_), Some(e)) = (seq, self.unsupported("a snapshot read")) {
-            return Err(e);
-        }
         self.db()
             .engine()
             .multi_get_how(self.id(), keys, seq, opts.how())

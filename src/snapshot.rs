@@ -56,15 +56,9 @@ impl Snapshot {
             .get(DEFAULT_TABLE, key.as_ref(), Some(self.seq))
     }
 
-    /// The value of `key` in `table`.
-    ///
-    /// # Errors
-    /// `Error::Unsupported` for an unordered table: its keydir holds only
-    /// the newest version of each key.
+    /// The value of `key` in `table` (ordered or unordered) as of the
+    /// snapshot.
     pub fn get_in(&self, table: &Table, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        if let Some(e) = table.unsupported("a snapshot read") {
-            return Err(e);
-        }
         self.db
             .engine()
             .get(table.id(), key.as_ref(), Some(self.seq))
@@ -84,8 +78,9 @@ impl Snapshot {
             .scan_at(Some(self.seq), range, "a snapshot scan")
     }
 
-    /// Iterates `table` over `range` (one `Err(Error::Unsupported(..))` for
-    /// an unordered table).
+    /// Iterates `table` over `range` as of the snapshot. On an unordered
+    /// table only the full range `..` is possible (in no order); any other
+    /// yields one `Err(Error::Unsupported(..))`.
     pub fn range_in(&self, table: &Table, range: impl KeyRange) -> Iter {
         table.scan_at(Some(self.seq), range, "a snapshot scan")
     }
@@ -98,6 +93,15 @@ impl Snapshot {
     /// Iterates the whole default table.
     pub fn iter(&self) -> Iter {
         self.range(..)
+    }
+
+    /// The values of `keys` in `table`, in order, as of the snapshot.
+    pub fn multi_get_in<K: AsRef<[u8]>>(
+        &self,
+        table: &Table,
+        keys: &[K],
+    ) -> Result<Vec<Option<Value>>> {
+        self.db.engine().multi_get(table.id(), keys, Some(self.seq))
     }
 }
 

@@ -218,6 +218,10 @@ pub struct Stats {
     /// and in the manifest. A full compaction (`Db::compact`) retires those
     /// every snapshot sees.
     pub range_tombstones: u64,
+    /// Entries of unordered tables' keydirs that writes replaced while a
+    /// snapshot was alive, kept for the snapshots' reads (0 with no
+    /// snapshot alive).
+    pub keydir_snapshot_entries: u64,
     /// SSTable data blocks point reads (`get`, `multi_get`) read from their
     /// files: block cache misses, or every block they read while the cache
     /// is disabled. Index and filter blocks are in memory and never read.

@@ -305,18 +305,14 @@ impl Table {
             return Walk::Sorted(Box::new(scan));
         }
         let full = matches!(bounds, (Bound::Unbounded, Bound::Unbounded));
-        let err = match (full, seq) {
-            (true, None) => match UnorderedScan::new(e.clone(), self.id, fetch) {
+        let err = if full {
+            match UnorderedScan::new(e.clone(), self.id, seq, fetch) {
                 Some(u) => return Walk::Unordered(u),
                 None => Error::InvalidArgument(format!("table {} has no keydir", self.name)),
-            },
-            (false, _) => self
-                .unsupported(what)
-                .unwrap_or_else(|| Error::Unsupported(what.into())),
-            (true, Some(_)) => Error::Unsupported(format!(
-                "a snapshot read of the unordered table {}: snapshots cover ordered tables only",
-                self.name
-            )),
+            }
+        } else {
+            self.unsupported(what)
+                .unwrap_or_else(|| Error::Unsupported(what.into()))
         };
         Walk::Sorted(Box::new(Scan::failed(e, self.id, err)))
     }

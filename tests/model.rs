@@ -826,13 +826,15 @@ impl Harness {
                 let (s, m) = &self.snaps[i % self.snaps.len()];
                 let key = &keys[*k];
                 if *t == UNORDERED {
-                    let r = s.get_in(self.tab(*t), key);
-                    prop_assert!(
-                        matches!(r, Err(Error::Unsupported(_))),
-                        "snapshot get_in an unordered table: {:?}",
-                        r.map(|v| v.map(|v| v.len()))
+                    let got = ok(
+                        s.multi_get_in(self.tab(*t), &[key.as_slice()]),
+                        "snapshot multi_get_in",
+                    )?;
+                    prop_assert_eq!(
+                        got[0].as_deref(),
+                        m[*t].get(key).map(|v| v.as_slice()),
+                        "snapshot multi_get_in unordered"
                     );
-                    return Ok(());
                 }
                 let got = if *t == DEFAULT {
                     ok(s.get(key), "snapshot get")?
@@ -868,7 +870,10 @@ impl Harness {
                 } else {
                     s.range_in(self.tab(*table), (lo.clone(), hi.clone()))
                 };
-                if *table == UNORDERED {
+                let full = matches!((&lo, &hi), (Bound::Unbounded, Bound::Unbounded));
+                if *table == UNORDERED && full {
+                    check_unordered_all(it, &m[*table], &what)?;
+                } else if *table == UNORDERED {
                     check_unsupported(it, *mode, &what)?;
                 } else {
                     let expected = expected_range(&m[*table], &lo, &hi);

@@ -70,15 +70,16 @@ fn point_reads_batches_and_refusals() {
         blobs.range(..b"y".to_vec()).next_back(),
         Some(Err(Error::Unsupported(_)))
     ));
+    // Snapshots see the table as it was.
     let snap = db.snapshot();
+    blobs.put(b"x", b"X2").unwrap();
+    assert_eq!(snap.get_in(&blobs, b"x").unwrap().unwrap(), b"X");
+    assert_eq!(blobs.get(b"x").unwrap().unwrap(), b"X2");
     assert!(matches!(
-        snap.get_in(&blobs, b"x"),
-        Err(Error::Unsupported(_))
-    ));
-    assert!(matches!(
-        snap.range_in(&blobs, ..).next(),
+        snap.range_in(&blobs, b"a".to_vec()..).next(),
         Some(Err(Error::Unsupported(_)))
     ));
+    blobs.put(b"x", b"X").unwrap();
     // The kind is fixed at creation.
     assert!(matches!(
         db.table("blobs", TableOptions::ordered()),
@@ -441,4 +442,72 @@ fn reopen_many_keys_with_long_keys_and_reclaimed_tombstones() {
         std::fs::remove_file(h).unwrap();
     }
     assert_eq!(check("by scanning"), with_hints);
+}
+
+/// Snapshots of an unordered table: each sees the table as it was when it
+/// was taken, through overwrites, deletes, GC passes (which relocate live
+/// records and drop tombstones) and other snapshots coming and going; the
+/// replaced entries kept for them go when the last snapshot goes.
+#[test]
+fn snapshots_of_unordered_tables_see_the_table_as_it_was() {
+    use std::collections::BTreeMap;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default().segment_size(256 << 10)).unwrap();
+    let t = db.table("u", TableOptions::unordered()).unwrap();
+    let key = |i: u32| format!("key{i:04}").into_bytes();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut snaps = Vec::new();
+    for round in 0..6u32 {
+        for i in 0..300u32 {
+            if (i + round) % 7 == 0 {
+                t.delete(key(i)).unwrap();
+                model.remove(&key(i));
+            } else if (i + round) % 3 != 0 {
+                let v = vec![(i + round) as u8; 1000 + i as usize];
+                t.put(key(i), &v).unwrap();
+                model.insert(key(i), v);
+            }
+        }
+        snaps.push((db.snapshot(), model.clone()));
+        if round == 3 {
+            // A middle snapshot goes: the others still read right.
+            snaps.remove(1);
+        }
+        db.gc(GcOptions::default().all_sealed(true)).unwrap();
+        for (s, m) in &snaps {
+            for i in (0..300u32).step_by(13) {
+                assert_eq!(
+                    s.get_in(&t, key(i)).unwrap().map(|v| v.to_vec()),
+                    m.get(&key(i)).cloned(),
+                    "round {round}: snapshot at {} key {i}",
+                    s.sequence()
+                );
+            }
+            let mut all: Vec<(Vec<u8>, Vec<u8>)> = s
+                .range_in(&t, ..)
+                .map(|kv| kv.map(|(k, v)| (k, v.to_vec())))
+                .collect::<Result<_, _>>()
+                .unwrap();
+            all.sort();
+            assert_eq!(
+                all,
+                m.clone().into_iter().collect::<Vec<_>>(),
+                "round {round}"
+            );
+        }
+    }
+    assert!(db.stats().keydir_snapshot_entries > 0);
+    drop(snaps);
+    assert_eq!(
+        db.stats().keydir_snapshot_entries,
+        0,
+        "kept entries outlived the snapshots"
+    );
+    // The newest state, untouched by all that.
+    for i in 0..300u32 {
+        assert_eq!(
+            t.get(key(i)).unwrap().map(|v| v.to_vec()),
+            model.get(&key(i)).cloned()
+        );
+    }
 }

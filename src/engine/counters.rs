@@ -235,6 +235,7 @@ impl Engine {
             vlog_reads: get(&c.vlog_reads),
             vlog_bytes_read: get(&c.vlog_bytes_read),
             range_tombstones: sv.range_dels_for_all(),
+            keydir_snapshot_entries: self.keydirs.history_len(),
             write_stalls: get(&c.write_stalls),
             write_slowdowns: get(&c.write_slowdowns),
             early_garbage_bytes: self.early.total(),

@@ -31,10 +31,14 @@
 //! bookkeeping, is one step of it):
 //!
 //! 1. `gc.pass`: one GC pass at a time.
-//! 2. `writer.commit`: the commit leader's state ([`write::CommitGuard`]).
+//! 2. `writer.commit`: the commit leader's state ([`write::CommitGuard`]);
+//!    then `snapshots.gate`, held while a snapshot is taken or dropped (it
+//!    turns the keydirs' keeping of replaced entries on and off,
+//!    `keydir/history.rs`).
 //! 3. `versions.manifest`: the manifest and its state
 //!    ([`versions::ManifestGuard`]).
-//! 4. the keydirs: tables, then a keydir's map, then segment bookkeeping.
+//! 4. the keydirs: tables, then a keydir's map, then its history of
+//!    replaced entries, then segment bookkeeping.
 //! 5. `versions.current`: the view readers take.
 //! 6. `snapshots`.
 //! 7. the vLog: the user head, GC's head, the live segment set, the

@@ -76,9 +76,11 @@ impl Engine {
     ) -> Result<Option<Value>> {
         counters::add(&self.counters.gets, 1);
         if let Some(kd) = self.keydirs.table(table) {
-            let (e, segments) = self
-                .keydirs
-                .lookup(&kd, key, || self.versions.current().segments.clone());
+            let segs = || self.versions.current().segments.clone();
+            let (e, segments) = match seq {
+                None => self.keydirs.lookup(&kd, key, segs),
+                Some(s) => self.keydirs.lookup_at(&kd, key, s, segs),
+            };
             return self.read_keydir_entry(&segments, e, table, key);
         }
         let (sv, seq) = self.view_at(seq);
@@ -102,7 +104,10 @@ impl Engine {
         seq: Option<u64>,
     ) -> Result<Option<u32>> {
         if let Some(kd) = self.keydirs.table(table) {
-            let (e, ()) = self.keydirs.lookup(&kd, key, || ());
+            let (e, ()) = match seq {
+                None => self.keydirs.lookup(&kd, key, || ()),
+                Some(s) => self.keydirs.lookup_at(&kd, key, s, || ()),
+            };
             return Ok(e.filter(|e| e.put).map(|e| e.ptr.value_len(key.len())));
         }
         let (sv, seq) = self.view_at(seq);
@@ -143,7 +148,7 @@ impl Engine {
     ) -> Result<Vec<Option<Value>>> {
         counters::add(&self.counters.gets, keys.len() as u64);
         if let Some(kd) = self.keydirs.table(table) {
-            return self.keydir_multi_get(&kd, table, keys);
+            return self.keydir_multi_get(&kd, table, keys, seq);
         }
         let (sv, seq) = self.view_at(seq);
         let mut out: Vec<Option<Value>> = Vec::with_capacity(keys.len());
@@ -325,10 +330,13 @@ impl Engine {
         kd: &Keydir,
         table: u32,
         keys: &[K],
+        seq: Option<u64>,
     ) -> Result<Vec<Option<Value>>> {
-        let (found, segments) = self
-            .keydirs
-            .lookup_many(kd, keys, || self.versions.current().segments.clone());
+        let segs = || self.versions.current().segments.clone();
+        let (found, segments) = match seq {
+            None => self.keydirs.lookup_many(kd, keys, segs),
+            Some(s) => self.keydirs.lookup_many_at(kd, keys, s, segs),
+        };
         let mut out: Vec<Option<Value>> = (0..keys.len()).map(|_| None).collect();
         let wanted: Vec<(usize, ValuePointer)> = found
             .iter()

@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Default)]
 pub(super) struct Snapshots {
     live: Mutex<BTreeMap<u64, usize>>,
+    /// Held while a snapshot is taken or dropped, so that turning the
+    /// keydirs' keeping of replaced entries on and off (and pruning them)
+    /// happens in the order of those calls, without the keydirs' locks
+    /// being taken under `live`.
+    gate: Mutex<()>,
 }
 
 impl Snapshots {
@@ -24,6 +29,13 @@ impl Engine {
     /// returns it. Taken under the registry's lock, so that a compaction
     /// that asks for the smallest snapshot never misses it.
     pub(crate) fn register_snapshot(&self) -> u64 {
+        // With unordered tables, no group commit may be half applied while
+        // the keydirs start keeping replaced entries (`keydir/history.rs`):
+        // every write at or below the number read is then in the keydirs,
+        // and every later one keeps what it replaces.
+        let _commit = self.keydirs.any().then(|| self.writer.lock_commit());
+        let _gate = self.snapshots.gate.lock();
+        self.keydirs.set_recording(true);
         let mut live = self.snapshots.live.lock();
         let seq = self.read_seq();
         *live.entry(seq).or_insert(0) += 1;
@@ -33,6 +45,7 @@ impl Engine {
     /// Forgets one snapshot at `seq`, then lets go of the retired segments
     /// no snapshot needs any more.
     pub(crate) fn release_snapshot(&self, seq: u64) {
+        let gate = self.snapshots.gate.lock();
         let mut live = self.snapshots.live.lock();
         if let Some(n) = live.get_mut(&seq) {
             *n -= 1;
@@ -40,7 +53,14 @@ impl Engine {
                 live.remove(&seq);
             }
         }
+        let seqs: Vec<u64> = live.keys().copied().collect();
         drop(live);
+        if seqs.is_empty() {
+            self.keydirs.set_recording(false);
+        } else {
+            self.keydirs.prune_history(&seqs);
+        }
+        drop(gate);
         self.release_retired_segments();
     }
 

@@ -151,13 +151,20 @@ pub(crate) struct UnorderedScan {
 const WINDOW: usize = 64;
 
 impl UnorderedScan {
-    /// A walk over unordered table `table` as its keydir is now; `None`
-    /// when `table` is not unordered.
-    pub(crate) fn new(engine: Arc<Engine>, table: u32, fetch: Fetch) -> Option<UnorderedScan> {
+    /// A walk over unordered table `table` as its keydir is now (or as a
+    /// snapshot at `seq` sees it); `None` when `table` is not unordered.
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        table: u32,
+        seq: Option<u64>,
+        fetch: Fetch,
+    ) -> Option<UnorderedScan> {
         let kd = engine.keydirs.table(table)?;
-        let (live, segments) = engine
-            .keydirs
-            .live_entries(&kd, || engine.versions.current().segments.clone());
+        let segs = || engine.versions.current().segments.clone();
+        let (live, segments) = match seq {
+            None => engine.keydirs.live_entries(&kd, segs),
+            Some(s) => engine.keydirs.live_entries_at(&kd, s, segs),
+        };
         Some(UnorderedScan {
             engine,
             segments,

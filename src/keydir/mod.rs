@@ -29,6 +29,7 @@
 //! written (the user head and the GC head) the hint entries that become the
 //! segment's hint file when it is sealed.
 
+mod history;
 mod map;
 
 pub(crate) use map::KeyMap;
@@ -53,6 +54,8 @@ pub(crate) struct KeyEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Keydir {
     pub(crate) map: RwLock<KeyMap>,
+    /// Entries replaced while snapshots were alive (`history.rs`).
+    history: Mutex<history::History>,
 }
 
 /// What the keydir knows of one segment.
@@ -104,6 +107,8 @@ pub(crate) struct Keydirs {
     tables: RwLock<BTreeMap<u32, Arc<Keydir>>>,
     any: AtomicBool,
     segs: Mutex<BTreeMap<u64, SegInfo>>,
+    /// Whether snapshots are alive: replaced entries are kept.
+    recording: AtomicBool,
 }
 
 /// A relocation to make visible: `(table, key)` moved from `old` to `new`.
@@ -192,6 +197,7 @@ impl Keydirs {
             return;
         }
         let tables = self.tables.read();
+        let recording = self.recording();
         // Records that are garbage now (what they replaced, or needless
         // tombstones).
         let mut dead: Vec<ValuePointer> = Vec::new();
@@ -215,11 +221,15 @@ impl Keydirs {
                 };
                 if r.put {
                     if let Some(old) = map.insert(&r.key, entry) {
+                        kd.note_replaced(recording, &r.key, old, r.seq);
                         dead.push(old.ptr);
                     }
                 } else {
                     match map.replace(&r.key, entry) {
-                        Some(old) => dead.push(old.ptr),
+                        Some(old) => {
+                            kd.note_replaced(recording, &r.key, old, r.seq);
+                            dead.push(old.ptr)
+                        }
                         // Nothing of the key is on disk: no tombstone needed.
                         None => dead.push(r.ptr),
                     }
