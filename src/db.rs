@@ -10,7 +10,7 @@ use crate::manifest::{DEFAULT_TABLE, DEFAULT_TABLE_NAME};
 use crate::options::{GcOptions, Options, TableKind, TableOptions, WriteOptions};
 use crate::snapshot::Snapshot;
 use crate::stats::{SegmentStats, SegmentUsage, Stats};
-use crate::table::Table;
+use crate::table::{Table, TableInfo};
 use crate::value::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -141,6 +141,69 @@ impl Db {
     /// The names of the named tables (the default table is not listed).
     pub fn table_names(&self) -> Vec<String> {
         self.table_kinds().into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// The named tables, in creation order, each with its name and kind
+    /// (the default table, ordered, is not listed; a dropped table is gone
+    /// from the list as soon as [`Db::drop_table`] returns).
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableKind, TableOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.table("users", TableOptions::ordered())?;
+    /// db.table("blobs", TableOptions::unordered())?;
+    /// let tables = db.tables();
+    /// assert_eq!(tables[0].name, "users");
+    /// assert_eq!(tables[1].kind, TableKind::Unordered);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    pub fn tables(&self) -> Vec<TableInfo> {
+        self.table_kinds()
+            .into_iter()
+            .map(|(name, kind)| TableInfo { name, kind })
+            .collect()
+    }
+
+    /// Drops the table `name`: durable when this returns (one synced
+    /// manifest edit), however much the table holds.
+    ///
+    /// From then on the table's entries are dead: reads never see them
+    /// again, compaction drops them from the SSTables (as keys hidden by a
+    /// tombstone: [`Db::compact`] drops them all at once, background
+    /// compaction as it reaches their files), GC counts their vLog records
+    /// as garbage, and an open never replays them. An unordered table's
+    /// keydir is freed at once and its records count as garbage at once. The
+    /// space comes back as compaction and GC run.
+    ///
+    /// The name is free at once: `db.table(name, ..)` afterwards makes a
+    /// new, empty table (of either kind) with a new id. A [`Table`] handle
+    /// opened before the drop fails every call with
+    /// `Error::InvalidArgument` ("table NAME was dropped"), as does an
+    /// iterator made from it; an iterator made before the drop goes on over
+    /// the view it started with. A write racing with the drop either lands
+    /// before it (and is dropped with the table) or fails.
+    ///
+    /// ```
+    /// use wisckey::{Db, Error, Options, TableOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.table("t", TableOptions::ordered())?;
+    /// t.put(b"k", b"v")?;
+    /// db.drop_table("t")?;
+    /// assert!(matches!(t.get(b"k"), Err(Error::InvalidArgument(_))));
+    /// let t = db.table("t", TableOptions::unordered())?; // a new, empty table
+    /// assert!(t.get(b"k")?.is_none());
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` for the default table or a name with no
+    /// table, or once the database is closed; `Error::ReadOnly`;
+    /// `Error::Io` when the manifest write fails (which poisons the
+    /// database); `Error::Poisoned`.
+    pub fn drop_table(&self, name: &str) -> Result<()> {
+        self.engine.drop_table(name)
     }
 
     /// Sets `key` to `value` in the default table. The write survives a

@@ -61,8 +61,10 @@ pub use options::{
     Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
 };
 pub use snapshot::Snapshot;
-pub use stats::{CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats};
-pub use table::Table;
+pub use stats::{
+    CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats, TableStats,
+};
+pub use table::{Table, TableInfo};
 pub use value::Value;
 pub use verify::{Damage, TableVerify, VerifyCounts, VerifyReport};
 

@@ -7,8 +7,19 @@ use crate::engine::Scan;
 use crate::error::{Error, Result};
 use crate::iter::{prefix_bounds, Iter, KeyRange};
 use crate::options::{TableKind, WriteOptions};
+use crate::stats::TableStats;
 use crate::value::Value;
 use std::sync::Arc;
+
+/// A table's name and kind, as [`Db::tables`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableInfo {
+    /// The table's name.
+    pub name: String,
+    /// Ordered or unordered.
+    pub kind: TableKind,
+}
 
 /// A named table: the same read and write methods as [`Db`], on its own keys.
 ///
@@ -72,6 +83,29 @@ impl Table {
                 self.name
             ))
         })
+    }
+
+    /// This table's figures: live keys where cheaply known, index bytes,
+    /// vLog bytes written since open. See [`TableStats`] for what each
+    /// counts and which are estimates.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.table("t", TableOptions::unordered())?;
+    /// t.put(b"a", b"1")?;
+    /// t.put(b"b", b"2")?;
+    /// let s = t.stats()?;
+    /// assert_eq!(s.live_keys, Some(2));
+    /// assert_eq!(s.writes, 2);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` when the table was dropped.
+    pub fn stats(&self) -> Result<TableStats> {
+        self.db.engine().table_stats(self.id)
     }
 
     /// The database this table belongs to.
@@ -153,7 +187,8 @@ impl Table {
     /// `what`) on an unordered table.
     pub(crate) fn scan_at(&self, seq: Option<u64>, range: impl KeyRange, what: &str) -> Iter {
         let e = self.db.engine().clone();
-        Iter::new(match self.unsupported(what) {
+        let refused = e.check_table(self.id).err();
+        Iter::new(match refused.or_else(|| self.unsupported(what)) {
             Some(err) => Scan::failed(e, self.id, err),
             None => Scan::new(e, self.id, seq, range.into_bounds()),
         })

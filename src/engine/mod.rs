@@ -49,6 +49,7 @@
 mod check;
 mod compact;
 mod counters;
+mod drop;
 mod early;
 mod flush;
 mod gc;
@@ -105,6 +106,8 @@ pub(crate) struct Engine {
     gc: gc::GcState,
     /// Garbage flushes found before compactions make it durable.
     early: early::EarlyGarbage,
+    /// Dropped table ids and per-table write figures.
+    tables: tables::TableBook,
 }
 
 impl Engine {

@@ -42,6 +42,7 @@ impl Engine {
     /// snapshot's), or the newest when `None` (unordered tables have only
     /// their newest version).
     pub(crate) fn get(&self, table: u32, key: &[u8], seq: Option<u64>) -> Result<Option<Value>> {
+        self.check_table(table)?;
         counters::add(&self.counters.gets, 1);
         if let Some(kd) = self.keydirs.table(table) {
             let (e, segments) = self
@@ -70,6 +71,7 @@ impl Engine {
         keys: &[K],
         seq: Option<u64>,
     ) -> Result<Vec<Option<Value>>> {
+        self.check_table(table)?;
         counters::add(&self.counters.gets, keys.len() as u64);
         if let Some(kd) = self.keydirs.table(table) {
             return self.keydir_multi_get(&kd, table, keys);

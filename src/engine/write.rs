@@ -295,15 +295,21 @@ impl Engine {
                 )));
             }
         }
+        for op in batch.ops() {
+            self.check_table(op.table)?;
+        }
         self.health.check_writable()?;
         if batch.is_empty() {
             // Nothing to append; a sync still makes the earlier writes
             // durable, as promised.
             return if sync { self.sync_vlog() } else { Ok(()) };
         }
+        let tally = super::tables::Tally::of(&batch);
         self.writer
             .queue
-            .write(batch, sync, |group| self.commit_group(group))
+            .write(batch, sync, |group| self.commit_group(group))?;
+        self.tables.count(tally);
+        Ok(())
     }
 
     /// The sequence number a new read sees.

@@ -25,7 +25,7 @@ mod state;
 mod tests;
 
 pub(crate) use edit::{
-    unix_now, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, DEFAULT_TABLE,
+    unix_now, DroppedTable, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, DEFAULT_TABLE,
     DEFAULT_TABLE_NAME,
 };
 pub(crate) use state::ManifestState;

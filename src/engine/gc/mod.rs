@@ -146,6 +146,9 @@ struct Survivor {
 impl Engine {
     /// Whether the index still points at `ptr` for this key and sequence.
     fn is_live(&self, table: u32, key: &[u8], seq: u64, ptr: &ValuePointer) -> Result<bool> {
+        if self.tables.is_dropped(table) {
+            return Ok(false);
+        }
         let sv = self.versions.current();
         Ok(
             match self.newest_entry(&sv, table, key, self.read_seq())?.entry {

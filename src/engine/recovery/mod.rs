@@ -89,6 +89,12 @@ impl Engine {
                 .filter(|t| t.kind == TableKind::Unordered)
                 .map(|t| t.id),
         );
+        let dropped_ids: Vec<u32> = state.dropped_tables.keys().copied().collect();
+        for d in state.dropped_tables.values() {
+            if d.kind == TableKind::Unordered {
+                keydirs.note_dropped(d.id);
+            }
+        }
         let max_number = parsed.iter().filter_map(|(_, f)| f.number()).max();
         let next_file = AtomicU64::new(
             state
@@ -247,6 +253,7 @@ impl Engine {
             block_cache,
             gc: gc::GcState::default(),
             early: super::early::EarlyGarbage::new(last_seq + 1),
+            tables: super::tables::TableBook::new(dropped_ids),
             opts,
         });
         if ro {
