@@ -7,9 +7,11 @@ use crate::engine::{Engine, GcReport};
 use crate::error::Result;
 use crate::iter::{prefix_bounds, Iter, KeyRange};
 use crate::manifest::{DEFAULT_TABLE, DEFAULT_TABLE_NAME};
-use crate::options::{GcOptions, Options, TableKind, TableOptions, WriteOptions};
+use crate::options::{
+    CheckpointOptions, GcOptions, Options, TableKind, TableOptions, WriteOptions,
+};
 use crate::snapshot::Snapshot;
-use crate::stats::{SegmentStats, SegmentUsage, Stats};
+use crate::stats::{CheckpointInfo, SegmentStats, SegmentUsage, Stats};
 use crate::table::{Table, TableInfo};
 use crate::value::Value;
 use std::path::Path;
@@ -204,6 +206,113 @@ impl Db {
     /// database); `Error::Poisoned`.
     pub fn drop_table(&self, name: &str) -> Result<()> {
         self.engine.drop_table(name)
+    }
+
+    /// Makes a checkpoint of the whole database in `dir`: a consistent,
+    /// openable copy of it at one moment (every write acknowledged before
+    /// the call, none that starts after it returns), made while writers,
+    /// flushes, compactions and GC go on. See [`Db::checkpoint_with`].
+    ///
+    /// ```
+    /// use wisckey::{Db, Options};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let out = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// db.put(b"k", vec![1u8; 4096])?;
+    /// let info = db.checkpoint(out.path().join("cp"))?;
+    /// db.put(b"k", b"after")?; // not in the checkpoint
+    /// let copy = Db::open(out.path().join("cp"), Options::default())?;
+    /// assert_eq!(copy.get(b"k")?.unwrap().len(), 4096);
+    /// assert!(info.last_sequence >= 1);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Db::checkpoint_with`].
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<CheckpointInfo> {
+        self.checkpoint_with(dir, CheckpointOptions::default())
+    }
+
+    /// A checkpoint of the tables `names` only (and the default table,
+    /// which cannot be dropped): [`Db::checkpoint_with`] with
+    /// [`CheckpointOptions::tables`]. The other tables are dropped in the
+    /// copy's manifest; SSTables holding only their keys are left out, and
+    /// the copy's compaction and GC reclaim the rest of their data.
+    ///
+    /// # Errors
+    /// As [`Db::checkpoint_with`]; `Error::InvalidArgument` for a name that
+    /// is not a table.
+    pub fn checkpoint_tables(
+        &self,
+        dir: impl AsRef<Path>,
+        names: &[&str],
+    ) -> Result<CheckpointInfo> {
+        self.checkpoint_with(
+            dir,
+            CheckpointOptions::default().tables(names.iter().copied()),
+        )
+    }
+
+    /// Makes a checkpoint in `dir` (which must not exist, or be empty).
+    ///
+    /// What it holds: exactly the writes with sequence numbers up to
+    /// [`CheckpointInfo::last_sequence`], the moment being one where the
+    /// commit lock and the manifest lock are both held. They are held only
+    /// to read the state (no I/O): a group commit waits for them as long
+    /// as for a manifest switch, never for the copying.
+    ///
+    /// How: SSTables, sealed vLog segments (user and GC) and their hint
+    /// files are hard-linked (nothing writes them in place, so the source
+    /// and the copy share them safely); the user vLog head is copied up to
+    /// the captured offset and GC's head up to the GC head the manifest
+    /// records; a fresh manifest and `CURRENT` describe the captured
+    /// state. Nothing is flushed: the copy's replay point is the
+    /// source's, and its open replays the copied vLog tail into its
+    /// memtable. A hard link that fails (another file system, a file
+    /// system without links) turns into a copy, as does every file with
+    /// [`CheckpointOptions::hard_links`]`(false)`. Every file the
+    /// checkpoint names stays on disk until it is done (GC and compaction
+    /// cannot delete them meanwhile). Every copy and the directory are
+    /// synced before this returns: the checkpoint survives a power loss.
+    /// A failed checkpoint removes what it made (and the directory, if it
+    /// made it).
+    ///
+    /// The copy is an ordinary database: open it (read-write or read-only),
+    /// move it, ship its files. It shares inodes with the source when
+    /// linked, so the space of those files is freed only when both let go.
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` when `dir` exists and is not empty, or is
+    /// the database's own directory, or once the database is closed;
+    /// `Error::Io` when a file cannot be made.
+    pub fn checkpoint_with(
+        &self,
+        dir: impl AsRef<Path>,
+        opts: CheckpointOptions,
+    ) -> Result<CheckpointInfo> {
+        self.engine
+            .checkpoint(dir.as_ref(), &opts, false)
+            .map(|(info, _)| info)
+    }
+
+    /// [`Db::checkpoint_with`], also returning a snapshot registered at the
+    /// checkpoint's sequence number under the same locks (so that a test
+    /// can compare the two exactly). Only with the `testing` feature.
+    ///
+    /// # Errors
+    /// As [`Db::checkpoint_with`].
+    #[cfg(any(test, feature = "testing"))]
+    #[doc(hidden)]
+    pub fn checkpoint_with_snapshot(
+        &self,
+        dir: impl AsRef<Path>,
+        opts: CheckpointOptions,
+    ) -> Result<(CheckpointInfo, Snapshot)> {
+        let (info, seq) = self.engine.checkpoint(dir.as_ref(), &opts, true)?;
+        let seq = seq.ok_or_else(|| {
+            crate::error::Error::InvalidArgument("no snapshot was registered".into())
+        })?;
+        Ok((info, Snapshot::registered(self.clone(), seq)))
     }
 
     /// Sets `key` to `value` in the default table. The write survives a

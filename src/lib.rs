@@ -58,11 +58,12 @@ pub use error::{Error, Result};
 pub use io::{IoBackend, WriteMode};
 pub use iter::{Iter, KeyRange};
 pub use options::{
-    Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
+    CheckpointOptions, CheckpointProgress, Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
 };
 pub use snapshot::Snapshot;
 pub use stats::{
-    CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats, TableStats,
+    CheckpointInfo, CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats,
+    TableStats,
 };
 pub use table::{Table, TableInfo};
 pub use value::Value;

@@ -337,3 +337,27 @@ pub struct TableStats {
     /// Puts and deletes of this table since this open (exact).
     pub writes: u64,
 }
+
+/// What [`crate::Db::checkpoint`] made.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CheckpointInfo {
+    /// The sequence number of the newest write the checkpoint holds: it
+    /// holds every write at or below it and none above.
+    pub last_sequence: u64,
+    /// Files hard-linked (SSTables, sealed vLog segments, their hints).
+    pub files_linked: u64,
+    /// Bytes of those files.
+    pub bytes_linked: u64,
+    /// Files copied (the vLog heads up to the captured offsets, files a
+    /// hard link failed for, or every file when links are off), and the
+    /// fresh manifest and `CURRENT`.
+    pub files_copied: u64,
+    /// Bytes copied or written.
+    pub bytes_copied: u64,
+    /// The tables the checkpoint holds besides the default table, by name
+    /// (all of them, or the ones asked for).
+    pub tables: Vec<String>,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+}

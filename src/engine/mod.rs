@@ -47,6 +47,7 @@
 //! installs do not wait for each other.
 
 mod check;
+mod checkpoint;
 mod compact;
 mod counters;
 mod drop;
