@@ -315,6 +315,64 @@ impl Db {
         Ok((info, Snapshot::registered(self.clone(), seq)))
     }
 
+    /// Replaces the contents of table `name` with those of the table of the
+    /// same name in the checkpoint in `checkpoint_dir` (made by
+    /// [`Db::checkpoint`] or [`Db::checkpoint_tables`], here or on another
+    /// machine), atomically: the table becomes what it is in the
+    /// checkpoint, of its kind there, and is created when missing. Returns
+    /// the number of entries installed. The checkpoint is only read (it is
+    /// opened read-only and may be removed afterwards).
+    ///
+    /// What readers see: a handle opened by name ([`Db::table`]) after this
+    /// returns reads the new contents; one opened before reads the old
+    /// contents until the swap and then fails every call with
+    /// `Error::InvalidArgument` ("table NAME was dropped (or replaced)"):
+    /// open it again. An iterator made before the swap goes on over the old
+    /// contents to its end. No reader ever sees a mix of the two.
+    /// Writes to the table while the replace runs land in the old contents
+    /// and are gone with them.
+    ///
+    /// What it costs: it is a logical copy. Every live entry of the table
+    /// in the checkpoint is read and written again, in batches of about
+    /// 1 MiB, into a new hidden table (so the vLog grows by the table's
+    /// live bytes plus 25 bytes a record, and flushes and compactions index
+    /// them), the vLog is synced, and one manifest edit drops the old table
+    /// and gives its name to the new one. The old contents become garbage
+    /// that compaction and GC reclaim. A crash before the swap leaves the
+    /// old table as it was (the hidden one is dropped at the next open).
+    ///
+    /// This is the install half of a state-machine snapshot (the cluster's
+    /// use): the sender takes `checkpoint_tables(dir, &["state"])` and
+    /// ships the directory's files; the receiver calls
+    /// `replace_table("state", dir)`.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions};
+    /// # let a = tempfile::tempdir().unwrap();
+    /// # let b = tempfile::tempdir().unwrap();
+    /// # let cp = tempfile::tempdir().unwrap();
+    /// let leader = Db::open(a.path(), Options::default())?;
+    /// leader.table("state", TableOptions::ordered())?.put(b"k", b"new")?;
+    /// leader.checkpoint_tables(cp.path().join("snap"), &["state"])?;
+    ///
+    /// let follower = Db::open(b.path(), Options::default())?;
+    /// follower.table("state", TableOptions::ordered())?.put(b"old", b"x")?;
+    /// assert_eq!(follower.replace_table("state", cp.path().join("snap"))?, 1);
+    /// let state = follower.table("state", TableOptions::ordered())?;
+    /// assert_eq!(state.get(b"k")?.as_deref(), Some(&b"new"[..]));
+    /// assert!(state.get(b"old")?.is_none());
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` for the default table (it cannot be
+    /// dropped), a checkpoint without the table, or a closed database;
+    /// what [`Db::open_read_only`] returns for the checkpoint; what writes
+    /// return (a failed replace leaves the table as it was).
+    pub fn replace_table(&self, name: &str, checkpoint_dir: impl AsRef<Path>) -> Result<u64> {
+        self.engine.replace_table(name, checkpoint_dir.as_ref())
+    }
+
     /// Sets `key` to `value` in the default table. The write survives a
     /// process crash once this returns (not power loss: see [`Db::write`]).
     ///

@@ -332,6 +332,11 @@ impl Engine {
             ..Default::default()
         };
         self.write_files(made, &cap.files, opts, &mut info)?;
+        // A read-only open takes a shared lock on it, which must exist.
+        made.names.push(files::LOCK.to_string());
+        self.fs
+            .create(&made.dir.join(files::LOCK))
+            .map_err(|e| Error::io(format!("creating {}", made.dir.display()), e))?;
 
         let mut state = cap.state;
         let max_number = cap

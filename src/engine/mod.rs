@@ -58,6 +58,7 @@ mod health;
 mod output;
 mod read;
 mod recovery;
+mod replace;
 mod reserve;
 mod scan;
 mod snapshots;

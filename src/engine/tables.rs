@@ -129,6 +129,11 @@ impl Engine {
                 "a table name is 1 to 255 bytes".into(),
             ));
         }
+        if name.starts_with('\0') {
+            return Err(Error::InvalidArgument(
+                "a table name starting with NUL is reserved".into(),
+            ));
+        }
         if name == DEFAULT_TABLE_NAME {
             return if kind == TableKind::Ordered {
                 Ok(DEFAULT_TABLE)
@@ -173,6 +178,7 @@ impl Engine {
             .state()
             .tables
             .iter()
+            .filter(|t| !super::replace::is_hidden(&t.name))
             .map(|t| (t.name.clone(), t.kind))
             .collect()
     }

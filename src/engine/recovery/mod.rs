@@ -82,6 +82,10 @@ impl Engine {
             return Err(no_database(dir));
         }
         let blame = Blame::new(recovered.as_ref());
+        if !ro {
+            // Written into the fresh manifest below.
+            super::replace::drop_hidden_tables(&mut state);
+        }
         let keydirs = Keydirs::new(
             state
                 .tables
