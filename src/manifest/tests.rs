@@ -944,6 +944,15 @@ fn drops_and_renames_round_trip_and_are_checked() {
         ..Default::default()
     };
     assert_eq!(VersionEdit::decode(&drop_a.encode()).unwrap(), drop_a);
+    // Hostile bytes: an unknown kind, a truncated name, an id past u32.
+    for bad in [
+        &[16u8, 1, 9][..],
+        &[17, 2, 5, b'a'],
+        &[16, 0xff, 0xff, 0xff, 0xff, 0x1f, 0],
+        &[16],
+    ] {
+        assert!(VersionEdit::decode(bad).is_err(), "{bad:?}");
+    }
     s.apply(&drop_a).unwrap();
     assert_eq!(s.tables.len(), 1);
     assert_eq!((s.tables[0].id, s.tables[0].name.as_str()), (2, "a"));
