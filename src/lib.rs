@@ -58,7 +58,8 @@ pub use error::{Error, Result};
 pub use io::{IoBackend, WriteMode};
 pub use iter::{Iter, KeyRange};
 pub use options::{
-    CheckpointOptions, CheckpointProgress, Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
+    CheckpointOptions, CheckpointProgress, Compression, GcOptions, GcPolicy, GcProgress, Options,
+    TableKind, TableOptions, WriteOptions,
 };
 pub use snapshot::Snapshot;
 pub use stats::{

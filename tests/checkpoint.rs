@@ -59,7 +59,7 @@ fn point_reads(t: &wisckey::Table, of: &Contents) -> Contents {
 
 fn value(w: u64, i: u64, round: u64) -> Vec<u8> {
     // Mostly separated values, some inline ones.
-    let len = if i % 3 == 0 { 100 } else { 2500 };
+    let len = if i.is_multiple_of(3) { 100 } else { 2500 };
     let mut v = vec![(w * 31 + i + round) as u8; len];
     v[..8].copy_from_slice(&round.to_le_bytes());
     v
@@ -87,7 +87,7 @@ fn checkpoints_under_writers_and_gc(backend: IoBackend) {
                 for i in 0..40u64 {
                     let k = format!("w{w}-k{i:03}").into_bytes();
                     let mut b = WriteBatch::new();
-                    if (i + round) % 7 == 0 {
+                    if (i + round).is_multiple_of(7) {
                         b.delete(&k).delete_in(&t, &k).delete_in(&u, &k);
                     } else {
                         let v = value(w, i, round);
@@ -133,7 +133,10 @@ fn checkpoints_under_writers_and_gc(backend: IoBackend) {
         let copy = Db::open(&dir, opts(backend)).unwrap();
         let ct = copy.table("t", TableOptions::ordered()).unwrap();
         let cu = copy.table("u", TableOptions::unordered()).unwrap();
-        assert!(scan(&copy.default_table()) == want_default, "checkpoint {n}: default");
+        assert!(
+            scan(&copy.default_table()) == want_default,
+            "checkpoint {n}: default"
+        );
         assert!(scan(&ct) == want_t, "checkpoint {n}: t");
         assert!(point_reads(&cu, &want_t) == want_t, "checkpoint {n}: u");
         assert!(copy.verify().unwrap().is_clean(), "checkpoint {n}");
@@ -216,7 +219,10 @@ fn source_and_copy_never_change_each_other() {
     let before = read_all(&db);
     {
         let copy = Db::open(&dir, o()).unwrap();
-        assert!(read_all(&copy) == before, "the checkpoint opens as the source was");
+        assert!(
+            read_all(&copy) == before,
+            "the checkpoint opens as the source was"
+        );
     }
     for round in 3..6 {
         for i in 0..400u64 {
@@ -233,7 +239,10 @@ fn source_and_copy_never_change_each_other() {
     // Reopen the source (its torn-tail and GC-head checks run), then the copy.
     let db = Db::open(src.path(), o()).unwrap();
     let copy = Db::open(&dir, o()).unwrap();
-    assert!(read_all(&copy) == before, "the source changed the checkpoint");
+    assert!(
+        read_all(&copy) == before,
+        "the source changed the checkpoint"
+    );
     assert!(copy.verify().unwrap().is_clean());
     // The copy overwrites and collects: the source stays.
     let cu = copy.table("u", TableOptions::unordered()).unwrap();
@@ -245,13 +254,19 @@ fn source_and_copy_never_change_each_other() {
     copy.gc(GcOptions::default().max_segments(1000)).unwrap();
     drop(cu);
     drop(copy);
-    assert!(read_all(&db) == source_now, "the checkpoint changed the source");
+    assert!(
+        read_all(&db) == source_now,
+        "the checkpoint changed the source"
+    );
     assert!(db.verify().unwrap().is_clean());
     drop(db);
     // The copy stands alone.
     drop(src);
     let copy = Db::open(&dir, o()).unwrap();
-    assert_eq!(copy.get(7u64.to_be_bytes()).unwrap().as_deref(), Some(&b"copy"[..]));
+    assert_eq!(
+        copy.get(7u64.to_be_bytes()).unwrap().as_deref(),
+        Some(&b"copy"[..])
+    );
 }
 
 /// Links off by option, and a file system without links (FaultFs): every
@@ -298,7 +313,10 @@ fn copies_where_links_are_off_or_fail() {
     fs.recover();
     let copy = Db::open("/out/cp", fo()).unwrap();
     let ct = copy.table("t", TableOptions::ordered()).unwrap();
-    assert!(scan(&ct) == want, "the copy lost writes after the power loss");
+    assert!(
+        scan(&ct) == want,
+        "the copy lost writes after the power loss"
+    );
 }
 
 /// A checkpoint that fails on the way removes what it made.
@@ -387,8 +405,18 @@ fn a_checkpoint_of_chosen_tables_holds_only_them() {
     let co = copy.table("other", TableOptions::ordered()).unwrap();
     assert!(co.iter().next().is_none(), "a new, empty table");
     // The copy reclaims the dropped tables' space.
-    let live: u64 = copy.segment_usage().unwrap().iter().map(|s| s.live_bytes).sum();
-    let src_live: u64 = db.segment_usage().unwrap().iter().map(|s| s.live_bytes).sum();
+    let live: u64 = copy
+        .segment_usage()
+        .unwrap()
+        .iter()
+        .map(|s| s.live_bytes)
+        .sum();
+    let src_live: u64 = db
+        .segment_usage()
+        .unwrap()
+        .iter()
+        .map(|s| s.live_bytes)
+        .sum();
     assert!(live * 10 < src_live * 6, "{live} of {src_live}");
     copy.compact().unwrap();
     copy.gc(GcOptions::default().max_segments(1000)).unwrap();
@@ -398,7 +426,7 @@ fn a_checkpoint_of_chosen_tables_holds_only_them() {
 }
 
 fn tagged(tag: u8, i: u64) -> Vec<u8> {
-    let mut v = vec![tag; if i % 4 == 0 { 64 } else { 3000 }];
+    let mut v = vec![tag; if i.is_multiple_of(4) { 64 } else { 3000 }];
     v[..8].copy_from_slice(&i.to_le_bytes());
     v
 }
@@ -420,7 +448,11 @@ fn replace_table_installs_a_checkpoint_atomically() {
     for i in 0..500u64 {
         lsm.put(format!("n{i:04}"), tagged(2, i)).unwrap();
     }
-    leader.table("scratch", TableOptions::ordered()).unwrap().put(b"x", b"y").unwrap();
+    leader
+        .table("scratch", TableOptions::ordered())
+        .unwrap()
+        .put(b"x", b"y")
+        .unwrap();
     let snap_dir = out.path().join("snap");
     leader.checkpoint_tables(&snap_dir, &["sm"]).unwrap();
     let want = scan(&lsm);
@@ -441,8 +473,10 @@ fn replace_table_installs_a_checkpoint_atomically() {
             let (mut saw_old, mut saw_new, mut stale) = (0, 0, 0);
             while !stop.load(Ordering::Relaxed) || saw_new == 0 {
                 let t = db.table("sm", TableOptions::ordered()).unwrap();
-                let got: wisckey::Result<Contents> =
-                    t.iter().map(|kv| kv.map(|(k, v)| (k, v.to_vec()))).collect();
+                let got: wisckey::Result<Contents> = t
+                    .iter()
+                    .map(|kv| kv.map(|(k, v)| (k, v.to_vec())))
+                    .collect();
                 match got {
                     Ok(m) if m == old => saw_old += 1,
                     Ok(m) if m == want => saw_new += 1,
@@ -477,11 +511,25 @@ fn replace_table_installs_a_checkpoint_atomically() {
     let names: Vec<String> = follower.table_names();
     assert_eq!(names, vec!["other".to_string(), "sm".to_string()]);
     follower.compact().unwrap();
-    follower.gc(GcOptions::default().max_segments(1000)).unwrap();
-    let live: u64 = follower.segment_usage().unwrap().iter().map(|s| s.live_bytes).sum();
-    let new_bytes: u64 = want.iter().filter(|(_, v)| v.len() > 1024).map(|(k, v)| 25 + (k.len() + v.len()) as u64).sum();
+    follower
+        .gc(GcOptions::default().max_segments(1000))
+        .unwrap();
+    let live: u64 = follower
+        .segment_usage()
+        .unwrap()
+        .iter()
+        .map(|s| s.live_bytes)
+        .sum();
+    let new_bytes: u64 = want
+        .iter()
+        .filter(|(_, v)| v.len() > 1024)
+        .map(|(k, v)| 25 + (k.len() + v.len()) as u64)
+        .sum();
     let other_bytes = 0; // "stay" values are small but in the vLog (unordered)
-    assert!(live >= new_bytes + other_bytes && live < new_bytes + 800 * 64, "{live}");
+    assert!(
+        live >= new_bytes + other_bytes && live < new_bytes + 800 * 64,
+        "{live}"
+    );
     assert!(follower.verify().unwrap().is_clean());
     drop((fsm, other, follower));
     let follower = Db::open(b.path(), o()).unwrap();
@@ -502,18 +550,33 @@ fn replace_table_takes_the_checkpoints_kind() {
         u.put(i.to_be_bytes(), tagged(5, i)).unwrap();
     }
     u.delete(7u64.to_be_bytes()).unwrap();
-    leader.checkpoint_tables(out.path().join("s"), &["sm"]).unwrap();
+    leader
+        .checkpoint_tables(out.path().join("s"), &["sm"])
+        .unwrap();
     let follower = Db::open(b.path(), Options::default()).unwrap();
-    follower.table("sm", TableOptions::ordered()).unwrap().put(b"k", b"v").unwrap();
-    assert_eq!(follower.replace_table("sm", out.path().join("s")).unwrap(), 299);
+    follower
+        .table("sm", TableOptions::ordered())
+        .unwrap()
+        .put(b"k", b"v")
+        .unwrap();
+    assert_eq!(
+        follower.replace_table("sm", out.path().join("s")).unwrap(),
+        299
+    );
     assert_eq!(follower.tables()[0].kind, TableKind::Unordered);
     let t = follower.table("sm", TableOptions::unordered()).unwrap();
     assert_eq!(t.keys().unwrap().len(), 299);
     assert!(t.get(7u64.to_be_bytes()).unwrap().is_none());
-    assert_eq!(t.get(9u64.to_be_bytes()).unwrap().unwrap().to_vec(), tagged(5, 9));
+    assert_eq!(
+        t.get(9u64.to_be_bytes()).unwrap().unwrap().to_vec(),
+        tagged(5, 9)
+    );
     // A missing table is created.
     follower.drop_table("sm").unwrap();
-    assert_eq!(follower.replace_table("sm", out.path().join("s")).unwrap(), 299);
+    assert_eq!(
+        follower.replace_table("sm", out.path().join("s")).unwrap(),
+        299
+    );
     assert_eq!(follower.table_names(), vec!["sm".to_string()]);
 }
 
@@ -523,7 +586,11 @@ fn replace_table_takes_the_checkpoints_kind() {
 #[test]
 fn a_failed_replace_leaves_the_table_as_it_was() {
     let fs = FaultFs::new();
-    let fo = || opts(IoBackend::Auto).background_gc(false).fs(Arc::new(fs.clone()));
+    let fo = || {
+        opts(IoBackend::Auto)
+            .background_gc(false)
+            .fs(Arc::new(fs.clone()))
+    };
     let leader = Db::open("/a", fo()).unwrap();
     let t = leader.table("sm", TableOptions::ordered()).unwrap();
     for i in 0..2000u64 {
@@ -560,7 +627,11 @@ fn a_failed_replace_leaves_the_table_as_it_was() {
                 failed += 1;
                 // The swap's edit may have reached the disk before its
                 // sync failed: then the new contents are there, whole.
-                assert!(now == old || now.len() == 2000, "after {e}: {} entries", now.len());
+                assert!(
+                    now == old || now.len() == 2000,
+                    "after {e}: {} entries",
+                    now.len()
+                );
                 if now.len() == 2000 {
                     break;
                 }

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use wisckey::testing::FaultFs;
 use wisckey::{Db, Error, GcOptions, GcPolicy, Options, TableKind, TableOptions, WriteOptions};
 
-fn small(dir: &Path) -> Options {
-    let _ = dir;
+fn small() -> Options {
     Options::default()
         .memtable_size(64 << 10)
         .segment_size(64 << 10)
@@ -23,7 +22,7 @@ fn is_dropped_error<T: std::fmt::Debug>(r: wisckey::Result<T>) -> bool {
 #[test]
 fn tables_lists_names_and_kinds_and_drop_removes_one() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     db.table("a", TableOptions::ordered()).unwrap();
     db.table("b", TableOptions::unordered()).unwrap();
     db.table("c", TableOptions::ordered()).unwrap();
@@ -41,19 +40,22 @@ fn tables_lists_names_and_kinds_and_drop_removes_one() {
     db.drop_table("b").unwrap();
     assert_eq!(db.table_names(), vec!["a".to_string(), "c".to_string()]);
     drop(db);
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     assert_eq!(db.table_names(), vec!["a".to_string(), "c".to_string()]);
 }
 
 #[test]
 fn the_default_table_and_missing_tables_cannot_be_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     assert!(matches!(
         db.drop_table("default"),
         Err(Error::InvalidArgument(_))
     ));
-    assert!(matches!(db.drop_table("nope"), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        db.drop_table("nope"),
+        Err(Error::InvalidArgument(_))
+    ));
     let t = db.table("t", TableOptions::ordered()).unwrap();
     db.drop_table("t").unwrap();
     assert!(matches!(db.drop_table("t"), Err(Error::InvalidArgument(_))));
@@ -67,7 +69,7 @@ fn the_default_table_and_missing_tables_cannot_be_dropped() {
 #[test]
 fn stale_handles_fail_and_the_name_makes_a_new_empty_table() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     for kind in [TableOptions::ordered(), TableOptions::unordered()] {
         let t = db.table("t", kind).unwrap();
         for i in 0..50u32 {
@@ -89,7 +91,10 @@ fn stale_handles_fail_and_the_name_makes_a_new_empty_table() {
         let mut b = wisckey::WriteBatch::new();
         b.put(b"ok", b"1").put_in(&t, b"k", b"v");
         assert!(is_dropped_error(db.write(b, WriteOptions::default())));
-        assert!(db.get(b"ok").unwrap().is_none(), "the batch is refused whole");
+        assert!(
+            db.get(b"ok").unwrap().is_none(),
+            "the batch is refused whole"
+        );
 
         // The name again, with the other kind: a new, empty table.
         let other = if t.kind() == TableKind::Ordered {
@@ -108,7 +113,7 @@ fn stale_handles_fail_and_the_name_makes_a_new_empty_table() {
     // Reopened: the old ids stay dead, the name is free.
     db.flush().unwrap();
     drop(db);
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     assert!(db.tables().is_empty());
     let t = db.table("t", TableOptions::ordered()).unwrap();
     assert!(t.keys().unwrap().is_empty());
@@ -155,7 +160,10 @@ fn a_drop_survives_a_crash_before_the_tables_data_was_flushed() {
     for i in 0..200u32 {
         assert!(t.get(i.to_be_bytes()).unwrap().is_none());
         assert!(u.get(i.to_be_bytes()).unwrap().is_none());
-        assert_eq!(db.get(i.to_be_bytes()).unwrap().as_deref(), Some(&b"keep"[..]));
+        assert_eq!(
+            db.get(i.to_be_bytes()).unwrap().as_deref(),
+            Some(&b"keep"[..])
+        );
     }
     assert_eq!(t.iter().count(), 0);
     db.verify().unwrap();
@@ -171,7 +179,7 @@ fn a_drop_survives_a_crash_before_the_tables_data_was_flushed() {
 #[test]
 fn drop_compact_and_gc_give_the_space_back() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     let t = db.table("big", TableOptions::ordered()).unwrap();
     let u = db.table("blobs", TableOptions::unordered()).unwrap();
     for i in 0..300u32 {
@@ -188,14 +196,31 @@ fn drop_compact_and_gc_give_the_space_back() {
     let us = u.stats().unwrap();
     assert_eq!(us.live_keys, Some(300));
     assert!(us.index_bytes > 0);
-    let live_before: u64 = db.segment_usage().unwrap().iter().map(|s| s.live_bytes).sum();
+    let live_before: u64 = db
+        .segment_usage()
+        .unwrap()
+        .iter()
+        .map(|s| s.live_bytes)
+        .sum();
     assert_eq!(live_before, 900 * (25 + 4 + 4000));
 
     db.drop_table("big").unwrap();
     db.drop_table("blobs").unwrap();
-    let live_after_drop: u64 = db.segment_usage().unwrap().iter().map(|s| s.live_bytes).sum();
-    assert_eq!(live_after_drop, 300 * (25 + 4 + 4000), "only the default table's");
-    assert!(db.stats().keydir_bytes < before.keydir_bytes, "the keydir is freed");
+    let live_after_drop: u64 = db
+        .segment_usage()
+        .unwrap()
+        .iter()
+        .map(|s| s.live_bytes)
+        .sum();
+    assert_eq!(
+        live_after_drop,
+        300 * (25 + 4 + 4000),
+        "only the default table's"
+    );
+    assert!(
+        db.stats().keydir_bytes < before.keydir_bytes,
+        "the keydir is freed"
+    );
 
     db.compact().unwrap();
     let sst_after = db.stats().sst_bytes;
@@ -204,7 +229,9 @@ fn drop_compact_and_gc_give_the_space_back() {
         "compaction dropped the table's entries: {} -> {sst_after}",
         before.sst_bytes
     );
-    db.gc(GcOptions::default().policy(GcPolicy::Greedy).max_segments(1000))
+    db.gc(GcOptions::default()
+        .policy(GcPolicy::Greedy)
+        .max_segments(1000))
         .unwrap();
     let after = db.stats();
     assert!(
@@ -218,9 +245,14 @@ fn drop_compact_and_gc_give_the_space_back() {
     }
     db.verify().unwrap();
     drop((t, u, db));
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     assert_eq!(db.get(7u32.to_be_bytes()).unwrap().unwrap().len(), 4000);
-    let live: u64 = db.segment_usage().unwrap().iter().map(|s| s.live_bytes).sum();
+    let live: u64 = db
+        .segment_usage()
+        .unwrap()
+        .iter()
+        .map(|s| s.live_bytes)
+        .sum();
     assert_eq!(live, 300 * (25 + 4 + 4000));
 }
 
@@ -231,7 +263,7 @@ fn drop_compact_and_gc_give_the_space_back() {
 #[test]
 fn drop_under_concurrent_writers() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), small(dir.path()).background_gc(true)).unwrap();
+    let db = Db::open(dir.path(), small().background_gc(true)).unwrap();
     let t = db.table("hot", TableOptions::ordered()).unwrap();
     let u = db.table("hot-u", TableOptions::unordered()).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -250,7 +282,7 @@ fn drop_under_concurrent_writers() {
             let mut default_written = 0u32;
             while !stop.load(Ordering::Relaxed) || i < 200 {
                 let k = (w << 24 | i).to_be_bytes();
-                let table = if i % 2 == 0 { &t } else { &u };
+                let table = if i.is_multiple_of(2) { &t } else { &u };
                 match table.put(k, vec![w as u8; 1500]) {
                     Ok(()) => {}
                     Err(Error::InvalidArgument(m)) if m.contains("was dropped") => {
@@ -271,7 +303,10 @@ fn drop_under_concurrent_writers() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     stop.store(true, Ordering::Relaxed);
     let written: Vec<(u32, u32)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    assert!(refused.load(Ordering::Relaxed) > 0, "writes went on after the drop");
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "writes went on after the drop"
+    );
     let check = |db: &Db| {
         let t = db.table("hot", TableOptions::ordered()).unwrap();
         assert_eq!(t.iter().count(), 0);
@@ -290,7 +325,7 @@ fn drop_under_concurrent_writers() {
     check(&db);
     db.verify().unwrap();
     drop((t, u, db));
-    let db = Db::open(dir.path(), small(dir.path())).unwrap();
+    let db = Db::open(dir.path(), small()).unwrap();
     check(&db);
     db.verify().unwrap();
 }

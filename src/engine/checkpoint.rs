@@ -112,7 +112,10 @@ impl Drop for Made<'_> {
         // A manifest Manifest::create made and left.
         if let Ok(names) = self.fs.list(&self.dir) {
             for n in names {
-                if matches!(files::FileName::parse(&n), Some(files::FileName::Manifest(_))) {
+                if matches!(
+                    files::FileName::parse(&n),
+                    Some(files::FileName::Manifest(_))
+                ) {
                     let _ = self.fs.remove(&self.dir.join(n));
                 }
             }

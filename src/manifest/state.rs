@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::edit::{
-    DroppedTable, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, MAX_LEVELS,
-    DEFAULT_TABLE,
+    DroppedTable, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit,
+    DEFAULT_TABLE, MAX_LEVELS,
 };
 use crate::lsm::ikey;
 use crate::lsm::version::SstMeta;

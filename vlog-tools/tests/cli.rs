@@ -392,7 +392,10 @@ fn checkpoint_makes_an_openable_copy() {
     let cp = out.path().join("cp");
     let (ok, stdout, err) = tool(&["checkpoint", "--db", d, "--out", cp.to_str().unwrap()]);
     assert!(ok, "checkpoint failed: {err}");
-    assert!(stdout.contains("linked") && stdout.contains("last sequence"), "{stdout}");
+    assert!(
+        stdout.contains("linked") && stdout.contains("last sequence"),
+        "{stdout}"
+    );
     let copy = Db::open(&cp, Options::default()).unwrap();
     let blobs = copy.table("blobs", TableOptions::unordered()).unwrap();
     assert_eq!(blobs.keys().unwrap().len(), 250);
@@ -403,7 +406,14 @@ fn checkpoint_makes_an_openable_copy() {
     // Chosen tables, every file copied, as JSON.
     let cp2 = out.path().join("cp2");
     let (ok, stdout, err) = tool(&[
-        "checkpoint", "--db", d, "--out", cp2.to_str().unwrap(), "--tables", "users", "--copy",
+        "checkpoint",
+        "--db",
+        d,
+        "--out",
+        cp2.to_str().unwrap(),
+        "--tables",
+        "users",
+        "--copy",
         "--json",
     ]);
     assert!(ok, "checkpoint failed: {err}");
