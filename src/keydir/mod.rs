@@ -245,7 +245,9 @@ impl Keydirs {
             let table = recs[i].table;
             let Some(kd) = tables.get(&table) else {
                 // Its table was dropped meanwhile: garbage already.
-                dead.push(recs[i].ptr);
+                if self.dropped.read().contains(&table) {
+                    dead.push(recs[i].ptr);
+                }
                 i += 1;
                 continue;
             };
@@ -353,8 +355,8 @@ impl Keydirs {
             min_seq = min_seq.min(seq);
             if current.as_ref().map(|(t, _)| *t) != Some(table) {
                 current = None;
-                // A table the manifest does not know as unordered (a dropped
-                // one): its records count as garbage below.
+                // A table the manifest does not know as unordered is
+                // skipped (a dropped one's records count as garbage).
                 if let Some(kd) = tables.get(&table) {
                     let mut map = kd.map.write();
                     // Reserved once per table (taking the counts out), not
@@ -366,8 +368,11 @@ impl Keydirs {
                 }
             }
             let Some((_, map)) = current.as_mut() else {
-                // A record of a dropped table: garbage.
-                dead.push(ptr);
+                // A record of a dropped unordered table is garbage; one of
+                // a table never unordered is not ours to count.
+                if self.dropped.read().contains(&table) {
+                    dead.push(ptr);
+                }
                 continue;
             };
             if let Some(lost) = map.offer(key, KeyEntry { seq, ptr, put }) {
