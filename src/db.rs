@@ -236,8 +236,8 @@ impl Db {
     /// A checkpoint of the tables `names` only (and the default table,
     /// which cannot be dropped): [`Db::checkpoint_with`] with
     /// [`CheckpointOptions::tables`]. The other tables are dropped in the
-    /// copy's manifest; SSTables holding only their keys are left out, and
-    /// the copy's compaction and GC reclaim the rest of their data.
+    /// copy's manifest: their data is dead there, and the copy's compaction
+    /// and GC reclaim it (the files are linked whole either way).
     ///
     /// # Errors
     /// As [`Db::checkpoint_with`]; `Error::InvalidArgument` for a name that

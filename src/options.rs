@@ -637,8 +637,9 @@ impl fmt::Debug for CheckpointProgressFn {
 impl CheckpointOptions {
     /// Only these named tables (default: every table). The others are
     /// dropped in the copy's manifest, so their data is dead there and the
-    /// copy's compaction and GC reclaim it. The default table cannot be
-    /// dropped and is always in the copy.
+    /// copy's compaction and GC reclaim it (the files holding it are still
+    /// linked or copied whole: a checkpoint never rewrites a file). The
+    /// default table cannot be dropped and is always in the copy.
     #[must_use]
     pub fn tables<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
         self.tables = Some(names.into_iter().map(Into::into).collect());

@@ -36,7 +36,6 @@ use super::Engine;
 use crate::error::{Error, Result};
 use crate::files;
 use crate::io::{FileHandle, Fs};
-use crate::lsm::ikey;
 use crate::manifest::{DroppedTable, Manifest, ManifestState, DEFAULT_TABLE_NAME};
 use crate::options::{CheckpointOptions, CheckpointProgress};
 use crate::stats::CheckpointInfo;
@@ -308,26 +307,10 @@ impl Engine {
         started: Instant,
     ) -> Result<CheckpointInfo> {
         if let Some(wanted) = &opts.tables {
+            // Every SSTable stays, those holding only dropped tables' keys
+            // too: the copy's compaction drops their entries and counts
+            // the vLog bytes they point at as garbage, which GC needs.
             keep_only(&mut cap.state, wanted)?;
-            // SSTables that hold only dropped tables' keys stay behind.
-            let dead = |m: &crate::lsm::version::SstMeta| {
-                let (lo, hi) = (ikey::table_id(&m.smallest), ikey::table_id(&m.largest));
-                lo == hi && cap.state.dropped_tables.contains_key(&lo)
-            };
-            let gone: Vec<u64> = cap
-                .state
-                .levels
-                .iter()
-                .flatten()
-                .filter(|m| dead(m))
-                .map(|m| m.number)
-                .collect();
-            for level in &mut cap.state.levels {
-                level.retain(|m| !gone.contains(&m.number));
-            }
-            cap.files.retain(|f| {
-                !matches!(files::FileName::parse(&f.name), Some(files::FileName::Sst(n)) if gone.contains(&n))
-            });
         }
         let mut info = CheckpointInfo {
             last_sequence: cap.seq,
