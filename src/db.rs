@@ -328,7 +328,9 @@ impl Db {
     /// contents until the swap and then fails every call with
     /// `Error::InvalidArgument` ("table NAME was dropped (or replaced)"):
     /// open it again. An iterator made before the swap goes on over the old
-    /// contents to its end. No reader ever sees a mix of the two.
+    /// contents to its end. No reader ever sees a mix of the two. (A
+    /// [`Snapshot`] reads through the handle it is given: with one opened
+    /// after the swap it sees the new contents, whenever it was taken.)
     /// Writes to the table while the replace runs land in the old contents
     /// and are gone with them.
     ///
@@ -370,7 +372,42 @@ impl Db {
     /// what [`Db::open_read_only`] returns for the checkpoint; what writes
     /// return (a failed replace leaves the table as it was).
     pub fn replace_table(&self, name: &str, checkpoint_dir: impl AsRef<Path>) -> Result<u64> {
-        self.engine.replace_table(name, checkpoint_dir.as_ref())
+        self.engine.replace_tables(&[name], checkpoint_dir.as_ref())
+    }
+
+    /// [`Db::replace_table`] for several tables at once, swapped in one
+    /// manifest edit (a state machine's tables and the table holding its
+    /// last applied log id, say): handles opened after the call read every
+    /// one of them new; handles opened before read the old contents until
+    /// the swap and then all fail; after a crash either all are new or all
+    /// old. Returns the number of entries installed over all of them.
+    ///
+    /// A [`Snapshot`] reads a table by its handle's id: through a handle
+    /// opened after the swap it sees the new contents, whenever it was
+    /// taken.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions};
+    /// # let a = tempfile::tempdir().unwrap();
+    /// # let b = tempfile::tempdir().unwrap();
+    /// # let cp = tempfile::tempdir().unwrap();
+    /// let leader = Db::open(a.path(), Options::default())?;
+    /// leader.table("kv", TableOptions::ordered())?.put(b"k", b"v")?;
+    /// leader.table("meta", TableOptions::ordered())?.put(b"applied", 7u64.to_be_bytes())?;
+    /// leader.checkpoint_tables(cp.path().join("snap"), &["kv", "meta"])?;
+    ///
+    /// let follower = Db::open(b.path(), Options::default())?;
+    /// assert_eq!(follower.replace_tables(&["kv", "meta"], cp.path().join("snap"))?, 2);
+    /// let meta = follower.table("meta", TableOptions::ordered())?;
+    /// assert_eq!(meta.get(b"applied")?.as_deref(), Some(&7u64.to_be_bytes()[..]));
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Db::replace_table`]; `Error::InvalidArgument` for a name given
+    /// twice.
+    pub fn replace_tables(&self, names: &[&str], checkpoint_dir: impl AsRef<Path>) -> Result<u64> {
+        self.engine.replace_tables(names, checkpoint_dir.as_ref())
     }
 
     /// Sets `key` to `value` in the default table. The write survives a

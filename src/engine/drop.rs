@@ -46,32 +46,35 @@ impl Engine {
             return Err(Error::InvalidArgument(format!("there is no table {name}")));
         };
         self.health.check_writable()?;
-        self.drop_locked(&mut vs, def.id, def.kind, name, Vec::new())?;
+        self.drop_locked(&mut vs, &[(def.id, def.kind, name)], Vec::new())?;
         drop(vs);
         self.workers.wake_compaction();
         self.workers.wake_gc();
         Ok(())
     }
 
-    /// Logs the drop of table `id` (named `name`), with `renames` in the
-    /// same edit, and makes the id dead in memory.
+    /// Logs the drop of the tables `drops` (id, kind, name), with
+    /// `renames` in the same edit, and makes the ids dead in memory.
     pub(super) fn drop_locked(
         &self,
         vs: &mut super::versions::ManifestGuard<'_>,
-        id: u32,
-        kind: TableKind,
-        name: &str,
+        drops: &[(u32, TableKind, &str)],
         renames: Vec<(u32, String)>,
     ) -> Result<()> {
         let edit = VersionEdit {
-            tables_dropped: vec![DroppedTable { id, kind }],
+            tables_dropped: drops
+                .iter()
+                .map(|&(id, kind, _)| DroppedTable { id, kind })
+                .collect(),
             tables_renamed: renames,
             ..Default::default()
         };
         self.log_and_apply(vs, edit, LevelChange::default())?;
-        self.tables.note_dropped(id, name);
-        if kind == TableKind::Unordered {
-            self.keydirs.remove_table(id);
+        for &(id, kind, name) in drops {
+            self.tables.note_dropped(id, name);
+            if kind == TableKind::Unordered {
+                self.keydirs.remove_table(id);
+            }
         }
         Ok(())
     }

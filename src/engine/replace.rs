@@ -1,13 +1,13 @@
-//! Replacing a table's contents with the same table's contents in a
-//! checkpoint (the cluster's snapshot install).
+//! Replacing tables' contents with the same tables' contents in a
+//! checkpoint (the cluster's snapshot install), several tables at once.
 //!
 //! ```text
 //! Engine::replace_table
 //!   open the checkpoint read-only (its own engine)
 //!   create a hidden table ("\0replace-ID": no user name starts with NUL)
-//!   copy every live entry of the checkpoint's table into it, in batches
-//!   of about 1 MiB, then sync the vLog
-//!   one manifest edit: drop the old table, rename the hidden one
+//!   (one per table) copy every live entry of the checkpoint's table into
+//!   it, in batches of about 1 MiB; then sync the vLog
+//!   one manifest edit: drop the old tables, rename the hidden ones
 //! ```
 //!
 //! The swap is one edit, so a reader that opens the table by name sees the
@@ -58,65 +58,89 @@ pub(super) fn drop_hidden_tables(state: &mut ManifestState) {
 }
 
 impl Engine {
-    /// Replaces table `name`'s contents with those of the table `name` in
-    /// the checkpoint in `from`, making it of that table's kind (creating it
-    /// when missing). Returns the number of entries installed.
+    /// Replaces the contents of each table of `names` with those of the
+    /// table of the same name in the checkpoint in `from`, all in one
+    /// manifest edit, making each of that table's kind (creating it when
+    /// missing). Returns the number of entries installed.
     ///
     /// # Errors
-    /// `InvalidArgument` for the default table, a name the checkpoint has
-    /// no table of, or a database that refuses writes; what opening the
-    /// checkpoint returns; what writes return.
-    pub(crate) fn replace_table(&self, name: &str, from: &Path) -> Result<u64> {
-        if name == DEFAULT_TABLE_NAME || is_hidden(name) {
-            return Err(Error::InvalidArgument(format!(
-                "the table {name:?} cannot be replaced"
-            )));
+    /// `InvalidArgument` for the default table, a name given twice, a name
+    /// the checkpoint has no table of, or a database that refuses writes;
+    /// what opening the checkpoint returns; what writes return.
+    pub(crate) fn replace_tables(&self, names: &[&str], from: &Path) -> Result<u64> {
+        for (i, name) in names.iter().enumerate() {
+            if *name == DEFAULT_TABLE_NAME || is_hidden(name) {
+                return Err(Error::InvalidArgument(format!(
+                    "the table {name:?} cannot be replaced"
+                )));
+            }
+            if names[..i].contains(name) {
+                return Err(Error::InvalidArgument(format!(
+                    "the table {name} is named twice"
+                )));
+            }
         }
         self.health.check_writable()?;
         let src = Engine::open(
             from,
             self.opts.clone().read_only(true).create_if_missing(false),
         )?;
-        let found = src
-            .versions
-            .lock_manifest()
-            .state()
-            .tables
-            .iter()
-            .find(|t| t.name == name)
-            .cloned();
-        let Some(def) = found else {
-            return Err(Error::InvalidArgument(format!(
-                "the checkpoint in {} has no table {name}",
-                from.display()
-            )));
-        };
-        let hidden = self.create_hidden_table(def.kind)?;
-        let copied = self.copy_table(&src, def.id, def.kind, hidden.id);
-        src.shutdown();
-        drop(src);
-        let copied = match copied.and_then(|n| self.sync_vlog().map(|()| n)) {
-            Ok(n) => n,
-            Err(e) => {
-                if let Err(d) = self.drop_table_id(&hidden) {
-                    log::warn!("dropping the hidden table of a failed replace: {d}");
+        let src_tables = src.versions.lock_manifest().state().tables.clone();
+        let mut defs = Vec::with_capacity(names.len());
+        for name in names {
+            match src_tables.iter().find(|t| t.name == *name) {
+                Some(d) => defs.push(d.clone()),
+                None => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the checkpoint in {} has no table {name}",
+                        from.display()
+                    )))
                 }
-                return Err(e);
-            }
-        };
-        let mut vs = self.versions.lock_manifest();
-        let old = vs.state().tables.iter().find(|t| t.name == name).cloned();
-        let rename = vec![(hidden.id, name.to_string())];
-        match old {
-            Some(old) => self.drop_locked(&mut vs, old.id, old.kind, name, rename)?,
-            None => {
-                let edit = VersionEdit {
-                    tables_renamed: rename,
-                    ..Default::default()
-                };
-                self.log_and_apply(&mut vs, edit, LevelChange::default())?;
             }
         }
+        // Each table copied into a hidden one; on a failure every hidden
+        // table made so far is dropped again.
+        let mut hidden: Vec<TableDef> = Vec::with_capacity(defs.len());
+        let mut copied = 0u64;
+        let mut filled = Ok(());
+        for def in &defs {
+            let r = self.create_hidden_table(def.kind).and_then(|h| {
+                hidden.push(h.clone());
+                self.copy_table(&src, def.id, def.kind, h.id)
+            });
+            match r {
+                Ok(n) => copied += n,
+                Err(e) => {
+                    filled = Err(e);
+                    break;
+                }
+            }
+        }
+        src.shutdown();
+        drop(src);
+        if let Err(e) = filled.and_then(|()| self.sync_vlog()) {
+            for h in &hidden {
+                if let Err(d) = self.drop_table_id(h) {
+                    log::warn!("dropping the hidden table of a failed replace: {d}");
+                }
+            }
+            return Err(e);
+        }
+        let mut vs = self.versions.lock_manifest();
+        let olds: Vec<TableDef> = names
+            .iter()
+            .filter_map(|n| vs.state().tables.iter().find(|t| t.name == *n).cloned())
+            .collect();
+        let drops: Vec<(u32, TableKind, &str)> = olds
+            .iter()
+            .map(|t| (t.id, t.kind, t.name.as_str()))
+            .collect();
+        let renames = hidden
+            .iter()
+            .zip(names)
+            .map(|(h, n)| (h.id, (*n).to_string()))
+            .collect();
+        self.drop_locked(&mut vs, &drops, renames)?;
         drop(vs);
         self.workers.wake_compaction();
         self.workers.wake_gc();
@@ -150,7 +174,7 @@ impl Engine {
         if !vs.state().tables.iter().any(|t| t.id == def.id) {
             return Ok(());
         }
-        self.drop_locked(&mut vs, def.id, def.kind, &def.name, Vec::new())
+        self.drop_locked(&mut vs, &[(def.id, def.kind, &def.name)], Vec::new())
     }
 
     /// Writes every live entry of table `from` of `src` into table `to`,
