@@ -284,7 +284,8 @@ impl Db {
     /// # Errors
     /// `Error::InvalidArgument` when `dir` exists and is not empty, or is
     /// the database's own directory, or once the database is closed;
-    /// `Error::Io` when a file cannot be made.
+    /// `Error::Poisoned` on a poisoned database (what its files hold after
+    /// a failed write is not known); `Error::Io` when a file cannot be made.
     pub fn checkpoint_with(
         &self,
         dir: impl AsRef<Path>,

@@ -353,6 +353,17 @@ fn a_failed_checkpoint_removes_what_it_made() {
     // The source is fine.
     assert_eq!(db.iter().count(), 300);
     db.put(b"after", b"1").unwrap();
+    // A poisoned database (a failed vLog write) makes no checkpoint.
+    fs.fail_after(0, FailMode::Eio, Repeat::Once);
+    let mut b = WriteBatch::new();
+    b.put(b"k", b"v");
+    assert!(db.write(b, WriteOptions::default().sync(true)).is_err());
+    fs.recover();
+    assert!(matches!(
+        db.checkpoint("/out/poisoned"),
+        Err(Error::Poisoned(_))
+    ));
+    assert!(!fs_has_files(&fs, Path::new("/out/poisoned")));
 }
 
 fn fs_has_files(fs: &FaultFs, dir: &Path) -> bool {

@@ -136,8 +136,8 @@ impl Engine {
     /// # Errors
     /// `InvalidArgument` when `out` exists and is not empty, is the
     /// database's own directory, or a table asked for does not exist, or
-    /// the database is closed; `Io` for a file that cannot be made (what
-    /// was made is removed again).
+    /// the database is closed; `Poisoned`; `Io` for a file that cannot be
+    /// made (what was made is removed again).
     pub(crate) fn checkpoint(
         &self,
         out: &Path,
@@ -146,6 +146,8 @@ impl Engine {
     ) -> Result<(CheckpointInfo, Option<u64>)> {
         let started = Instant::now();
         self.health.check_open()?;
+        // After a failed write or sync what the files hold is not known.
+        self.health.check_not_poisoned()?;
         let mut made = self.prepare_dir(out)?;
         let (captured, snapshot) = self.capture(want_snapshot);
         let r = self.finish_checkpoint(&mut made, captured, opts, started);
