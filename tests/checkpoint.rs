@@ -735,3 +735,67 @@ fn replace_tables_swaps_them_together() {
     assert_eq!(blobs.keys().unwrap().len(), 200);
     assert!(follower.verify().unwrap().is_clean());
 }
+
+/// GC and compaction run in the middle of a checkpoint (from its progress
+/// callback, after the capture and before the files are made): they retire
+/// every segment and table the checkpoint names, which must stay on disk
+/// until it has linked them, and the copy is the captured state.
+#[test]
+fn gc_and_compaction_during_a_checkpoint_cannot_take_its_files() {
+    for links in [true, false] {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let o = || opts(IoBackend::Auto).background_gc(false);
+        let db = Db::open(src.path(), o()).unwrap();
+        for i in 0..400u64 {
+            db.put(i.to_be_bytes(), value(0, i, 1)).unwrap();
+        }
+        db.flush().unwrap();
+        let want = scan(&db.default_table());
+        let busy = db.clone();
+        let ran = Arc::new(AtomicBool::new(false));
+        let ran2 = ran.clone();
+        let cp = out.path().join("cp");
+        let info = db
+            .checkpoint_with(
+                &cp,
+                CheckpointOptions::default()
+                    .hard_links(links)
+                    .on_progress(move |p| {
+                        if p.files_done == 0 && !ran2.swap(true, Ordering::SeqCst) {
+                            for i in 0..400u64 {
+                                busy.put(i.to_be_bytes(), b"new").unwrap();
+                            }
+                            busy.compact().unwrap();
+                            busy.gc(GcOptions::default().all_sealed(true).max_segments(1000))
+                                .unwrap();
+                        }
+                    }),
+            )
+            .unwrap();
+        assert!(ran.load(Ordering::SeqCst));
+        // The source let go of files the checkpoint holds.
+        let names = |d: &Path| -> std::collections::BTreeSet<String> {
+            std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".vlog") || n.ends_with(".sst"))
+                .collect()
+        };
+        let gone: Vec<String> = names(&cp).difference(&names(src.path())).cloned().collect();
+        assert!(
+            !gone.is_empty(),
+            "GC and compaction retired nothing: {info:?}"
+        );
+        let copy = Db::open(&cp, o()).unwrap();
+        assert!(
+            scan(&copy.default_table()) == want,
+            "the copy is the captured state"
+        );
+        assert!(copy.verify().unwrap().is_clean());
+        assert_eq!(
+            db.get(3u64.to_be_bytes()).unwrap().as_deref(),
+            Some(&b"new"[..])
+        );
+    }
+}
