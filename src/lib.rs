@@ -61,12 +61,16 @@ pub use error::{Error, Result};
 pub use io::{IoBackend, WriteMode};
 pub use iter::{Entries, Entry, Iter, KeyRange, Keys};
 pub use options::{
-    Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
+    CheckpointOptions, CheckpointProgress, Compression, GcOptions, GcPolicy, GcProgress, Options,
+    TableKind, TableOptions, WriteOptions,
 };
 pub use read_options::ReadOptions;
 pub use snapshot::Snapshot;
-pub use stats::{CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats};
-pub use table::Table;
+pub use stats::{
+    CheckpointInfo, CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats,
+    TableStats,
+};
+pub use table::{Table, TableInfo};
 pub use value::Value;
 pub use verify::{Damage, TableVerify, VerifyCounts, VerifyReport};
 

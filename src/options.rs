@@ -575,6 +575,95 @@ impl GcOptions {
     }
 }
 
+/// How [`crate::Db::checkpoint_with`] makes a checkpoint.
+///
+/// ```
+/// use wisckey::{CheckpointOptions, Db, Options, TableOptions};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let out = tempfile::tempdir().unwrap();
+/// let db = Db::open(dir.path(), Options::default())?;
+/// db.table("state", TableOptions::ordered())?.put(b"k", b"v")?;
+/// db.table("scratch", TableOptions::ordered())?.put(b"x", b"y")?;
+/// let opts = CheckpointOptions::default()
+///     .tables(["state"])
+///     .hard_links(false);
+/// let info = db.checkpoint_with(out.path().join("cp"), opts)?;
+/// assert_eq!(info.tables, vec!["state".to_string()]);
+/// let copy = Db::open(out.path().join("cp"), Options::default())?;
+/// assert_eq!(copy.table_names(), vec!["state".to_string()]);
+/// # Ok::<(), wisckey::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CheckpointOptions {
+    pub(crate) tables: Option<Vec<String>>,
+    pub(crate) hard_links: bool,
+    pub(crate) progress: Option<CheckpointProgressFn>,
+}
+
+impl Default for CheckpointOptions {
+    fn default() -> Self {
+        CheckpointOptions {
+            tables: None,
+            hard_links: true,
+            progress: None,
+        }
+    }
+}
+
+/// How far a checkpoint has come, for [`CheckpointOptions::on_progress`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointProgress {
+    /// Files linked or copied so far.
+    pub files_done: u64,
+    /// Files the checkpoint holds.
+    pub files_total: u64,
+    /// Bytes of them done so far.
+    pub bytes_done: u64,
+    /// Bytes of them all.
+    pub bytes_total: u64,
+}
+
+/// The callback of [`CheckpointOptions::on_progress`].
+#[derive(Clone)]
+pub(crate) struct CheckpointProgressFn(pub(crate) Arc<dyn Fn(&CheckpointProgress) + Send + Sync>);
+
+impl fmt::Debug for CheckpointProgressFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CheckpointProgressFn")
+    }
+}
+
+impl CheckpointOptions {
+    /// Only these named tables (default: every table). The others are
+    /// dropped in the copy's manifest, so their data is dead there and the
+    /// copy's compaction and GC reclaim it (the files holding it are still
+    /// linked or copied whole: a checkpoint never rewrites a file). The
+    /// default table cannot be dropped and is always in the copy.
+    #[must_use]
+    pub fn tables<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.tables = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+    /// Whether immutable files are hard-linked (default `true`); with
+    /// `false` every file is copied (a copy that shares no inode with the
+    /// source, e.g. to ship it elsewhere while the source runs GC). A link
+    /// that fails (another file system, or one without links) falls back
+    /// to a copy either way.
+    #[must_use]
+    pub fn hard_links(mut self, on: bool) -> Self {
+        self.hard_links = on;
+        self
+    }
+    /// Calls `f` before the first file and after each one (for a progress
+    /// bar).
+    #[must_use]
+    pub fn on_progress(mut self, f: impl Fn(&CheckpointProgress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(CheckpointProgressFn(Arc::new(f)));
+        self
+    }
+}
+
 /// The kind of a table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]

@@ -44,6 +44,13 @@ impl Snapshot {
         std::sync::Arc::ptr_eq(self.db.engine(), db.engine())
     }
 
+    /// A snapshot at `seq`, already registered with the engine (it is
+    /// released when this one is dropped).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn registered(db: Db, seq: u64) -> Snapshot {
+        Snapshot { db, seq }
+    }
+
     /// The sequence number this snapshot reads at.
     pub fn sequence(&self) -> u64 {
         self.seq

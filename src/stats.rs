@@ -321,3 +321,56 @@ pub struct Stats {
     /// segment with damaged garbage.
     pub gc_last_error_segments: Vec<u64>,
 }
+
+/// The figures of one table ([`crate::Table::stats`]). What each one
+/// counts, and which are estimates:
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TableStats {
+    /// Live keys, where the engine knows them without a scan: for an
+    /// unordered table, the keys of its keydir whose newest record is a put
+    /// (exact; counting them walks the keydir); `None` for an ordered table
+    /// (a scan of its keys, `Table::keys`, counts them).
+    pub live_keys: Option<u64>,
+    /// Bytes of the table's index: for an unordered table the keydir's
+    /// allocated bytes (exact); for an ordered table the bytes of the
+    /// SSTables holding its keys, an **estimate**: a table shares the
+    /// SSTables with the others, so an SSTable whose keys span several
+    /// tables counts a share for each of them by the range of table ids it
+    /// spans (exact when every SSTable holds one table's keys). The
+    /// memtables are not counted.
+    pub index_bytes: u64,
+    /// Index entries in the SSTables counted in `index_bytes` (ordered
+    /// tables; every version and tombstone, shared the same way, so an
+    /// estimate); 0 for an unordered table.
+    pub index_entries: u64,
+    /// vLog record bytes written by this table's puts and deletes since this
+    /// open (exact; not kept across opens; GC's relocations not counted).
+    pub vlog_bytes_written: u64,
+    /// Puts and deletes of this table since this open (exact).
+    pub writes: u64,
+}
+
+/// What [`crate::Db::checkpoint`] made.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct CheckpointInfo {
+    /// The sequence number of the newest write the checkpoint holds: it
+    /// holds every write at or below it and none above.
+    pub last_sequence: u64,
+    /// Files hard-linked (SSTables, sealed vLog segments, their hints).
+    pub files_linked: u64,
+    /// Bytes of those files.
+    pub bytes_linked: u64,
+    /// Files copied (the vLog heads up to the captured offsets, files a
+    /// hard link failed for, or every file when links are off), and the
+    /// fresh manifest and `CURRENT`.
+    pub files_copied: u64,
+    /// Bytes copied or written.
+    pub bytes_copied: u64,
+    /// The tables the checkpoint holds besides the default table, by name
+    /// (all of them, or the ones asked for).
+    pub tables: Vec<String>,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+}

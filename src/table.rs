@@ -7,9 +7,20 @@ use crate::engine::{Fetch, ReadHow, Scan, UnorderedScan, Walk};
 use crate::error::{Error, Result};
 use crate::iter::{prefix_bounds, Entries, Iter, KeyRange, Keys};
 use crate::options::{TableKind, WriteOptions};
+use crate::stats::TableStats;
 use crate::value::Value;
 use std::ops::Bound;
 use std::sync::Arc;
+
+/// A table's name and kind, as [`Db::tables`] lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableInfo {
+    /// The table's name.
+    pub name: String,
+    /// Ordered or unordered.
+    pub kind: TableKind,
+}
 
 /// A named table: the same read and write methods as [`Db`], on its own keys.
 ///
@@ -73,6 +84,29 @@ impl Table {
                 self.name
             ))
         })
+    }
+
+    /// This table's figures: live keys where cheaply known, index bytes,
+    /// vLog bytes written since open. See [`TableStats`] for what each
+    /// counts and which are estimates.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.table("t", TableOptions::unordered())?;
+    /// t.put(b"a", b"1")?;
+    /// t.put(b"b", b"2")?;
+    /// let s = t.stats()?;
+    /// assert_eq!(s.live_keys, Some(2));
+    /// assert_eq!(s.writes, 2);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Error::InvalidArgument` when the table was dropped.
+    pub fn stats(&self) -> Result<TableStats> {
+        self.db.engine().table_stats(self.id)
     }
 
     /// The database this table belongs to.
@@ -300,6 +334,9 @@ impl Table {
         how: ReadHow,
     ) -> Walk {
         let e = self.db.engine().clone();
+        if let Err(err) = e.check_table(self.id) {
+            return Walk::Sorted(Box::new(Scan::failed(e, self.id, err)));
+        }
         if self.kind == TableKind::Ordered {
             let scan = Scan::new(e, self.id, seq, bounds, fetch).with_cache(how.cache_use());
             return Walk::Sorted(Box::new(scan));

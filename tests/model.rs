@@ -1,6 +1,8 @@
 //! Model test: random operation sequences against a `BTreeMap` per table
 //! (the default table, one named ordered table and one unordered table),
-//! with snapshots, flushes, compactions, GC passes and reopens (after
+//! with snapshots, flushes, compactions, GC passes, table drops (the name
+//! made again, empty), checkpoints (opened and checked against the
+//! models, linked or copied) and reopens (after
 //! `close`, after a plain drop, and with the unordered table's hint files
 //! removed or damaged, so that its keydir is rebuilt from hints or from
 //! scans) in between. Unclean stops are the crash and power-loss tests'.
@@ -151,6 +153,12 @@ enum Op {
     CloseReopen,
     /// Close, do this to the hint files, reopen.
     ReopenHints(Hints),
+    /// Drops a named table (NAMED or UNORDERED) and makes it again, empty,
+    /// with the same kind.
+    DropTable(usize),
+    /// A checkpoint (links, or copies with `true`), opened and checked
+    /// against the models.
+    Checkpoint(bool),
 }
 
 fn bound() -> impl Strategy<Value = Bound<usize>> {
@@ -210,6 +218,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<bool>(), 0u8..3).prop_map(|(all, p)| Op::Gc(all, p)),
         1 => Just(Op::DropReopen),
         1 => Just(Op::CloseReopen),
+        1 => (1usize..NUM_TABLES).prop_map(Op::DropTable),
+        1 => any::<bool>().prop_map(Op::Checkpoint),
         1 => prop_oneof![Just(Hints::Remove), Just(Hints::Damage), Just(Hints::Truncate)]
             .prop_map(Op::ReopenHints),
     ]
@@ -908,6 +918,51 @@ impl Harness {
             Op::DropReopen => self.reopen(false, None, keys)?,
             Op::CloseReopen => self.reopen(true, None, keys)?,
             Op::ReopenHints(hints) => self.reopen(true, Some(*hints), keys)?,
+            Op::DropTable(t) => {
+                let (name, opts) = if *t == NAMED {
+                    ("named", TableOptions::ordered())
+                } else {
+                    ("blobs", TableOptions::unordered())
+                };
+                ok(self.db().drop_table(name), "drop_table")?;
+                let r = self.tab(*t).get(&keys[0]);
+                prop_assert!(
+                    matches!(r, Err(Error::InvalidArgument(_))),
+                    "a dropped table's handle still reads"
+                );
+                let fresh = ok(self.db().table(name, opts), "table after a drop")?;
+                self.tables.as_mut().unwrap()[*t - 1] = fresh;
+                self.models[*t].clear();
+                // Snapshots read the new table (by the handle), which had
+                // nothing at their sequence numbers.
+                for (_, m) in &mut self.snaps {
+                    m[*t].clear();
+                }
+            }
+            Op::Checkpoint(copy) => {
+                let out = tempfile::tempdir().unwrap();
+                let dir = out.path().join("cp");
+                let (info, snap) = ok(
+                    self.db().checkpoint_with_snapshot(
+                        &dir,
+                        wisckey::CheckpointOptions::default().hard_links(!copy),
+                    ),
+                    "checkpoint",
+                )?;
+                prop_assert_eq!(info.last_sequence, snap.sequence());
+                drop(snap);
+                let db = ok(Db::open(&dir, opts()), "open the checkpoint")?;
+                let named = ok(db.table("named", TableOptions::ordered()), "table")?;
+                let blobs = ok(db.table("blobs", TableOptions::unordered()), "table")?;
+                let view = Harness {
+                    dir: out,
+                    db: Some(db),
+                    tables: Some([named, blobs]),
+                    models: self.models.clone(),
+                    snaps: Vec::new(),
+                };
+                view.check_all(keys, "in a checkpoint")?;
+            }
         }
         Ok(())
     }

@@ -220,7 +220,8 @@ impl Engine {
         while c.valid() && table.is_none_or(|t| ikey::in_table(c.key(), t)) {
             let k = c.key();
             let up = ikey::user_part(k);
-            if last.as_deref() != Some(up) && ikey::seq(k) <= seq {
+            let dead = self.tables.is_dropped(ikey::table_id(k));
+            if !dead && last.as_deref() != Some(up) && ikey::seq(k) <= seq {
                 last = Some(up.to_vec());
                 // A version a range tombstone deletes is no live entry (GC
                 // may already have taken its record).

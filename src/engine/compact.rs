@@ -103,7 +103,8 @@ impl Engine {
                     count_dropped(&mut settled, value);
                 }
             },
-        );
+        )
+        .dropping_tables(self.tables.dropped_ids());
         let outputs =
             self.write_ssts(plan.output_level as u32, self.opts.target_file_size, || {
                 loop {

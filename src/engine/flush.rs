@@ -106,7 +106,8 @@ impl Engine {
         let mut discard: BTreeMap<u64, u64> = BTreeMap::new();
         let mut filter = DropFilter::for_flush(self.smallest_snapshot(), |_, v, _| {
             count_dropped(&mut discard, v)
-        });
+        })
+        .dropping_tables(self.tables.dropped_ids());
         // Per key, the oldest version written, and those of them to probe
         // below (see `early.rs`).
         let mut oldest: Option<(Vec<u8>, u64)> = None;

@@ -16,13 +16,16 @@
 //!   health     health.rs     closed and poisoned
 //!   counters   counters.rs   what the engine counts; `Stats` is built there
 //!   gc         gc/           one GC pass at a time
+//!   tables     tables.rs     dropped table ids, per-table write figures
 //! ```
 //!
 //! The paths through it, by function name: `write.rs` (`Engine::write` →
 //! `commit_group` → the vLog append → the memtable or keydir), `read.rs`
 //! (`Engine::get`, `multi_get`, `lookup`, `resolve`), `scan.rs` (the
-//! iterators' merged walk), `flush.rs`, `compact.rs`, `gc/`, and
-//! `recovery.rs` (`Engine::open`, one function per step).
+//! iterators' merged walk), `flush.rs`, `compact.rs`, `gc/`, `drop.rs`
+//! (dropping a table), `checkpoint.rs` and `replace.rs` (checkpoints and
+//! installing a table from one), and `recovery.rs` (`Engine::open`, one
+//! function per step).
 //!
 //! # Lock order
 //!
@@ -52,8 +55,10 @@
 
 mod cas;
 mod check;
+mod checkpoint;
 mod compact;
 mod counters;
+mod drop;
 mod early;
 mod flush;
 mod gc;
@@ -62,6 +67,7 @@ mod output;
 mod range_delete;
 mod read;
 mod recovery;
+mod replace;
 mod reserve;
 mod scan;
 mod snapshots;
@@ -115,6 +121,8 @@ pub(crate) struct Engine {
     gc: gc::GcState,
     /// Garbage flushes found before compactions make it durable.
     early: early::EarlyGarbage,
+    /// Dropped table ids and per-table write figures.
+    tables: tables::TableBook,
 }
 
 impl Engine {

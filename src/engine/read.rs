@@ -74,6 +74,7 @@ impl Engine {
         seq: Option<u64>,
         how: ReadHow,
     ) -> Result<Option<Value>> {
+        self.check_table(table)?;
         counters::add(&self.counters.gets, 1);
         if let Some(kd) = self.keydirs.table(table) {
             let segs = || self.versions.current().segments.clone();
@@ -146,6 +147,7 @@ impl Engine {
         seq: Option<u64>,
         how: ReadHow,
     ) -> Result<Vec<Option<Value>>> {
+        self.check_table(table)?;
         counters::add(&self.counters.gets, keys.len() as u64);
         if let Some(kd) = self.keydirs.table(table) {
             return self.keydir_multi_get(&kd, table, keys, seq);

@@ -309,6 +309,12 @@ impl Fs for WatchedFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.inner.remove(path)
     }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.reserve.watch(self.inner.hard_link(from, to))
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_dir(path)
+    }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.reserve.watch(self.inner.sync_dir(path))
     }

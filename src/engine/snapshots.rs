@@ -2,6 +2,7 @@
 //! compaction keeps the versions they can see and GC keeps the segments
 //! they may still read (invariants 5 and 6).
 
+use super::write::CommitGuard;
 use super::Engine;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -34,6 +35,16 @@ impl Engine {
         // every write at or below the number read is then in the keydirs,
         // and every later one keeps what it replaces.
         let _commit = self.keydirs.any().then(|| self.writer.lock_commit());
+        self.register()
+    }
+
+    /// [`Engine::register_snapshot`] for a caller that holds the commit
+    /// lock.
+    pub(super) fn register_snapshot_locked(&self, _commit: &CommitGuard<'_>) -> u64 {
+        self.register()
+    }
+
+    fn register(&self) -> u64 {
         let _gate = self.snapshots.gate.lock();
         self.keydirs.set_recording(true);
         let mut live = self.snapshots.live.lock();

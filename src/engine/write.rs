@@ -340,15 +340,24 @@ impl Engine {
                 )));
             }
         }
+        for op in batch.ops() {
+            self.check_table(op.table)?;
+        }
         self.health.check_writable()?;
         if batch.is_empty() {
             // Nothing to append; a sync still makes the earlier writes
             // durable, as promised.
             return if sync { self.sync_vlog() } else { Ok(()) }.map(|()| Outcome::Applied);
         }
-        self.writer
+        let tally = super::tables::Tally::of(&batch);
+        let outcome = self
+            .writer
             .queue
-            .write(batch, sync, condition, |group| self.commit_group(group))
+            .write(batch, sync, condition, |group| self.commit_group(group))?;
+        if matches!(outcome, Outcome::Applied) {
+            self.tables.count(tally);
+        }
+        Ok(outcome)
     }
 
     /// The sequence number a new read sees.

@@ -234,6 +234,27 @@ pub trait Fs: Send + Sync + Debug {
         ))
     }
 
+    /// Makes `to` a new name of the file `from` (a hard link), failing if
+    /// `to` exists. Default: `Unsupported` (a checkpoint then copies).
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{} -> {}: this backend has no hard links",
+                from.display(),
+                to.display()
+            ),
+        ))
+    }
+
+    /// Removes an empty directory. Default: `Unsupported`.
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{}: this backend cannot remove directories", path.display()),
+        ))
+    }
+
     /// Performs many positioned reads, possibly at once. Each request is
     /// filled completely, as [`FileHandle::read_exact_at`] would: reaching
     /// the end of the file first is `UnexpectedEof` for that request only, and

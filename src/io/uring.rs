@@ -667,6 +667,12 @@ impl Fs for UringFs {
     fn remove(&self, path: &Path) -> io::Result<()> {
         self.std.remove(path)
     }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.std.hard_link(from, to)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.std.remove_dir(path)
+    }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.std.sync_dir(path)
     }

@@ -109,6 +109,9 @@ pub(crate) struct Keydirs {
     segs: Mutex<BTreeMap<u64, SegInfo>>,
     /// Whether snapshots are alive: replaced entries are kept.
     recording: AtomicBool,
+    /// Unordered tables dropped: an open still reads their records (from
+    /// hints or scans) to count them as garbage.
+    dropped: RwLock<std::collections::BTreeSet<u32>>,
 }
 
 /// A relocation to make visible: `(table, key)` moved from `old` to `new`.
@@ -134,6 +137,34 @@ impl Keydirs {
     pub(crate) fn add_table(&self, id: u32) {
         self.tables.write().entry(id).or_default();
         self.any.store(true, Ordering::Release);
+    }
+
+    /// Drops the keydir of table `id` (dropped from the manifest): its
+    /// records are garbage from now on, counted so at once.
+    pub(crate) fn remove_table(&self, id: u32) {
+        let mut tables = self.tables.write();
+        self.dropped.write().insert(id);
+        let Some(kd) = tables.remove(&id) else {
+            return;
+        };
+        let map = kd.map.read();
+        let mut segs = self.segs.lock();
+        for (_, e) in map.iter() {
+            Self::add_garbage(&mut segs, &e.ptr);
+        }
+    }
+
+    /// Notes an unordered table dropped before this open: an open reads
+    /// its records only to count them as garbage.
+    pub(crate) fn note_dropped(&self, id: u32) {
+        self.dropped.write().insert(id);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Whether an open must read the records of table `id`: an unordered
+    /// table's, or a dropped unordered table's (their bytes are garbage).
+    pub(crate) fn tracks(&self, id: u32) -> bool {
+        self.is_unordered(id) || (self.any() && self.dropped.read().contains(&id))
     }
 
     /// Whether there is any unordered table.
@@ -207,6 +238,10 @@ impl Keydirs {
         while i < recs.len() {
             let table = recs[i].table;
             let Some(kd) = tables.get(&table) else {
+                // Its table was dropped meanwhile: garbage already.
+                if self.dropped.read().contains(&table) {
+                    dead.push(recs[i].ptr);
+                }
                 i += 1;
                 continue;
             };
@@ -318,7 +353,8 @@ impl Keydirs {
             min_seq = min_seq.min(seq);
             if current.as_ref().map(|(t, _)| *t) != Some(table) {
                 current = None;
-                // A table the manifest does not know as unordered is skipped.
+                // A table the manifest does not know as unordered is
+                // skipped (a dropped one's records count as garbage).
                 if let Some(kd) = tables.get(&table) {
                     let mut map = kd.map.write();
                     // Reserved once per table (taking the counts out), not
@@ -330,6 +366,11 @@ impl Keydirs {
                 }
             }
             let Some((_, map)) = current.as_mut() else {
+                // A record of a dropped unordered table is garbage; one of
+                // a table never unordered is not ours to count.
+                if self.dropped.read().contains(&table) {
+                    dead.push(ptr);
+                }
                 continue;
             };
             if let Some(lost) = map.offer(key, KeyEntry { seq, ptr, put }) {

@@ -103,6 +103,16 @@ fn raw_and_decoded_hints_agree() {
     assert_eq!(garbage.get(&4), Some(&40));
     let kd = raw.table(1).unwrap();
     assert!((0..500u64).all(|i| kd.map.read().get(format!("k{i}").as_bytes()).is_some()));
+
+    // Table 7 dropped (it was unordered): its records are garbage now.
+    let dropped = Keydirs::new([1]);
+    dropped.note_dropped(7);
+    for (n, entries) in &segments {
+        dropped.apply_found(*n, entries);
+    }
+    let (_, garbage, _) = state(&dropped);
+    assert_eq!(garbage.get(&3), Some(&80));
+    assert_eq!(garbage.get(&4), Some(&80));
 }
 
 /// The order segments are applied in changes nothing (an open applies

@@ -260,6 +260,8 @@ pub(crate) struct DropFilter<'a, F: FnMut(&[u8], &[u8], Newer)> {
     range_dels: Vec<RangeTombstone>,
     /// Entries dropped so far.
     pub(crate) dropped: u64,
+    /// Table ids whose every entry goes (dropped tables), ascending.
+    dead_tables: Vec<u32>,
 }
 
 impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
@@ -294,6 +296,7 @@ impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
             on_drop,
             range_dels,
             dropped: 0,
+            dead_tables: Vec::new(),
         }
     }
 
@@ -312,7 +315,17 @@ impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
             on_drop,
             range_dels: Vec::new(),
             dropped: 0,
+            dead_tables: Vec::new(),
         }
+    }
+
+    /// Drops every entry of the tables `ids` as well (tables dropped from
+    /// the manifest), as if a newer tombstone hid each.
+    #[must_use]
+    pub(crate) fn dropping_tables(mut self, mut ids: Vec<u32>) -> Self {
+        ids.sort_unstable();
+        self.dead_tables = ids;
+        self
     }
 
     fn deeper_has(&self, user_part: &[u8]) -> bool {
@@ -370,7 +383,9 @@ impl<'a, F: FnMut(&[u8], &[u8], Newer)> DropFilter<'a, F> {
             self.last_seq_for_key = seq;
             self.last_kind_for_key = kind;
         }
-        if duplicate || shadowed || dead_tombstone || ranged.is_some() {
+        let dead_table = !self.dead_tables.is_empty()
+            && self.dead_tables.binary_search(&ikey::table_id(k)).is_ok();
+        if duplicate || shadowed || dead_tombstone || dead_table || ranged.is_some() {
             self.dropped += 1;
             if kind == Kind::Pointer as u8 && !duplicate {
                 (self.on_drop)(k, v, newer);

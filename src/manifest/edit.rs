@@ -72,6 +72,20 @@ pub(super) const TAG_RANGE_DEL_ADDED: u64 = 24;
 /// One element of `range_dels_retired`: the sequence number of a range
 /// tombstone that no longer hides anything, varint.
 pub(super) const TAG_RANGE_DEL_RETIRED: u64 = 25;
+/// One element of `tables_dropped`: table id varint, kind u8 (as in
+/// [`TAG_TABLE_CREATED`]). The id is never used again.
+pub(super) const TAG_TABLE_DROPPED: u64 = 16;
+/// One element of `tables_renamed`: table id varint, new name
+/// length-prefixed UTF-8.
+pub(super) const TAG_TABLE_RENAMED: u64 = 17;
+
+/// A table that was dropped: its id (never given out again) and the kind
+/// it had, so that an open knows whose vLog records are garbage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DroppedTable {
+    pub id: u32,
+    pub kind: TableKind,
+}
 
 /// When a vLog segment was made and which sequence numbers it holds, for
 /// `vlog-tools segments`. 0 means not known: a database written before this
@@ -327,6 +341,13 @@ pub(crate) struct VersionEdit {
     /// Range tombstones (by sequence number) a full compaction applied to
     /// every version they covered: they hide nothing any more.
     pub range_dels_retired: Vec<u64>,
+    /// Tables dropped: their entries are dead from this edit on. Applied
+    /// before the renames and the creations of the same edit.
+    pub tables_dropped: Vec<DroppedTable>,
+    /// `(id, new name)` of live tables given another name (applied after
+    /// the drops, before the creations), so that one edit can drop a table
+    /// and give its name to another.
+    pub tables_renamed: Vec<(u32, String)>,
 }
 
 impl VersionEdit {
@@ -420,6 +441,16 @@ impl VersionEdit {
             put_varint(&mut b, i.min_seq);
             put_varint(&mut b, i.max_seq);
         }
+        for t in &self.tables_dropped {
+            put_varint(&mut b, TAG_TABLE_DROPPED);
+            put_varint(&mut b, u64::from(t.id));
+            b.push(TableDef::kind_byte(t.kind));
+        }
+        for (id, name) in &self.tables_renamed {
+            put_varint(&mut b, TAG_TABLE_RENAMED);
+            put_varint(&mut b, u64::from(*id));
+            put_length_prefixed(&mut b, name.as_bytes());
+        }
         b
     }
 
@@ -480,17 +511,20 @@ impl VersionEdit {
                     });
                 }
                 TAG_TABLE_CREATED => {
-                    let id = r.varint().ok_or_else(truncated)?;
-                    let id = u32::try_from(id)
-                        .map_err(|_| format!("table id {id} at byte {at} is past u32"))?;
-                    let name = r.length_prefixed().ok_or_else(truncated)?;
-                    let name = std::str::from_utf8(name)
-                        .map_err(|_| format!("table name at byte {at} is not UTF-8"))?
-                        .to_owned();
-                    let byte = r.u8().ok_or_else(truncated)?;
-                    let kind = TableDef::kind_from_byte(byte)
-                        .ok_or_else(|| format!("unknown table kind {byte} at byte {at}"))?;
+                    let id = read_table_id(&mut r, at)?;
+                    let name = read_name(&mut r, at)?;
+                    let kind = read_kind(&mut r, at)?;
                     e.tables_created.push(TableDef { id, name, kind });
+                }
+                TAG_TABLE_DROPPED => {
+                    let id = read_table_id(&mut r, at)?;
+                    let kind = read_kind(&mut r, at)?;
+                    e.tables_dropped.push(DroppedTable { id, kind });
+                }
+                TAG_TABLE_RENAMED => {
+                    let id = read_table_id(&mut r, at)?;
+                    let name = read_name(&mut r, at)?;
+                    e.tables_renamed.push((id, name));
                 }
                 TAG_SEGMENT_REMOVED => {
                     let s = r.varint().ok_or_else(truncated)?;
@@ -560,6 +594,29 @@ fn set_once<T>(slot: &mut Option<T>, v: T, what: &str, at: usize) -> Result<(), 
     }
     *slot = Some(v);
     Ok(())
+}
+
+fn read_table_id(r: &mut Reader<'_>, at: usize) -> Result<u32, String> {
+    let id = r
+        .varint()
+        .ok_or_else(|| format!("truncated table id at byte {at}"))?;
+    u32::try_from(id).map_err(|_| format!("table id {id} at byte {at} is past u32"))
+}
+
+fn read_name(r: &mut Reader<'_>, at: usize) -> Result<String, String> {
+    let name = r
+        .length_prefixed()
+        .ok_or_else(|| format!("truncated table name at byte {at}"))?;
+    std::str::from_utf8(name)
+        .map(str::to_owned)
+        .map_err(|_| format!("table name at byte {at} is not UTF-8"))
+}
+
+fn read_kind(r: &mut Reader<'_>, at: usize) -> Result<TableKind, String> {
+    let byte = r
+        .u8()
+        .ok_or_else(|| format!("truncated table kind at byte {at}"))?;
+    TableDef::kind_from_byte(byte).ok_or_else(|| format!("unknown table kind {byte} at byte {at}"))
 }
 
 fn read_level(r: &mut Reader<'_>, at: usize) -> Result<u32, String> {

@@ -25,8 +25,8 @@ mod state;
 mod tests;
 
 pub(crate) use edit::{
-    unix_now, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, DEFAULT_TABLE,
-    DEFAULT_TABLE_NAME,
+    unix_now, DroppedTable, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit,
+    DEFAULT_TABLE, DEFAULT_TABLE_NAME,
 };
 pub(crate) use state::ManifestState;
 

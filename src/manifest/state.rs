@@ -5,7 +5,8 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::edit::{
-    LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit, MAX_LEVELS,
+    DroppedTable, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit,
+    DEFAULT_TABLE, MAX_LEVELS,
 };
 use crate::lsm::ikey;
 use crate::lsm::range_del::RangeTombstone;
@@ -44,6 +45,9 @@ pub(crate) struct ManifestState {
     pub segment_info: BTreeMap<u64, SegmentInfo>,
     /// The range tombstones in the manifest, by sequence number ascending.
     pub range_dels: Vec<RangeTombstone>,
+    /// The tables dropped, by id (ids are never given out again; the
+    /// entries and records of these ids are garbage).
+    pub dropped_tables: BTreeMap<u32, DroppedTable>,
 }
 
 impl ManifestState {
@@ -51,7 +55,9 @@ impl ManifestState {
     /// fields. An edit that removes a table that is not there, adds a file
     /// number that is already live (or twice), names a level at or past
     /// [`MAX_LEVELS`], adds a table whose smallest key is above its largest,
-    /// or creates a table id or name that exists, is refused with a reason
+    /// creates a table id or name that exists or a dropped id, drops the
+    /// default table, or renames a table that is not live or to a name in
+    /// use, is refused with a reason
     /// (the caller wraps it in [`Error::Corruption`]). A refused edit leaves
     /// the state unchanged.
     pub(crate) fn apply(&mut self, edit: &VersionEdit) -> Result<(), String> {
@@ -116,13 +122,53 @@ impl ManifestState {
                 return Err(format!("adds range tombstone {} twice", t.seq));
             }
         }
+        // The table names and ids after this edit's drops and renames.
+        let mut tables_after: Vec<TableDef> = self.tables.clone();
+        for d in &edit.tables_dropped {
+            if d.id == DEFAULT_TABLE {
+                return Err("drops the default table".into());
+            }
+            match tables_after.iter().position(|t| t.id == d.id) {
+                Some(i) if tables_after[i].kind == d.kind => {
+                    tables_after.remove(i);
+                }
+                Some(_) => return Err(format!("drops table id {} with another kind", d.id)),
+                // A manifest snapshot lists tables dropped long ago: only
+                // their ids are remembered.
+                None => {}
+            }
+        }
+        for (id, name) in &edit.tables_renamed {
+            let probe = TableDef {
+                id: *id,
+                name: name.clone(),
+                kind: crate::options::TableKind::Ordered,
+            };
+            if let Some(why) = probe.invalid() {
+                return Err(format!("renames table {id} to {name:?}: {why}"));
+            }
+            if tables_after.iter().any(|t| t.name == *name && t.id != *id) {
+                return Err(format!("renames table {id} to {name:?}, a name in use"));
+            }
+            match tables_after.iter_mut().find(|t| t.id == *id) {
+                Some(t) => t.name.clone_from(name),
+                None => return Err(format!("renames table {id}, which is not live")),
+            }
+        }
         for (i, t) in edit.tables_created.iter().enumerate() {
+            if self.dropped_tables.contains_key(&t.id)
+                || edit.tables_dropped.iter().any(|d| d.id == t.id)
+            {
+                return Err(format!(
+                    "creates table {:?} with the id {} of a dropped table",
+                    t.name, t.id
+                ));
+            }
             if let Some(why) = t.invalid() {
                 return Err(format!("creates table {:?} (id {}): {why}", t.name, t.id));
             }
             let earlier = &edit.tables_created[..i];
-            if self
-                .tables
+            if tables_after
                 .iter()
                 .chain(earlier)
                 .any(|o| o.id == t.id || o.name == t.name)
@@ -171,7 +217,11 @@ impl ManifestState {
         if let Some(s) = edit.last_sequence {
             self.last_sequence = s;
         }
-        self.tables.extend(edit.tables_created.iter().cloned());
+        for d in &edit.tables_dropped {
+            self.dropped_tables.insert(d.id, *d);
+        }
+        tables_after.extend(edit.tables_created.iter().cloned());
+        self.tables = tables_after;
         self.range_dels
             .retain(|t| !edit.range_dels_retired.contains(&t.seq));
         self.range_dels
@@ -222,6 +272,13 @@ impl ManifestState {
         Ok(())
     }
 
+    /// The id a new table gets: past every live and dropped id.
+    pub(crate) fn next_table_id(&self) -> u32 {
+        let live = self.tables.iter().map(|t| t.id).max().unwrap_or(0);
+        let dropped = self.dropped_tables.keys().next_back().copied().unwrap_or(0);
+        live.max(dropped) + 1
+    }
+
     /// One edit that recreates this whole state when applied to an empty one
     /// (used as the first record of a new manifest).
     pub(crate) fn snapshot_edit(&self) -> VersionEdit {
@@ -243,6 +300,8 @@ impl ManifestState {
             segment_info: self.segment_info.values().copied().collect(),
             range_dels_added: self.range_dels.clone(),
             range_dels_retired: Vec::new(),
+            tables_dropped: self.dropped_tables.values().copied().collect(),
+            tables_renamed: Vec::new(),
         }
     }
 }

@@ -191,6 +191,8 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                     segment_info: Vec::new(),
                     range_dels_added: Vec::new(),
                     range_dels_retired: Vec::new(),
+                    tables_dropped: Vec::new(),
+                    tables_renamed: Vec::new(),
                     sealed: sealed
                         .into_iter()
                         .map(|(number, gc, len)| SealedSegment {
@@ -312,6 +314,11 @@ fn empty_and_full_edits_round_trip() {
             },
             SegmentInfo::default(),
         ],
+        tables_dropped: vec![DroppedTable {
+            id: u32::MAX,
+            kind: TableKind::Unordered,
+        }],
+        tables_renamed: vec![(7, "renamed".into())],
     };
     assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
 }
@@ -929,4 +936,82 @@ fn failed_append_poisons_the_manifest() {
     drop(m);
     let (_, state) = recover(dir.path()).unwrap().unwrap();
     assert_eq!(&state, states.last().unwrap());
+}
+
+#[test]
+fn drops_and_renames_round_trip_and_are_checked() {
+    use super::edit::DroppedTable;
+    let mut s = ManifestState::default();
+    let create = |id: u32, name: &str, kind: TableKind| VersionEdit {
+        tables_created: vec![TableDef {
+            id,
+            name: name.into(),
+            kind,
+        }],
+        ..Default::default()
+    };
+    s.apply(&create(1, "a", TableKind::Ordered)).unwrap();
+    s.apply(&create(2, "b", TableKind::Unordered)).unwrap();
+    let drop_a = VersionEdit {
+        tables_dropped: vec![DroppedTable {
+            id: 1,
+            kind: TableKind::Ordered,
+        }],
+        tables_renamed: vec![(2, "a".into())],
+        ..Default::default()
+    };
+    assert_eq!(VersionEdit::decode(&drop_a.encode()).unwrap(), drop_a);
+    // Hostile bytes: an unknown kind, a truncated name, an id past u32.
+    for bad in [
+        &[16u8, 1, 9][..],
+        &[17, 2, 5, b'a'],
+        &[16, 0xff, 0xff, 0xff, 0xff, 0x1f, 0],
+        &[16],
+    ] {
+        assert!(VersionEdit::decode(bad).is_err(), "{bad:?}");
+    }
+    s.apply(&drop_a).unwrap();
+    assert_eq!(s.tables.len(), 1);
+    assert_eq!((s.tables[0].id, s.tables[0].name.as_str()), (2, "a"));
+    assert_eq!(s.next_table_id(), 3);
+    // A dropped id is never created again; the default table never drops;
+    // a rename needs a live table and a free name.
+    assert!(s.apply(&create(1, "z", TableKind::Ordered)).is_err());
+    let bad = [
+        VersionEdit {
+            tables_dropped: vec![DroppedTable {
+                id: 0,
+                kind: TableKind::Ordered,
+            }],
+            ..Default::default()
+        },
+        VersionEdit {
+            tables_dropped: vec![DroppedTable {
+                id: 2,
+                kind: TableKind::Ordered,
+            }],
+            ..Default::default()
+        },
+        VersionEdit {
+            tables_renamed: vec![(9, "q".into())],
+            ..Default::default()
+        },
+    ];
+    for e in &bad {
+        let before = s.clone();
+        assert!(s.apply(e).is_err(), "{e:?}");
+        assert_eq!(s, before);
+    }
+    s.apply(&create(3, "c", TableKind::Ordered)).unwrap();
+    assert!(s
+        .apply(&VersionEdit {
+            tables_renamed: vec![(3, "a".into())],
+            ..Default::default()
+        })
+        .is_err());
+    // A snapshot keeps the dropped ids.
+    let mut again = ManifestState::default();
+    again.apply(&s.snapshot_edit()).unwrap();
+    assert_eq!(again, s);
+    assert_eq!(again.next_table_id(), 4);
 }

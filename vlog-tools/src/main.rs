@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod checkpoint;
 mod cleanup;
 mod devio;
 mod dump;
@@ -65,6 +66,13 @@ enum Command {
     /// Exit status: 0 no damage, 1 damage found or the check failed, 2 a
     /// usage error.
     Verify(admin::VerifyArgs),
+    /// Make a checkpoint of an existing database (opened read-only): a
+    /// consistent, openable copy of it in --out, with hard links for the
+    /// immutable files (copies with --copy, or where a link fails) and a
+    /// progress bar; prints the sequence number it holds up to, the files
+    /// and bytes linked and copied, and the time taken. `--tables a,b`
+    /// keeps only those tables (and the default one).
+    Checkpoint(checkpoint::CheckpointArgs),
     /// Run one GC pass by hand on an existing database (opened with the
     /// options it was created with), with a progress bar; prints what the
     /// pass did and the vLog before and after. `--dry-run` says what a pass
@@ -137,6 +145,7 @@ fn main() -> std::process::ExitCode {
         Command::Segments(args) => segments::segments(&args),
         Command::Verify(args) => admin::verify(&args),
         Command::Gc(args) => admin::gc(&args),
+        Command::Checkpoint(args) => checkpoint::checkpoint(&args),
         Command::GcSim(args) => sim::run(&args),
         Command::Dump(args) => return dump::dump(&args),
         Command::DumpSst(args) => return dump::dump_sst(&args),

@@ -382,3 +382,48 @@ fn write_modes_measures_each_mode_or_says_it_was_refused() {
     assert!(!ok);
     assert!(err.contains("multiple of 4096"), "{err}");
 }
+
+#[test]
+fn checkpoint_makes_an_openable_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let cp = out.path().join("cp");
+    let (ok, stdout, err) = tool(&["checkpoint", "--db", d, "--out", cp.to_str().unwrap()]);
+    assert!(ok, "checkpoint failed: {err}");
+    assert!(
+        stdout.contains("linked") && stdout.contains("last sequence"),
+        "{stdout}"
+    );
+    let copy = Db::open(&cp, Options::default()).unwrap();
+    let blobs = copy.table("blobs", TableOptions::unordered()).unwrap();
+    assert_eq!(blobs.keys().count(), 250);
+    let users = copy.table("users", TableOptions::ordered()).unwrap();
+    assert_eq!(users.get("u7").unwrap().as_deref(), Some(&b"user 7"[..]));
+    drop((blobs, users, copy));
+
+    // Chosen tables, every file copied, as JSON.
+    let cp2 = out.path().join("cp2");
+    let (ok, stdout, err) = tool(&[
+        "checkpoint",
+        "--db",
+        d,
+        "--out",
+        cp2.to_str().unwrap(),
+        "--tables",
+        "users",
+        "--copy",
+        "--json",
+    ]);
+    assert!(ok, "checkpoint failed: {err}");
+    let j: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(j["files_linked"], 0, "{stdout}");
+    assert_eq!(j["tables"], serde_json::json!(["users"]));
+    let copy = Db::open(&cp2, Options::default()).unwrap();
+    assert_eq!(copy.table_names(), vec!["users".to_string()]);
+
+    // A directory that is not empty is refused (exit 1), and nothing changes.
+    let (ok, _, err) = tool(&["checkpoint", "--db", d, "--out", cp2.to_str().unwrap()]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+}

@@ -157,6 +157,9 @@ struct Survivor {
 impl Engine {
     /// Whether the index still points at `ptr` for this key and sequence.
     fn is_live(&self, table: u32, key: &[u8], seq: u64, ptr: &ValuePointer) -> Result<bool> {
+        if self.tables.is_dropped(table) {
+            return Ok(false);
+        }
         let sv = self.versions.current();
         let read_seq = self.read_seq();
         // A range tombstone every new reader sees deletes it.

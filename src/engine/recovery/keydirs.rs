@@ -228,7 +228,7 @@ fn find(
             );
         }
     }
-    let entries = hint::scan(seg, heads.scan_end(n), |t| keydirs.is_unordered(t))?;
+    let entries = hint::scan(seg, heads.scan_end(n), |t| keydirs.tracks(t))?;
     if !open && !read_only {
         if let Err(e) = hint::write(fs, dir, n, len, &entries) {
             log::warn!("{}: {e}", seg.path.display());

@@ -82,6 +82,10 @@ impl Engine {
             return Err(no_database(dir));
         }
         let blame = Blame::new(recovered.as_ref());
+        if !ro {
+            // Written into the fresh manifest below.
+            super::replace::drop_hidden_tables(&mut state);
+        }
         let keydirs = Keydirs::new(
             state
                 .tables
@@ -89,6 +93,12 @@ impl Engine {
                 .filter(|t| t.kind == TableKind::Unordered)
                 .map(|t| t.id),
         );
+        let dropped_ids: Vec<u32> = state.dropped_tables.keys().copied().collect();
+        for d in state.dropped_tables.values() {
+            if d.kind == TableKind::Unordered {
+                keydirs.note_dropped(d.id);
+            }
+        }
         let max_number = parsed.iter().filter_map(|(_, f)| f.number()).max();
         let next_file = AtomicU64::new(
             state
@@ -250,6 +260,7 @@ impl Engine {
             block_cache,
             gc: gc::GcState::default(),
             early: super::early::EarlyGarbage::new(last_seq + 1),
+            tables: super::tables::TableBook::new(dropped_ids),
             opts,
         });
         if ro {

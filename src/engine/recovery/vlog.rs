@@ -11,7 +11,7 @@ use crate::io::Fs;
 use crate::keydir::Keydirs;
 use crate::lsm::range_del::RangeTombstone;
 use crate::manifest::{ManifestState, SealedSegment};
-use crate::options::Options;
+use crate::options::{Options, TableKind};
 use crate::vlog::{replay_segment, Position, Segment, SegmentKind, VLog};
 use std::path::Path;
 use std::sync::Arc;
@@ -291,6 +291,14 @@ pub(super) fn replay(
                 replayed += 1;
                 mem.add_log_bytes(u64::from(r.pointer.len));
                 if keydirs.is_unordered(r.table) {
+                    continue;
+                }
+                if let Some(d) = state.dropped_tables.get(&r.table) {
+                    // A dropped table's record: never back in an index. An
+                    // unordered one the keydirs count as garbage.
+                    if d.kind == TableKind::Ordered {
+                        mem.add_wal_garbage(r.pointer.segment, u64::from(r.pointer.len));
+                    }
                     continue;
                 }
                 if r.is_range_delete {
