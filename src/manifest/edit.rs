@@ -68,10 +68,10 @@ pub(super) const TAG_COUNTERS: u64 = 14;
 pub(super) const TAG_SEGMENT_INFO: u64 = 15;
 /// One element of `range_dels_added`: a range tombstone that now lives in
 /// the manifest (`lsm::range_del`: table, seq, start, has_end, end).
-pub(super) const TAG_RANGE_DEL_ADDED: u64 = 24;
+pub(super) const TAG_RANGE_DEL_ADDED: u64 = 28;
 /// One element of `range_dels_retired`: the sequence number of a range
 /// tombstone that no longer hides anything, varint.
-pub(super) const TAG_RANGE_DEL_RETIRED: u64 = 25;
+pub(super) const TAG_RANGE_DEL_RETIRED: u64 = 29;
 /// One element of `tables_dropped`: table id varint, kind u8 (as in
 /// [`TAG_TABLE_CREATED`]). The id is never used again.
 pub(super) const TAG_TABLE_DROPPED: u64 = 16;
