@@ -241,6 +241,7 @@ impl GroupAppend {
                 segment: self.base.segment,
                 offset: at + op.offset as u64,
                 len: op.len() as u32,
+                raw_len: None,
             };
             if is_unordered(op.table) {
                 // Every value of an unordered table stays in the vLog; the

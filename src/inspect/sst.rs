@@ -281,6 +281,7 @@ mod tests {
             segment: 4,
             offset: 100,
             len: (HEADER_LEN + TRAILER_LEN + 3 + 50) as u32,
+            raw_len: None,
         };
         let e = entry(
             2,

@@ -8,6 +8,7 @@ fn ptr(segment: u64, offset: u64) -> ValuePointer {
         segment,
         offset,
         len: 40,
+        raw_len: None,
     }
 }
 

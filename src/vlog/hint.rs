@@ -46,6 +46,7 @@ impl HintEntry {
             segment,
             offset: self.offset,
             len: self.len,
+            raw_len: None,
         }
     }
 }
@@ -137,6 +138,7 @@ impl HintRef<'_> {
             segment,
             offset: self.offset,
             len: self.len,
+            raw_len: None,
         }
     }
 }

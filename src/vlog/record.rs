@@ -30,14 +30,45 @@ pub(crate) struct ValuePointer {
     pub(crate) offset: u64,
     /// Length of the whole record (header, key, value, checksum).
     pub(crate) len: u32,
+    /// The value's raw (uncompressed) length when the record stores it
+    /// compressed; `None` when the stored value is the value.
+    pub(crate) raw_len: Option<u32>,
 }
 
 impl ValuePointer {
-    /// Appends the pointer's encoding (three varints).
+    /// A pointer to a record that stores its value as it is.
+    pub(crate) fn raw(segment: u64, offset: u64, len: u32) -> ValuePointer {
+        ValuePointer {
+            segment,
+            offset,
+            len,
+            raw_len: None,
+        }
+    }
+
+    /// The raw (uncompressed) length of the value of the record this
+    /// pointer names, whose key is `key_len` bytes: the fourth varint when
+    /// the value is stored compressed, else what the record's length leaves
+    /// for it. Never reads the vLog.
+    pub(crate) fn value_len(&self, key_len: usize) -> u32 {
+        match self.raw_len {
+            Some(n) => n,
+            None => self
+                .len
+                .saturating_sub((HEADER_LEN + TRAILER_LEN) as u32)
+                .saturating_sub(u32::try_from(key_len).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// Appends the pointer's encoding (three varints, and a fourth, the raw
+    /// value length, when the value is stored compressed).
     pub(crate) fn encode_to(&self, buf: &mut Vec<u8>) {
         put_varint(buf, self.segment);
         put_varint(buf, self.offset);
         put_varint(buf, u64::from(self.len));
+        if let Some(n) = self.raw_len {
+            put_varint(buf, u64::from(n));
+        }
     }
 
     /// The pointer's encoding.
@@ -47,12 +78,18 @@ impl ValuePointer {
         b
     }
 
-    /// Decodes a pointer; `None` when the bytes are not exactly one pointer.
+    /// Decodes a pointer; `None` when the bytes are not exactly one pointer
+    /// (three varints, or four for a compressed value).
     pub(crate) fn decode(bytes: &[u8]) -> Option<ValuePointer> {
         let mut r = Reader::new(bytes);
         let segment = r.varint()?;
         let offset = r.varint()?;
         let len = u32::try_from(r.varint()?).ok()?;
+        let raw_len = if r.is_empty() {
+            None
+        } else {
+            Some(u32::try_from(r.varint()?).ok()?)
+        };
         if !r.is_empty() || (len as usize) < HEADER_LEN + TRAILER_LEN {
             return None;
         }
@@ -60,6 +97,7 @@ impl ValuePointer {
             segment,
             offset,
             len,
+            raw_len,
         })
     }
 }
@@ -294,16 +332,23 @@ mod tests {
 
     #[test]
     fn pointer_round_trip() {
-        let p = ValuePointer {
-            segment: 3,
-            offset: 1 << 40,
-            len: 4096,
-        };
+        let p = ValuePointer::raw(3, 1 << 40, 4096);
         assert_eq!(ValuePointer::decode(&p.encode()), Some(p));
-        let mut extra = p.encode();
+        assert_eq!(p.value_len(10), 4096 - 25 - 10);
+        let c = ValuePointer {
+            raw_len: Some(70_000),
+            ..p
+        };
+        assert_eq!(ValuePointer::decode(&c.encode()), Some(c));
+        assert_eq!(c.value_len(10), 70_000);
+        let mut extra = c.encode();
         extra.push(0);
         assert_eq!(ValuePointer::decode(&extra), None);
         assert_eq!(ValuePointer::decode(&[1, 2, 3]), None);
+        // A fourth varint past u32 is not a length.
+        let mut big = p.encode();
+        crate::coding::put_varint(&mut big, 1 << 33);
+        assert_eq!(ValuePointer::decode(&big), None);
     }
 
     proptest! {

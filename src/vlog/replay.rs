@@ -112,6 +112,7 @@ pub(crate) fn replay_range(
                 segment: seg.number,
                 offset: pos,
                 len: len as u32,
+                raw_len: None,
             },
         });
         let continues = rec.header.continues;

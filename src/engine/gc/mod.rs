@@ -685,6 +685,7 @@ impl Engine {
                 segment,
                 offset: at,
                 len,
+                raw_len: None,
             });
             if s.unordered {
                 hints.push(HintEntry {

@@ -120,6 +120,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     segment,
                     offset,
                     len,
+                    raw_len: None,
                 }
                 .encode()
             })
