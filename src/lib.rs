@@ -58,10 +58,14 @@ pub use error::{Error, Result};
 pub use io::{IoBackend, WriteMode};
 pub use iter::{Iter, KeyRange};
 pub use options::{
-    Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions, WriteOptions,
+    Compression, GcOptions, GcPolicy, GcProgress, Options, TableKind, TableOptions,
+    ValueCompression, WriteOptions,
 };
 pub use snapshot::Snapshot;
-pub use stats::{CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats};
+pub use stats::{
+    CreatedWith, DictionaryStats, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats,
+    TableValueStats,
+};
 pub use table::Table;
 pub use value::Value;
 pub use verify::{Damage, TableVerify, VerifyCounts, VerifyReport};

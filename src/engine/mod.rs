@@ -62,6 +62,7 @@ mod snapshots;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod values;
 mod versions;
 mod workers;
 mod write;
@@ -105,6 +106,8 @@ pub(crate) struct Engine {
     gc: gc::GcState,
     /// Garbage flushes found before compactions make it durable.
     early: early::EarlyGarbage,
+    /// How each table compresses its values, and the counts.
+    values: values::ValueCodecs,
 }
 
 impl Engine {

@@ -29,6 +29,7 @@ fn hint(key: &[u8], seq: u64, offset: u64, put: bool) -> HintEntry {
         seq,
         offset,
         len: 40,
+        raw_len: None,
         key: key.to_vec(),
     }
 }

@@ -16,6 +16,8 @@ use crate::options::TableKind;
 use crate::stats::CreatedWith;
 use crate::vlog::{Position, SegmentKind};
 
+use super::values::ValuesEdit;
+
 /// Levels are numbered `0..MAX_LEVELS`; an edit naming a deeper level is corrupt.
 pub(crate) const MAX_LEVELS: u32 = 64;
 
@@ -315,6 +317,9 @@ pub(crate) struct VersionEdit {
     pub counters: Option<LifetimeCounters>,
     /// Creation times and sequence ranges of segments (see [`SegmentInfo`]).
     pub segment_info: Vec<SegmentInfo>,
+    /// The format version, value compression and dictionaries (tags 20-24,
+    /// `values.rs`).
+    pub values: ValuesEdit,
 }
 
 impl VersionEdit {
@@ -326,6 +331,7 @@ impl VersionEdit {
     /// The edit's bytes (see the module docs).
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
+        self.values.encode_version(&mut b);
         if let Some(n) = self.next_file_number {
             put_varint(&mut b, TAG_NEXT_FILE_NUMBER);
             put_varint(&mut b, n);
@@ -400,6 +406,7 @@ impl VersionEdit {
             put_varint(&mut b, i.min_seq);
             put_varint(&mut b, i.max_seq);
         }
+        self.values.encode_rest(&mut b);
         b
     }
 
@@ -519,7 +526,11 @@ impl VersionEdit {
                     let c = LifetimeCounters::from_fields(&f);
                     set_once(&mut e.counters, c, "counters", at)?;
                 }
-                _ => return Err(format!("unknown tag {tag} at byte {at}")),
+                _ => {
+                    if !e.values.decode_field(tag, &mut r, at)? {
+                        return Err(format!("unknown tag {tag} at byte {at}"));
+                    }
+                }
             }
         }
         Ok(e)

@@ -12,6 +12,8 @@ use crate::lsm::version::SstMeta;
 use crate::stats::CreatedWith;
 use crate::vlog::Position;
 
+use super::values::ValuesState;
+
 /// The result of applying every edit of a manifest in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ManifestState {
@@ -41,6 +43,8 @@ pub(crate) struct ManifestState {
     pub counters: LifetimeCounters,
     /// What is known of each live segment's age (see [`SegmentInfo`]).
     pub segment_info: BTreeMap<u64, SegmentInfo>,
+    /// The format version, value compression and dictionaries.
+    pub values: ValuesState,
 }
 
 impl ManifestState {
@@ -114,6 +118,8 @@ impl ManifestState {
                 ));
             }
         }
+        self.values
+            .check(&edit.values, &self.tables, &edit.tables_created)?;
 
         for &(level, number) in &edit.removed {
             let files = &mut self.levels[level as usize];
@@ -195,6 +201,9 @@ impl ManifestState {
         self.discard.retain(|&s, _| s >= tail);
         self.sealed.retain(|&s, _| s >= tail);
         self.segment_info.retain(|&s, _| s >= tail);
+        let removed = &self.segments_removed;
+        self.values
+            .apply(&edit.values, |s| s < tail || removed.contains(&s));
         Ok(())
     }
 
@@ -217,6 +226,7 @@ impl ManifestState {
             created: self.created,
             counters: Some(self.counters),
             segment_info: self.segment_info.values().copied().collect(),
+            values: self.values.snapshot(),
         }
     }
 }

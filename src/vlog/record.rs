@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! record  = flags u8 | table id u32 | seq u64 | key_len u32 | value_len u32 | key | value | crc32 u32
-//! flags   = bit 0: put (1) or delete (0); bit 7: more records of the same batch follow
+//! flags   = bit 0: put (1) or delete (0); bit 1: the value is stored
+//!           compressed (see `compress.rs`); bit 7: more records of the same
+//!           batch follow
 //! crc32   = CRC-32 (IEEE polynomial, crc32fast) over everything before it
 //! ```
 //!
@@ -18,8 +20,10 @@ pub(crate) const HEADER_LEN: usize = 1 + 4 + 8 + 4 + 4;
 pub(crate) const TRAILER_LEN: usize = 4;
 
 const FLAG_PUT: u8 = 1;
+/// The value field is a compressed value's stored form (database format 2).
+const FLAG_COMPRESSED: u8 = 2;
 const FLAG_CONTINUES: u8 = 0x80;
-const KNOWN_FLAGS: u8 = FLAG_PUT | FLAG_CONTINUES;
+const KNOWN_FLAGS: u8 = FLAG_PUT | FLAG_COMPRESSED | FLAG_CONTINUES;
 
 /// Where a value lives: a record in a vLog segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,6 +41,7 @@ pub(crate) struct ValuePointer {
 
 impl ValuePointer {
     /// A pointer to a record that stores its value as it is.
+    #[cfg(test)]
     pub(crate) fn raw(segment: u64, offset: u64, len: u32) -> ValuePointer {
         ValuePointer {
             segment,
@@ -50,6 +55,8 @@ impl ValuePointer {
     /// pointer names, whose key is `key_len` bytes: the fourth varint when
     /// the value is stored compressed, else what the record's length leaves
     /// for it. Never reads the vLog.
+    // Used by `Table::value_len` (the key-only reads' branch).
+    #[allow(dead_code)]
     pub(crate) fn value_len(&self, key_len: usize) -> u32 {
         match self.raw_len {
             Some(n) => n,
@@ -106,6 +113,8 @@ impl ValuePointer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub(crate) is_put: bool,
+    /// The value field holds a compressed value's stored form.
+    pub(crate) compressed: bool,
     pub(crate) continues: bool,
     pub(crate) table: u32,
     pub(crate) seq: u64,
@@ -124,7 +133,8 @@ impl Header {
     pub(crate) fn decode(b: &[u8]) -> Option<Header> {
         let mut r = Reader::new(b.get(..HEADER_LEN)?);
         let flags = r.u8()?;
-        if flags & !KNOWN_FLAGS != 0 {
+        // Only a put has a value to compress.
+        if flags & !KNOWN_FLAGS != 0 || flags & (FLAG_PUT | FLAG_COMPRESSED) == FLAG_COMPRESSED {
             return None;
         }
         let table = r.u32()?;
@@ -133,6 +143,7 @@ impl Header {
         let value_len = r.u32()?;
         Some(Header {
             is_put: flags & FLAG_PUT != 0,
+            compressed: flags & FLAG_COMPRESSED != 0,
             continues: flags & FLAG_CONTINUES != 0,
             table,
             seq,
@@ -148,9 +159,26 @@ pub(crate) fn record_len(key_len: usize, value_len: usize) -> usize {
 }
 
 /// Appends one record to `buf`; returns its offset within `buf`.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn encode(
     buf: &mut Vec<u8>,
     is_put: bool,
+    continues: bool,
+    table: u32,
+    seq: u64,
+    key: &[u8],
+    value: &[u8],
+) -> usize {
+    encode_stored(buf, is_put, false, continues, table, seq, key, value)
+}
+
+/// [`encode`], with the compressed flag set when `compressed` (then `value`
+/// is a compressed value's stored form, and `is_put` must be true).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_stored(
+    buf: &mut Vec<u8>,
+    is_put: bool,
+    compressed: bool,
     continues: bool,
     table: u32,
     seq: u64,
@@ -161,6 +189,9 @@ pub(crate) fn encode(
     let mut flags = 0u8;
     if is_put {
         flags |= FLAG_PUT;
+    }
+    if compressed && is_put {
+        flags |= FLAG_COMPRESSED;
     }
     if continues {
         flags |= FLAG_CONTINUES;
@@ -179,17 +210,23 @@ pub(crate) fn encode(
 }
 
 /// Appends a record with sequence number 0, no batch flag and no checksum
-/// yet (see [`seal`]); returns its offset within `buf`.
+/// yet (see [`seal`]); returns its offset within `buf`. `compressed` (for a
+/// put only) says `value` is a compressed value's stored form.
 pub(crate) fn encode_unsealed(
     buf: &mut Vec<u8>,
     is_put: bool,
+    compressed: bool,
     table: u32,
     key: &[u8],
     value: &[u8],
 ) -> usize {
     let start = buf.len();
     buf.reserve(record_len(key.len(), value.len()));
-    buf.push(if is_put { FLAG_PUT } else { 0 });
+    buf.push(match (is_put, compressed) {
+        (true, true) => FLAG_PUT | FLAG_COMPRESSED,
+        (true, false) => FLAG_PUT,
+        (false, _) => 0,
+    });
     buf.extend_from_slice(&table.to_le_bytes());
     buf.extend_from_slice(&0u64.to_le_bytes());
     buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -314,6 +351,14 @@ mod tests {
         assert_eq!(decode(&bad[b..]), Err(DecodeError::Checksum));
         bad[b] = 0x40;
         assert_eq!(decode(&bad[b..]), Err(DecodeError::Malformed));
+        // A delete cannot be compressed.
+        bad[b] = FLAG_COMPRESSED;
+        assert_eq!(decode(&bad[b..]), Err(DecodeError::Malformed));
+        let mut c = Vec::new();
+        encode_stored(&mut c, true, true, false, 1, 2, b"k", b"stored");
+        let r = decode(&c).unwrap();
+        assert!(r.header.compressed && r.header.is_put);
+        assert_eq!(r.value, b"stored");
     }
 
     #[test]
@@ -322,8 +367,8 @@ mod tests {
         encode(&mut a, true, true, 3, 99, b"k", b"value");
         encode(&mut a, false, false, 3, 100, b"gone", b"");
         let mut b = Vec::new();
-        let x = encode_unsealed(&mut b, true, 3, b"k", b"value");
-        let y = encode_unsealed(&mut b, false, 3, b"gone", b"");
+        let x = encode_unsealed(&mut b, true, false, 3, b"k", b"value");
+        let y = encode_unsealed(&mut b, false, false, 3, b"gone", b"");
         let (first, second) = b.split_at_mut(y);
         seal(&mut first[x..], 99, true);
         seal(second, 100, false);

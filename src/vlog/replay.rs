@@ -97,7 +97,22 @@ pub(crate) fn replay_range(
             }
         };
         let len = rec.header.record_len();
-        let inline_value = if rec.value.len() < inline_below {
+        // A compressed value always went by pointer, with its raw length.
+        let raw_len = if rec.header.compressed {
+            match super::compress::Compressed::parse(rec.value) {
+                Some(c) => Some(c.raw_len),
+                None => {
+                    return Err(Error::corruption(
+                        &seg.path,
+                        pos,
+                        "compressed value has a malformed header",
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let inline_value = if raw_len.is_none() && rec.value.len() < inline_below {
             Some(rec.value.to_vec())
         } else {
             None
@@ -112,7 +127,7 @@ pub(crate) fn replay_range(
                 segment: seg.number,
                 offset: pos,
                 len: len as u32,
-                raw_len: None,
+                raw_len,
             },
         });
         let continues = rec.header.continues;
