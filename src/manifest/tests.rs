@@ -189,6 +189,8 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                     created: None,
                     counters: None,
                     segment_info: Vec::new(),
+                    // Value fields: `values.rs` tests their round trip.
+                    values: Default::default(),
                     sealed: sealed
                         .into_iter()
                         .map(|(number, gc, len)| SealedSegment {
@@ -295,6 +297,13 @@ fn empty_and_full_edits_round_trip() {
             },
             SegmentInfo::default(),
         ],
+        values: crate::manifest::values::ValuesEdit {
+            format_version: Some(2),
+            compression: vec![(u32::MAX, crate::options::ValueCompression::Zstd { level: 22 })],
+            dicts_added: vec![(u64::MAX, 1)],
+            dicts_removed: vec![3],
+            segment_dicts: vec![(6, u64::MAX)],
+        },
     };
     assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
 }

@@ -158,7 +158,7 @@ impl ValuesState {
     /// The fields that recreate this state.
     pub(super) fn snapshot(&self) -> ValuesEdit {
         ValuesEdit {
-            format_version: Some(self.format()),
+            format_version: (self.format_version != 0).then_some(self.format_version),
             compression: self.compression.iter().map(|(&t, &c)| (t, c)).collect(),
             dicts_added: self.dicts.iter().map(|(&id, &t)| (id, t)).collect(),
             dicts_removed: Vec::new(),
