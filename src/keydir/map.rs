@@ -86,7 +86,9 @@ impl Slot {
         // A compressed value is never empty (an empty value cannot shrink),
         // so 0 stands for "stored as it is".
         let raw = u64::from(e.ptr.raw_len.unwrap_or(0));
-        debug_assert!(e.seq <= LOW_56 && e.ptr.offset <= LOW_56);
+        // Both fit: sequence numbers are 56 bits (hint files and records
+        // with a larger one are refused before they get here) and offsets
+        // are far below 2^56.
         self.key_at =
             (self.key_at & KEY_AT_MASK) | if e.put { PUT_BIT } else { 0 } | (raw & 0xffff) << 47;
         self.seq = (e.seq & LOW_56) | ((raw >> 16) & 0xff) << 56;

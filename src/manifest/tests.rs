@@ -299,7 +299,10 @@ fn empty_and_full_edits_round_trip() {
         ],
         values: crate::manifest::values::ValuesEdit {
             format_version: Some(2),
-            compression: vec![(u32::MAX, crate::options::ValueCompression::Zstd { level: 22 })],
+            compression: vec![(
+                u32::MAX,
+                crate::options::ValueCompression::Zstd { level: 22 },
+            )],
             dicts_added: vec![(u64::MAX, 1)],
             dicts_removed: vec![3],
             segment_dicts: vec![(6, u64::MAX)],

@@ -230,6 +230,9 @@ pub(crate) fn decode_raw(path: &Path, b: Vec<u8>) -> Result<RawHint> {
         }
         let table = r.u32().ok_or_else(truncated)?;
         let seq = r.u64().ok_or_else(truncated)?;
+        if seq >= 1 << 56 {
+            return Err(bad(at, "hint entry's sequence number is past 2^56 - 1"));
+        }
         let offset = r.varint().ok_or_else(truncated)?;
         let len = r.varint().ok_or_else(truncated)?;
         let key_len = r.varint().ok_or_else(truncated)?;

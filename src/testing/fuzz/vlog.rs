@@ -25,9 +25,10 @@ pub fn vlog_record(data: &[u8]) -> Result<()> {
     }
     let rec = record::decode(&buf).map_err(|e| corrupt(e.describe()))?;
     let mut again = Vec::new();
-    record::encode(
+    record::encode_stored(
         &mut again,
         rec.header.is_put,
+        rec.header.compressed,
         rec.header.continues,
         rec.header.table,
         rec.header.seq,
