@@ -62,11 +62,6 @@ pub(crate) struct ValuesState {
 }
 
 impl ValuesState {
-    /// The database format the state is in.
-    pub(crate) fn format(&self) -> u64 {
-        self.format_version.max(1)
-    }
-
     /// Whether a live segment uses dictionary `id`.
     pub(crate) fn dict_in_use(&self, id: u64) -> bool {
         self.segment_dicts.values().any(|s| s.contains(&id))
