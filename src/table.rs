@@ -194,7 +194,30 @@ impl Table {
                 }
             }
         }
-        let refs: Vec<&[u8]> = samples.iter().map(|v| &v[..]).collect();
+        self.train_dictionary_from(&samples)
+    }
+
+    /// [`Table::train_dictionary`] from values the caller gives (typical
+    /// values of the table, such as a sample of the data about to be
+    /// loaded) instead of the table's own.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions, ValueCompression};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.table("t", TableOptions::unordered().value_compression(ValueCompression::Zstd { level: 3 }))?;
+    /// let samples: Vec<String> = (0..500)
+    ///     .map(|i| format!(r#"{{"id":{i},"kind":"sample","size":{}}}"#, i * 7 % 100))
+    ///     .collect();
+    /// let id = t.train_dictionary_from(&samples)?;
+    /// assert!(db.stats().dictionaries.iter().any(|d| d.id == id));
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Table::train_dictionary`].
+    pub fn train_dictionary_from<S: AsRef<[u8]>>(&self, samples: &[S]) -> Result<u64> {
+        let refs: Vec<&[u8]> = samples.iter().map(|v| v.as_ref()).collect();
         self.db.engine().train_dictionary(self.id, &refs)
     }
 

@@ -209,12 +209,20 @@ fn decompress_stored(
         Some(id) => {
             let d = dicts.entry(id).or_insert_with(|| {
                 let p = dir.unwrap_or(Path::new(".")).join(crate::files::dict(id));
-                let b = std::fs::read(&p).map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+                let b = std::fs::read(&p)
+                    .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
                 crate::vlog::dict::Dictionary::decode(&p, id, &b)
             });
             match d {
                 Ok(d) => Some(&*d),
-                Err(e) => return (stored.to_vec(), Some(c.raw_len), dict_id, Some(e.to_string())),
+                Err(e) => {
+                    return (
+                        stored.to_vec(),
+                        Some(c.raw_len),
+                        dict_id,
+                        Some(e.to_string()),
+                    )
+                }
             }
         }
     };
