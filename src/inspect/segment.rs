@@ -337,7 +337,37 @@ mod tests {
             unfinished_batch: None,
             items: Vec::new(),
         }
-        .read(buf)
+        .read(buf, None)
+    }
+
+    #[test]
+    fn compressed_values_are_shown_decompressed() {
+        let codec = crate::vlog::compress::Codec {
+            level: 3,
+            dict: None,
+        };
+        let value = b"abcabcabc".repeat(200);
+        let stored = codec.compress(&value).unwrap();
+        let mut buf = Vec::new();
+        record::encode_stored(&mut buf, true, true, false, 1, 5, b"k", &stored);
+        // A stored form naming a dictionary that is not there.
+        let mut other = stored.clone();
+        other[2] = 9;
+        record::encode_stored(&mut buf, true, true, false, 1, 6, b"j", &other);
+        let d = dump(&buf);
+        let recs: Vec<&RecordInfo> = d
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                SegmentItem::Record(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recs[0].value, value);
+        assert_eq!((recs[0].raw_len, recs[0].dictionary), (Some(1800), None));
+        assert!(recs[0].decompress_error.is_none());
+        assert_eq!(recs[1].value, other);
+        assert!(recs[1].decompress_error.is_some());
     }
 
     fn three_records() -> (Vec<u8>, [usize; 3]) {
