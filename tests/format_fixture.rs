@@ -46,7 +46,7 @@ fn value(table: &str, k: u32, round: u32, len: usize) -> Vec<u8> {
 /// The key's value length: pointer values (over the 1024-byte threshold)
 /// for every third key, inline ones for the others.
 fn len_of(k: u32) -> usize {
-    if k % 3 == 0 {
+    if k.is_multiple_of(3) {
         1500
     } else {
         40 + k as usize
