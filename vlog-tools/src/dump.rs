@@ -318,7 +318,7 @@ fn entry_json(e: &SstEntryInfo, shown: &Shown) -> Value {
         "seq": e.seq,
         "kind": entry_kind_name(e.kind),
         "value_len": e.value_len,
-        "pointer": e.pointer.map(|p| json!({"segment": p.segment, "offset": p.offset, "len": p.len})),
+        "pointer": e.pointer.map(|p| json!({"segment": p.segment, "offset": p.offset, "len": p.len, "raw_len": p.raw_len})),
         "problem": e.problem,
     });
     if e.kind == EntryKind::Inline {
