@@ -421,3 +421,79 @@ fn crc32(b: &[u8]) -> u32 {
     }
     !c
 }
+
+/// Writers on four threads while dictionaries are trained again and again
+/// and GC runs: every acknowledged value reads back, before and after a
+/// reopen, and only dictionaries that segments use are left.
+#[test]
+fn training_and_gc_under_concurrent_writers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let o = db
+        .table("o", TableOptions::ordered().value_compression(ZSTD))
+        .unwrap();
+    let u = db
+        .table("u", TableOptions::unordered().value_compression(ZSTD))
+        .unwrap();
+    fill(&o, &mut Model::new(), 100, 0);
+    fill(&u, &mut Model::new(), 100, 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u32)
+        .map(|w| {
+            let (o, u, stop) = (o.clone(), u.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut mo, mut mu) = (Model::new(), Model::new());
+                let mut round = 1;
+                while !stop.load(Ordering::Relaxed) || round < 4 {
+                    for i in (w * 1000)..(w * 1000 + 50) {
+                        let v = doc(i, round, 1024 + (i as usize * 53) % 4000);
+                        o.put(key(i), &v).unwrap();
+                        u.put(key(i), &v).unwrap();
+                        mo.insert(key(i), v.clone());
+                        mu.insert(key(i), v);
+                    }
+                    round += 1;
+                }
+                (mo, mu)
+            })
+        })
+        .collect();
+    for _ in 0..6 {
+        o.train_dictionary().unwrap();
+        u.train_dictionary().unwrap();
+        db.flush().unwrap();
+        db.gc(GcOptions::default().all_sealed(true)).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut mo, mut mu) = (Model::new(), Model::new());
+    for w in writers {
+        let (a, b) = w.join().unwrap();
+        mo.extend(a);
+        mu.extend(b);
+    }
+    for (k, v) in &mo {
+        assert_eq!(o.get(k).unwrap().as_deref(), Some(&v[..]));
+    }
+    for (k, v) in &mu {
+        assert_eq!(u.get(k).unwrap().as_deref(), Some(&v[..]));
+    }
+    db.flush().unwrap();
+    db.gc(GcOptions::default().all_sealed(true)).unwrap();
+    let kept = db.stats().dictionaries.len();
+    assert!(kept < 12, "{kept} of the 12 trained are kept");
+    assert!(db.verify().unwrap().is_clean());
+    drop((o, u));
+    db.close().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let o = db.table("o", TableOptions::ordered()).unwrap();
+    let u = db.table("u", TableOptions::unordered()).unwrap();
+    for (k, v) in &mo {
+        assert_eq!(o.get(k).unwrap().as_deref(), Some(&v[..]), "reopened");
+    }
+    for (k, v) in &mu {
+        assert_eq!(u.get(k).unwrap().as_deref(), Some(&v[..]), "reopened");
+    }
+    assert_eq!(dict_files(dir.path()).len(), db.stats().dictionaries.len());
+}
