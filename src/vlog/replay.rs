@@ -327,6 +327,14 @@ pub(crate) fn check_segment(seg: &Segment, end: Option<u64>, sealed: bool) -> Re
     walk_records(&buf, |found| match found {
         Walked::Record { offset, record } => {
             out.records += 1;
+            // The payload itself is checked where it is read: verify's point
+            // reads and scan decompress every live value.
+            if record.header.compressed
+                && super::compress::Compressed::parse(record.value).is_none()
+            {
+                out.damage
+                    .push((offset, "compressed value has a malformed header".into()));
+            }
             if record.header.continues {
                 open_batch.get_or_insert(offset);
             } else {
