@@ -131,6 +131,9 @@ impl Db {
     /// the name is empty or longer than 255 bytes.
     pub fn table(&self, name: &str, opts: TableOptions) -> Result<Table> {
         let id = self.engine.open_table(name, opts.kind)?;
+        if let Some(c) = opts.value_compression {
+            self.engine.set_value_compression(id, c)?;
+        }
         Ok(Table::new(self.clone(), id, name, opts.kind))
     }
 

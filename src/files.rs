@@ -6,6 +6,7 @@
 //! NNNNNN.gc.vlog     a GC segment (records relocated by garbage collection)
 //! NNNNNN.hint        the hint file of sealed segment NNNNNN (unordered tables)
 //! NNNNNN.sst         an SSTable
+//! NNNNNN.dict        a value dictionary (zstd, trained from a table's values)
 //! MANIFEST-NNNNNN    a manifest (the log of version edits)
 //! CURRENT            names the live manifest
 //! LOCK               the directory lock
@@ -40,6 +41,8 @@ pub(crate) enum FileName {
     Hint(u64),
     /// `NNNNNN.sst`.
     Sst(u64),
+    /// `NNNNNN.dict`.
+    Dict(u64),
     /// `MANIFEST-NNNNNN`.
     Manifest(u64),
     /// `CURRENT`.
@@ -74,6 +77,7 @@ impl FileName {
             "gc.vlog" => Some(FileName::GcSegment(n)),
             "hint" => Some(FileName::Hint(n)),
             "sst" => Some(FileName::Sst(n)),
+            "dict" => Some(FileName::Dict(n)),
             _ => None,
         }
     }
@@ -85,6 +89,7 @@ impl FileName {
             | FileName::GcSegment(n)
             | FileName::Hint(n)
             | FileName::Sst(n)
+            | FileName::Dict(n)
             | FileName::Manifest(n) => Some(n),
             FileName::Current | FileName::Lock | FileName::Reserve | FileName::Temp => None,
         }
@@ -113,6 +118,11 @@ pub(crate) fn gc_segment(n: u64) -> String {
 /// `NNNNNN.hint`: the hint file of segment `n`.
 pub(crate) fn hint(n: u64) -> String {
     format!("{n:06}.hint")
+}
+
+/// `NNNNNN.dict`: value dictionary `n`.
+pub(crate) fn dict(n: u64) -> String {
+    format!("{n:06}.dict")
 }
 
 /// `NNNNNN.sst`: SSTable `n`.

@@ -62,13 +62,13 @@ pub use io::{IoBackend, WriteMode};
 pub use iter::{Entries, Entry, Iter, KeyRange, Keys};
 pub use options::{
     CheckpointOptions, CheckpointProgress, Compression, GcOptions, GcPolicy, GcProgress, Options,
-    TableKind, TableOptions, WriteOptions,
+    TableKind, TableOptions, ValueCompression, WriteOptions,
 };
 pub use read_options::ReadOptions;
 pub use snapshot::Snapshot;
 pub use stats::{
-    CheckpointInfo, CreatedWith, LevelStats, LifetimeStats, SegmentStats, SegmentUsage, Stats,
-    TableStats,
+    CheckpointInfo, CreatedWith, DictionaryStats, LevelStats, LifetimeStats, SegmentStats,
+    SegmentUsage, Stats, TableStats, TableValueStats,
 };
 pub use table::{Table, TableInfo};
 pub use value::Value;

@@ -674,10 +674,28 @@ pub enum TableKind {
     Unordered,
 }
 
+/// How a table stores the values it keeps in the vLog (see
+/// [`TableOptions::value_compression`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub enum ValueCompression {
+    /// Values are stored as they are (the default).
+    #[default]
+    None,
+    /// Each value is compressed with zstd at `level` (1 to 22; 3 is zstd's
+    /// default; negative levels are faster still), with the table's
+    /// dictionary once it has one (see [`crate::Table::train_dictionary`]).
+    Zstd {
+        /// The zstd compression level.
+        level: i32,
+    },
+}
+
 /// How a table is created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableOptions {
     pub(crate) kind: TableKind,
+    pub(crate) value_compression: Option<ValueCompression>,
 }
 
 impl TableOptions {
@@ -685,6 +703,7 @@ impl TableOptions {
     pub fn ordered() -> Self {
         TableOptions {
             kind: TableKind::Ordered,
+            value_compression: None,
         }
     }
     /// An unordered, point-only table (Bitcask style): an in-memory hash
@@ -694,7 +713,46 @@ impl TableOptions {
     pub fn unordered() -> Self {
         TableOptions {
             kind: TableKind::Unordered,
+            value_compression: None,
         }
+    }
+
+    /// How the table stores the values it keeps in the vLog. Default: not
+    /// set, which keeps what the table has ([`ValueCompression::None`] for
+    /// a new table).
+    ///
+    /// Compressed are the values that go to the vLog by pointer: in an
+    /// ordered table those of at least `Options::value_threshold` bytes, in
+    /// an unordered table every non-empty value. Values below the threshold
+    /// of an ordered table are kept inline in the index and stay raw. A
+    /// value that does not shrink is stored raw (the record says which), so
+    /// incompressible data costs only the attempt.
+    ///
+    /// The setting is recorded in the manifest and survives reopening: a
+    /// later [`crate::Db::table`] call that leaves it unset keeps it, one
+    /// that sets another value changes it (durably) for the values written
+    /// from then on. Values already written keep the form they were written
+    /// in and read back the same either way.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions, ValueCompression};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let docs = db.table(
+    ///     "docs",
+    ///     TableOptions::ordered().value_compression(ValueCompression::Zstd { level: 3 }),
+    /// )?;
+    /// let doc = br#"{"name":"x","tags":["a","b"]}"#.repeat(100);
+    /// docs.put(b"d1", &doc)?;
+    /// assert_eq!(docs.get(b"d1")?.as_deref(), Some(&doc[..]));
+    /// let s = db.stats();
+    /// assert!(s.value_bytes_stored < s.value_bytes_raw);
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    #[must_use]
+    pub fn value_compression(mut self, c: ValueCompression) -> Self {
+        self.value_compression = Some(c);
+        self
     }
 }
 
@@ -758,5 +816,7 @@ mod tests {
         assert!(o.create_if_missing);
         assert!(!WriteOptions::default().sync);
         assert_eq!(TableOptions::default().kind, TableKind::Ordered);
+        assert_eq!(TableOptions::default().value_compression, None);
+        assert_eq!(ValueCompression::default(), ValueCompression::None);
     }
 }

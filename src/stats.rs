@@ -320,6 +320,52 @@ pub struct Stats {
     /// minutes); `Db::gc` with [`crate::GcOptions::salvage`] can collect a
     /// segment with damaged garbage.
     pub gc_last_error_segments: Vec<u64>,
+    /// Bytes of the values put since open, before compression (every put:
+    /// inline, pointer and unordered values alike).
+    pub value_bytes_raw: u64,
+    /// Bytes those values take as stored in the vLog records (compressed
+    /// where compression made them smaller). Equal to `value_bytes_raw`
+    /// when no table compresses.
+    pub value_bytes_stored: u64,
+    /// Values compression was tried on and stored raw because they did not
+    /// shrink.
+    pub values_incompressible: u64,
+    /// The same three counts per table that was written since open, with
+    /// its compression and dictionary, by table id (the default table is
+    /// id 0, named `"default"`).
+    pub table_values: Vec<TableValueStats>,
+    /// The value dictionaries the database keeps, by id: the newest of each
+    /// table and older ones that values in live segments still use.
+    pub dictionaries: Vec<DictionaryStats>,
+}
+
+/// One value dictionary (see [`Stats::dictionaries`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DictionaryStats {
+    /// Its id: the file is `NNNNNN.dict` with this number.
+    pub id: u64,
+    /// The id of the table it was trained for (0: the default table).
+    pub table_id: u32,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// One table's value counts since open (see [`Stats::table_values`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableValueStats {
+    /// The table's name.
+    pub name: String,
+    /// Bytes of the values put, before compression.
+    pub raw_bytes: u64,
+    /// Bytes as stored in the vLog records.
+    pub stored_bytes: u64,
+    /// Values that did not shrink and were stored raw.
+    pub incompressible: u64,
+    /// `"none"` or `"zstd:LEVEL"`: how new values are stored.
+    pub compression: String,
+    /// The id of the dictionary new values are compressed with (its file
+    /// is `NNNNNN.dict`), if the table has one.
+    pub dictionary: Option<u64>,
 }
 
 /// The figures of one table ([`crate::Table::stats`]). What each one

@@ -269,6 +269,84 @@ impl Table {
         ))
     }
 
+    /// Trains a zstd dictionary from a sample of this table's values and
+    /// makes it the one the table's new values are compressed with; returns
+    /// its id (its file is `NNNNNN.dict` in the database directory).
+    ///
+    /// The sample is the first values met (key order for an ordered table,
+    /// the keydir's order for an unordered one), up to 4 MiB or 20,000
+    /// values of 16 bytes or more; the dictionary is at most 32 KiB (and a
+    /// tenth of the sample). Training runs in the caller's thread; writers
+    /// go on meanwhile with the codec they had, and switch once the new
+    /// dictionary is durable (its file synced, then a manifest edit).
+    /// Values written before keep the dictionary they were written with,
+    /// which stays until GC has moved every one of them (recompressing
+    /// them with the newest dictionary) and no segment uses it. Call it
+    /// again later to train from newer values.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions, ValueCompression};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.table("t", TableOptions::ordered().value_compression(ValueCompression::Zstd { level: 3 }))?;
+    /// for i in 0..500 {
+    ///     let doc = format!(r#"{{"id":{i},"name":"user{i}","email":"user{i}@example.com","tags":["a","b{}"]}}"#, i % 7);
+    ///     t.put(format!("k{i:04}"), doc.repeat(20))?;
+    /// }
+    /// let id = t.train_dictionary()?;
+    /// assert!(db.stats().table_values.iter().any(|s| s.dictionary == Some(id)));
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the table does not compress its values
+    /// ([`crate::TableOptions::value_compression`]) or has too few values to
+    /// train from; read errors; `Io` writing the file or the manifest.
+    pub fn train_dictionary(&self) -> Result<u64> {
+        const MAX_BYTES: usize = 4 << 20;
+        const MAX_VALUES: usize = 20_000;
+        let mut samples: Vec<Value> = Vec::new();
+        let mut bytes = 0;
+        let mut take = |v: Value| {
+            if v.len() >= 16 {
+                bytes += v.len();
+                samples.push(v);
+            }
+            bytes < MAX_BYTES && samples.len() < MAX_VALUES
+        };
+        // The whole table, in key order (ordered) or the keydir's (unordered).
+        for kv in self.iter() {
+            if !take(kv?.1) {
+                break;
+            }
+        }
+        self.train_dictionary_from(&samples)
+    }
+
+    /// [`Table::train_dictionary`] from values the caller gives (typical
+    /// values of the table, such as a sample of the data about to be
+    /// loaded) instead of the table's own.
+    ///
+    /// ```
+    /// use wisckey::{Db, Options, TableOptions, ValueCompression};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open(dir.path(), Options::default())?;
+    /// let t = db.table("t", TableOptions::unordered().value_compression(ValueCompression::Zstd { level: 3 }))?;
+    /// let samples: Vec<String> = (0..500)
+    ///     .map(|i| format!(r#"{{"id":{i},"kind":"sample","size":{}}}"#, i * 7 % 100))
+    ///     .collect();
+    /// let id = t.train_dictionary_from(&samples)?;
+    /// assert!(db.stats().dictionaries.iter().any(|d| d.id == id));
+    /// # Ok::<(), wisckey::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Table::train_dictionary`].
+    pub fn train_dictionary_from<S: AsRef<[u8]>>(&self, samples: &[S]) -> Result<u64> {
+        let refs: Vec<&[u8]> = samples.iter().map(|v| v.as_ref()).collect();
+        self.db.engine().train_dictionary(self.id, &refs)
+    }
+
     /// Iterates this table over `range`, the values of each window read in
     /// one batch. On an unordered table only the full range `..` is
     /// possible (in no order); any other yields one

@@ -13,8 +13,8 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use wisckey::{
-    Db, Error, GcOptions, GcPolicy, Options, Snapshot, Table, TableOptions, WriteBatch,
-    WriteOptions,
+    Db, Error, GcOptions, GcPolicy, Options, Snapshot, Table, TableOptions, ValueCompression,
+    WriteBatch, WriteOptions,
 };
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -159,6 +159,9 @@ enum Op {
     /// A checkpoint (links, or copies with `true`), opened and checked
     /// against the models.
     Checkpoint(bool),
+    /// Train a value dictionary for [`NAMED`] (false) or [`UNORDERED`]
+    /// (true), both of which compress their values.
+    TrainDictionary(bool),
 }
 
 fn bound() -> impl Strategy<Value = Bound<usize>> {
@@ -214,6 +217,7 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         1 => (any::<usize>(), 0usize..13, scan_mode()).prop_map(|(s, p, m)| Op::SnapPrefix(s, p, m)),
         3 => Just(Op::Flush),
+        1 => any::<bool>().prop_map(Op::TrainDictionary),
         1 => Just(Op::Compact),
         2 => (any::<bool>(), 0u8..3).prop_map(|(all, p)| Op::Gc(all, p)),
         1 => Just(Op::DropReopen),
@@ -491,8 +495,18 @@ impl Harness {
 
     fn open(&mut self) -> Result<(), TestCaseError> {
         let db = ok(Db::open(self.dir.path(), opts()), "open")?;
-        let named = ok(db.table("named", TableOptions::ordered()), "table")?;
-        let blobs = ok(db.table("blobs", TableOptions::unordered()), "table")?;
+        // The named tables compress their values (the default table does
+        // not): every operation, GC and reopen runs over compressed values,
+        // and values that do not shrink (the tiny ones) are stored raw.
+        let zstd = ValueCompression::Zstd { level: 1 };
+        let named = ok(
+            db.table("named", TableOptions::ordered().value_compression(zstd)),
+            "table",
+        )?;
+        let blobs = ok(
+            db.table("blobs", TableOptions::unordered().value_compression(zstd)),
+            "table",
+        )?;
         self.db = Some(db);
         self.tables = Some([named, blobs]);
         Ok(())
@@ -904,6 +918,14 @@ impl Harness {
                 )?;
             }
             Op::Flush => ok(self.db().flush(), "flush")?,
+            Op::TrainDictionary(unordered) => {
+                let t = self.tab(if *unordered { UNORDERED } else { NAMED });
+                match t.train_dictionary() {
+                    // Too few values to train from is the only refusal.
+                    Ok(_) | Err(Error::InvalidArgument(_)) => {}
+                    Err(e) => return Err(TestCaseError::fail(format!("train_dictionary: {e}"))),
+                }
+            }
             Op::Compact => ok(self.db().compact(), "compact")?,
             Op::Gc(all, policy) => {
                 let policy =

@@ -170,7 +170,14 @@ impl Engine {
         let get_block_reads = get(&c.get_block_reads);
         let get_vlog_reads = get(&c.get_vlog_reads);
         let per = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let table_values = self.table_value_stats();
+        let sum = |f: fn(&crate::stats::TableValueStats) -> u64| table_values.iter().map(f).sum();
         Stats {
+            value_bytes_raw: sum(|t| t.raw_bytes),
+            value_bytes_stored: sum(|t| t.stored_bytes),
+            values_incompressible: sum(|t| t.incompressible),
+            table_values,
+            dictionaries: self.dictionary_stats(),
             io_backend: self.fs.name().to_string(),
             write_mode: wb.mode().name().to_string(),
             write_mode_fallback: wb.fallback(),

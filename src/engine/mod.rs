@@ -74,6 +74,7 @@ mod snapshots;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod values;
 mod versions;
 mod walk;
 mod workers;
@@ -123,6 +124,8 @@ pub(crate) struct Engine {
     early: early::EarlyGarbage,
     /// Dropped table ids and per-table write figures.
     tables: tables::TableBook,
+    /// How each table compresses its values, and the counts.
+    values: values::ValueCodecs,
 }
 
 impl Engine {

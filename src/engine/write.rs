@@ -70,6 +70,9 @@ pub(super) fn index_entry(
 #[derive(Debug)]
 pub(super) struct CommitState {
     last_seq: u64,
+    /// The user head segment and the dictionaries the manifest records it
+    /// uses, as far as this lock's holders know.
+    dicts_declared: (u64, Vec<u64>),
 }
 
 /// Proof that the commit lock is held (lock order step 2): what must not
@@ -88,7 +91,10 @@ impl Writer {
     pub(super) fn new(last_seq: u64) -> Writer {
         Writer {
             queue: WriteQueue::default(),
-            commit: Mutex::new(CommitState { last_seq }),
+            commit: Mutex::new(CommitState {
+                last_seq,
+                dicts_declared: (0, Vec::new()),
+            }),
             visible_seq: AtomicU64::new(last_seq),
         }
     }
@@ -214,6 +220,8 @@ struct GroupAppend {
     writes: u64,
     /// Whether a segment was sealed during the group.
     rolled: bool,
+    /// Per put: its table and value counts.
+    value_counts: Vec<(u32, super::values::ValueCounts)>,
 }
 
 impl GroupAppend {
@@ -231,6 +239,7 @@ impl GroupAppend {
             user_bytes: 0,
             writes: 0,
             rolled: false,
+            value_counts: Vec::new(),
         }
     }
 
@@ -254,12 +263,17 @@ impl GroupAppend {
         for (i, op) in batch.ops().iter().enumerate() {
             let seq = first + i as u64;
             self.writes += 1;
-            self.user_bytes += (op.key_len + op.value_len) as u64;
+            self.user_bytes += (op.key_len + op.raw_value_len()) as u64;
+            if op.is_put {
+                self.value_counts
+                    .push((op.table, super::values::op_counts(op)));
+            }
             let key = batch.key(op);
             let ptr = ValuePointer {
                 segment: self.base.segment,
                 offset: at + op.offset as u64,
                 len: op.len() as u32,
+                raw_len: op.raw_len,
             };
             if is_unordered(op.table) {
                 // Every value of an unordered table stays in the vLog; the
@@ -273,7 +287,9 @@ impl GroupAppend {
                 });
                 continue;
             }
-            let inline = (op.is_put && op.value_len < value_threshold).then(|| batch.value(op));
+            // A compressed value always goes by pointer.
+            let inline = (op.is_put && op.raw_len.is_none() && op.value_len < value_threshold)
+                .then(|| batch.value(op));
             if !op.is_put || inline.is_some() {
                 match self.wal_only.last_mut() {
                     Some((s, b)) if *s == self.base.segment => *b += u64::from(ptr.len),
@@ -349,6 +365,9 @@ impl Engine {
             // durable, as promised.
             return if sync { self.sync_vlog() } else { Ok(()) }.map(|()| Outcome::Applied);
         }
+        // Compressed here, by the writer's thread, outside the commit lock;
+        // the codecs stay held until the batch is in (see values.rs).
+        let (batch, _codecs) = self.compress_batch(batch);
         let tally = super::tables::Tally::of(&batch);
         let outcome = self
             .writer
@@ -422,6 +441,10 @@ impl Engine {
             if used > 0 && used + batch.bytes() as u64 > self.opts.segment_size {
                 self.roll_user_segment(commit, &mut out)?;
             }
+            let mut declared = std::mem::take(&mut commit.dicts_declared);
+            let r = self.declare_dicts(commit, &mut declared, out.base.segment, batch.ops());
+            commit.dicts_declared = declared;
+            r?;
             out.add(
                 batch,
                 |t| any_unordered && self.keydirs.is_unordered(t),
@@ -535,6 +558,7 @@ impl Engine {
         }
         commit.last_seq = out.seq;
         self.writer.visible_seq.store(out.seq, Ordering::Release);
+        self.values.count(out.value_counts.drain(..));
         let c = &self.counters;
         counters::add(&c.user_bytes_written, out.user_bytes);
         counters::add(&c.writes, out.writes);

@@ -1,7 +1,7 @@
 //! Every record of one vLog segment, and every damaged range between them.
 
 use super::{file_name_of, read_whole, resolve};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files::{self, FileName};
 use crate::vlog::record::{Header, HEADER_LEN, TRAILER_LEN};
 use crate::vlog::{walk_records, Walked};
@@ -50,12 +50,22 @@ pub struct RecordInfo {
     pub seq: u64,
     /// The user key.
     pub key: Vec<u8>,
-    /// Length of the value (0 for a delete).
+    /// Length of the value as stored (0 for a delete; compressed, for a
+    /// compressed value).
     pub value_len: u32,
-    /// The value bytes (empty for a delete).
+    /// The value bytes (empty for a delete), decompressed when the record
+    /// stores it compressed and that succeeded (see `decompress_error`).
     pub value: Vec<u8>,
     /// The stored CRC-32 of the record, which matched.
     pub checksum: u32,
+    /// For a value stored compressed: its raw length.
+    pub raw_len: Option<u32>,
+    /// For a value compressed with a dictionary: the dictionary's id (its
+    /// file `NNNNNN.dict` beside the segment).
+    pub dictionary: Option<u64>,
+    /// Why a compressed value could not be decompressed (then `value` holds
+    /// the stored bytes).
+    pub decompress_error: Option<String>,
 }
 
 /// What a damaged record's header says, when the header itself decodes:
@@ -180,13 +190,59 @@ pub fn segment(path: &Path) -> Result<SegmentDump> {
         unfinished_batch: None,
         items: Vec::new(),
     }
-    .read(&buf))
+    .read(&buf, path.parent()))
+}
+
+/// The value of a compressed record `stored`, decompressed with the
+/// dictionary it names (read from `dir`, once per id, into `dicts`):
+/// `(value, raw length, dictionary, error)`.
+type Decompressed = (Vec<u8>, Option<u32>, Option<u64>, Option<String>);
+
+fn decompress_stored(
+    stored: &[u8],
+    dir: Option<&Path>,
+    dicts: &mut std::collections::HashMap<u64, Result<crate::vlog::dict::Dictionary>>,
+) -> Decompressed {
+    use crate::vlog::compress::{self, Compressed};
+    let Some(c) = Compressed::parse(stored) else {
+        let e = "compressed value has a malformed header".to_string();
+        return (stored.to_vec(), None, None, Some(e));
+    };
+    let dict_id = (c.dict != 0).then_some(c.dict);
+    let dict = match dict_id {
+        None => None,
+        Some(id) => {
+            let d = dicts.entry(id).or_insert_with(|| {
+                let p = dir.unwrap_or(Path::new(".")).join(crate::files::dict(id));
+                let b = std::fs::read(&p)
+                    .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+                crate::vlog::dict::Dictionary::decode(&p, id, &b)
+            });
+            match d {
+                Ok(d) => Some(&*d),
+                Err(e) => {
+                    return (
+                        stored.to_vec(),
+                        Some(c.raw_len),
+                        dict_id,
+                        Some(e.to_string()),
+                    )
+                }
+            }
+        }
+    };
+    // The default `max_value_size`: what hostile bytes can make a dump allocate.
+    match compress::decompress(&c, dict, 256 << 20) {
+        Ok(v) => (v, Some(c.raw_len), dict_id, None),
+        Err(e) => (stored.to_vec(), Some(c.raw_len), dict_id, Some(e)),
+    }
 }
 
 impl SegmentDump {
     /// Fills in the items and the unfinished batch from the segment's bytes.
-    fn read(mut self, buf: &[u8]) -> SegmentDump {
+    fn read(mut self, buf: &[u8], dir: Option<&Path>) -> SegmentDump {
         let mut open_batch = None;
+        let mut dicts = std::collections::HashMap::new();
         walk_records(buf, |found| match found {
             Walked::Record { offset, record } => {
                 let h = record.header;
@@ -199,6 +255,11 @@ impl SegmentDump {
                 let crc_at = offset as usize + len as usize - TRAILER_LEN;
                 let mut crc = [0u8; TRAILER_LEN];
                 crc.copy_from_slice(&buf[crc_at..crc_at + TRAILER_LEN]);
+                let (value, raw_len, dictionary, decompress_error) = if h.compressed {
+                    decompress_stored(record.value, dir, &mut dicts)
+                } else {
+                    (record.value.to_vec(), None, None, None)
+                };
                 self.items.push(SegmentItem::Record(RecordInfo {
                     offset,
                     len,
@@ -208,8 +269,11 @@ impl SegmentDump {
                     seq: h.seq,
                     key: record.key.to_vec(),
                     value_len: h.value_len,
-                    value: record.value.to_vec(),
+                    value,
                     checksum: u32::from_le_bytes(crc),
+                    raw_len,
+                    dictionary,
+                    decompress_error,
                 }));
             }
             Walked::Damage { offset, end, error } => {
@@ -278,7 +342,37 @@ mod tests {
             unfinished_batch: None,
             items: Vec::new(),
         }
-        .read(buf)
+        .read(buf, None)
+    }
+
+    #[test]
+    fn compressed_values_are_shown_decompressed() {
+        let codec = crate::vlog::compress::Codec {
+            level: 3,
+            dict: None,
+        };
+        let value = b"abcabcabc".repeat(200);
+        let stored = codec.compress(&value).unwrap();
+        let mut buf = Vec::new();
+        record::encode_stored(&mut buf, true, true, false, 1, 5, b"k", &stored);
+        // A stored form naming a dictionary that is not there.
+        let mut other = stored.clone();
+        other[2] = 9;
+        record::encode_stored(&mut buf, true, true, false, 1, 6, b"j", &other);
+        let d = dump(&buf);
+        let recs: Vec<&RecordInfo> = d
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                SegmentItem::Record(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recs[0].value, value);
+        assert_eq!((recs[0].raw_len, recs[0].dictionary), (Some(1800), None));
+        assert!(recs[0].decompress_error.is_none());
+        assert_eq!(recs[1].value, other);
+        assert!(recs[1].decompress_error.is_some());
     }
 
     fn three_records() -> (Vec<u8>, [usize; 3]) {

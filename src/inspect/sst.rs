@@ -36,6 +36,9 @@ pub struct PointerInfo {
     pub offset: u64,
     /// Length of the whole record.
     pub len: u32,
+    /// The value's raw length when the record stores it compressed (the
+    /// pointer's fourth varint).
+    pub raw_len: Option<u32>,
 }
 
 /// One entry of a data block.
@@ -55,7 +58,8 @@ pub struct SstEntryInfo {
     /// The inline value's bytes (empty for the other kinds).
     pub value: Vec<u8>,
     /// The value's length: the inline value's, or the one the pointed-to
-    /// record holds; 0 for a tombstone.
+    /// record holds (its raw length, for a compressed one); 0 for a
+    /// tombstone.
     pub value_len: u64,
     /// The pointer, for [`EntryKind::Pointer`] when it decodes.
     pub pointer: Option<PointerInfo>,
@@ -228,10 +232,11 @@ fn entry(block: usize, ik: &[u8], v: &[u8]) -> SstEntryInfo {
                         segment: p.segment,
                         offset: p.offset,
                         len: p.len,
+                        raw_len: p.raw_len,
                     });
                     let around = (HEADER_LEN + TRAILER_LEN + e.key.len()) as u64;
                     match u64::from(p.len).checked_sub(around) {
-                        Some(n) => e.value_len = n,
+                        Some(n) => e.value_len = p.raw_len.map_or(n, u64::from),
                         None => {
                             e.problem = Some(format!(
                                 "a record of {} bytes cannot hold this key and a value",
@@ -281,6 +286,7 @@ mod tests {
             segment: 4,
             offset: 100,
             len: (HEADER_LEN + TRAILER_LEN + 3 + 50) as u32,
+            raw_len: None,
         };
         let e = entry(
             2,

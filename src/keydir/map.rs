@@ -40,8 +40,22 @@ const COMPACT_MIN: usize = 64 << 10;
 /// `isize::MAX` bytes).
 const PUT_BIT: u64 = 1 << 63;
 
+/// The bits of [`Slot::key_at`] that hold the arena offset (2^47 bytes of
+/// keys, 128 TiB, is far past any memory); bits 47..63 hold 16 bits of the
+/// raw value length.
+const KEY_AT_MASK: u64 = (1 << 47) - 1;
+/// The bits of [`Slot::seq`] and [`Slot::offset`] below their top byte:
+/// sequence numbers are 56 bits, and a segment offset of 2^56 (64 PiB) is
+/// never reached. Each top byte holds 8 bits of the raw value length.
+const LOW_56: u64 = (1 << 56) - 1;
+
 /// One key's slot: where its bytes are in the arena and where its newest
 /// record is. 40 bytes.
+///
+/// The raw value length of a compressed record (the pointer's fourth
+/// varint, 0 when the record stores its value as it is) is spread over the
+/// spare top bits: bits 0..16 in `key_at` 47..63, bits 16..24 in the top
+/// byte of `seq`, bits 24..32 in the top byte of `offset`.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     /// Offset of the key in the arena, with [`PUT_BIT`].
@@ -69,20 +83,30 @@ impl Slot {
     }
 
     fn set(&mut self, e: &KeyEntry) {
-        self.key_at = (self.key_at & !PUT_BIT) | if e.put { PUT_BIT } else { 0 };
-        self.seq = e.seq;
+        // A compressed value is never empty (an empty value cannot shrink),
+        // so 0 stands for "stored as it is".
+        let raw = u64::from(e.ptr.raw_len.unwrap_or(0));
+        // Both fit: sequence numbers are 56 bits (hint files and records
+        // with a larger one are refused before they get here) and offsets
+        // are far below 2^56.
+        self.key_at =
+            (self.key_at & KEY_AT_MASK) | if e.put { PUT_BIT } else { 0 } | (raw & 0xffff) << 47;
+        self.seq = (e.seq & LOW_56) | ((raw >> 16) & 0xff) << 56;
         self.segment = e.ptr.segment;
-        self.offset = e.ptr.offset;
+        self.offset = (e.ptr.offset & LOW_56) | (raw >> 24) << 56;
         self.len = e.ptr.len;
     }
 
     fn entry(&self) -> KeyEntry {
+        let raw =
+            ((self.key_at >> 47) & 0xffff) | (self.seq >> 56) << 16 | (self.offset >> 56) << 24;
         KeyEntry {
-            seq: self.seq,
+            seq: self.seq & LOW_56,
             ptr: ValuePointer {
                 segment: self.segment,
-                offset: self.offset,
+                offset: self.offset & LOW_56,
                 len: self.len,
+                raw_len: (raw != 0).then_some(raw as u32),
             },
             put: self.key_at & PUT_BIT != 0,
         }
@@ -90,7 +114,7 @@ impl Slot {
 
     fn key_range(&self) -> std::ops::Range<usize> {
         // Offsets were usizes when they were stored.
-        let at = (self.key_at & !PUT_BIT) as usize;
+        let at = (self.key_at & KEY_AT_MASK) as usize;
         at..at + self.key_len as usize
     }
 }
@@ -376,7 +400,7 @@ impl KeyMap {
             let mut arena = Vec::with_capacity(self.arena.len() - self.dead);
             for s in &mut self.slots {
                 let key = self.arena.get(s.key_range()).unwrap_or_default();
-                s.key_at = (s.key_at & PUT_BIT) | arena.len() as u64;
+                s.key_at = (s.key_at & !KEY_AT_MASK) | arena.len() as u64;
                 arena.extend_from_slice(key);
             }
             self.arena = arena;
@@ -418,6 +442,7 @@ mod tests {
                 segment,
                 offset: seq * 100,
                 len: 40 + seq as u32,
+                raw_len: None,
             },
             put,
         }
@@ -426,6 +451,46 @@ mod tests {
     #[test]
     fn a_slot_is_40_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 40);
+    }
+
+    /// The raw length of a compressed value rides in the slot's spare bits
+    /// without disturbing the key, sequence number, offset or put bit, and
+    /// survives an arena compaction.
+    #[test]
+    fn a_slot_keeps_the_raw_value_length() {
+        let mut m = KeyMap::default();
+        let seq = (1 << 56) - 1;
+        let mut x = KeyEntry {
+            seq,
+            ptr: ValuePointer::raw(9, (1 << 56) - 3, 4000),
+            put: true,
+        };
+        for raw in [None, Some(1), Some(0xffff), Some(0x1_0000), Some(u32::MAX)] {
+            x.ptr.raw_len = raw;
+            m.insert(b"k", x);
+            assert_eq!(
+                m.get(b"k").map(|g| (g.seq, g.ptr, g.put)),
+                Some((seq, x.ptr, true))
+            );
+        }
+        x.put = false;
+        x.ptr.raw_len = Some(0xdead_beef);
+        m.insert(b"k", x);
+        // Enough dead key bytes that the arena is compacted.
+        let big = |i: u32| format!("{i:0>1000}").into_bytes();
+        for i in 0..100 {
+            m.insert(&big(i), e(1, 1, true));
+        }
+        for i in 0..100 {
+            assert!(m.remove_if(&big(i), &e(1, 1, true).ptr));
+        }
+        let (used, dead) = m.arena_use();
+        assert!(
+            used - dead < 1000 && used < 100 * 1000,
+            "the arena was compacted"
+        );
+        let got = m.get(b"k").unwrap();
+        assert_eq!((got.seq, got.ptr, got.put), (seq, x.ptr, false));
     }
 
     /// Empty, short and long keys (a 100 KB one) side by side, puts and

@@ -284,6 +284,7 @@ impl Keydirs {
                 seq: r.seq,
                 offset: r.ptr.offset,
                 len: r.ptr.len,
+                raw_len: r.ptr.raw_len,
                 key: r.key,
             });
         }

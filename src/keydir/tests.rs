@@ -8,6 +8,7 @@ fn ptr(segment: u64, offset: u64) -> ValuePointer {
         segment,
         offset,
         len: 40,
+        raw_len: None,
     }
 }
 
@@ -28,6 +29,7 @@ fn hint(key: &[u8], seq: u64, offset: u64, put: bool) -> HintEntry {
         seq,
         offset,
         len: 40,
+        raw_len: None,
         key: key.to_vec(),
     }
 }

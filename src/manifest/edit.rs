@@ -17,6 +17,8 @@ use crate::options::TableKind;
 use crate::stats::CreatedWith;
 use crate::vlog::{Position, SegmentKind};
 
+use super::values::ValuesEdit;
+
 /// Levels are numbered `0..MAX_LEVELS`; an edit naming a deeper level is corrupt.
 pub(crate) const MAX_LEVELS: u32 = 64;
 
@@ -348,6 +350,9 @@ pub(crate) struct VersionEdit {
     /// the drops, before the creations), so that one edit can drop a table
     /// and give its name to another.
     pub tables_renamed: Vec<(u32, String)>,
+    /// The format version, value compression and dictionaries (tags 20-24,
+    /// `values.rs`).
+    pub values: ValuesEdit,
 }
 
 impl VersionEdit {
@@ -359,6 +364,7 @@ impl VersionEdit {
     /// The edit's bytes (see the module docs).
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
+        self.values.encode_version(&mut b);
         if let Some(n) = self.next_file_number {
             put_varint(&mut b, TAG_NEXT_FILE_NUMBER);
             put_varint(&mut b, n);
@@ -451,6 +457,7 @@ impl VersionEdit {
             put_varint(&mut b, u64::from(*id));
             put_length_prefixed(&mut b, name.as_bytes());
         }
+        self.values.encode_rest(&mut b);
         b
     }
 
@@ -581,7 +588,11 @@ impl VersionEdit {
                     let seq = r.varint().ok_or_else(truncated)?;
                     e.range_dels_retired.push(seq);
                 }
-                _ => return Err(format!("unknown tag {tag} at byte {at}")),
+                _ => {
+                    if !e.values.decode_field(tag, &mut r, at)? {
+                        return Err(format!("unknown tag {tag} at byte {at}"));
+                    }
+                }
             }
         }
         Ok(e)

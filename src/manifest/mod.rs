@@ -23,6 +23,7 @@ mod edit;
 mod state;
 #[cfg(test)]
 mod tests;
+pub(crate) mod values;
 
 pub(crate) use edit::{
     unix_now, DroppedTable, LifetimeCounters, SealedSegment, SegmentInfo, TableDef, VersionEdit,
@@ -311,8 +312,17 @@ impl Manifest {
                     "record checksum mismatch with more records after it",
                 ));
             }
-            let edit = VersionEdit::decode(&payload)
-                .map_err(|r| Error::corruption(&path, offset, format!("undecodable edit: {r}")))?;
+            let edit = VersionEdit::decode(&payload).map_err(|r| {
+                match values::stated_version(&payload) {
+                    Some(v) if v > values::FORMAT_VERSION => values::too_new(&path, v),
+                    _ => Error::corruption(&path, offset, format!("undecodable edit: {r}")),
+                }
+            })?;
+            if let Some(v) = edit.values.format_version {
+                if v > values::FORMAT_VERSION {
+                    return Err(values::too_new(&path, v));
+                }
+            }
             state.apply(&edit).map_err(|r| {
                 Error::corruption(&path, offset, format!("edit does not apply: {r}"))
             })?;

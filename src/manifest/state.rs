@@ -14,6 +14,8 @@ use crate::lsm::version::SstMeta;
 use crate::stats::CreatedWith;
 use crate::vlog::Position;
 
+use super::values::ValuesState;
+
 /// The result of applying every edit of a manifest in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ManifestState {
@@ -48,6 +50,8 @@ pub(crate) struct ManifestState {
     /// The tables dropped, by id (ids are never given out again; the
     /// entries and records of these ids are garbage).
     pub dropped_tables: BTreeMap<u32, DroppedTable>,
+    /// The format version, value compression and dictionaries.
+    pub values: ValuesState,
 }
 
 impl ManifestState {
@@ -179,6 +183,8 @@ impl ManifestState {
                 ));
             }
         }
+        self.values
+            .check(&edit.values, &self.tables, &edit.tables_created)?;
 
         for &(level, number) in &edit.removed {
             let files = &mut self.levels[level as usize];
@@ -269,6 +275,9 @@ impl ManifestState {
         self.discard.retain(|&s, _| s >= tail);
         self.sealed.retain(|&s, _| s >= tail);
         self.segment_info.retain(|&s, _| s >= tail);
+        let removed = &self.segments_removed;
+        self.values
+            .apply(&edit.values, |s| s < tail || removed.contains(&s));
         Ok(())
     }
 
@@ -302,6 +311,7 @@ impl ManifestState {
             range_dels_retired: Vec::new(),
             tables_dropped: self.dropped_tables.values().copied().collect(),
             tables_renamed: Vec::new(),
+            values: self.values.snapshot(),
         }
     }
 }

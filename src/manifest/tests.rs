@@ -193,6 +193,8 @@ fn arb_edit() -> impl Strategy<Value = VersionEdit> {
                     range_dels_retired: Vec::new(),
                     tables_dropped: Vec::new(),
                     tables_renamed: Vec::new(),
+                    // Value fields: `values.rs` tests their round trip.
+                    values: Default::default(),
                     sealed: sealed
                         .into_iter()
                         .map(|(number, gc, len)| SealedSegment {
@@ -319,6 +321,16 @@ fn empty_and_full_edits_round_trip() {
             kind: TableKind::Unordered,
         }],
         tables_renamed: vec![(7, "renamed".into())],
+        values: crate::manifest::values::ValuesEdit {
+            format_version: Some(2),
+            compression: vec![(
+                u32::MAX,
+                crate::options::ValueCompression::Zstd { level: 22 },
+            )],
+            dicts_added: vec![(u64::MAX, 1)],
+            dicts_removed: vec![3],
+            segment_dicts: vec![(6, u64::MAX)],
+        },
     };
     assert_eq!(VersionEdit::decode(&full.encode()).unwrap(), full);
 }

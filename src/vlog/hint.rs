@@ -6,8 +6,9 @@
 //! ```text
 //! hint   = magic "WKHINT\0\x01" | segment u64 | segment_len u64 | count u32
 //!          | entry * count | crc32 u32
-//! entry  = flags u8 (bit 0: put) | table u32 | seq u64 | offset varint
-//!          | len varint | key_len varint | key
+//! entry  = flags u8 (bit 0: put, bit 1: compressed) | table u32 | seq u64
+//!          | offset varint | len varint | key_len varint
+//!          | raw_len varint (only with bit 1) | key
 //! ```
 //!
 //! Integers are little-endian; the CRC-32 (IEEE, as in vLog records) covers
@@ -36,6 +37,8 @@ pub(crate) struct HintEntry {
     pub(crate) offset: u64,
     /// Length of the whole record.
     pub(crate) len: u32,
+    /// The value's raw length when the record stores it compressed.
+    pub(crate) raw_len: Option<u32>,
     pub(crate) key: Vec<u8>,
 }
 
@@ -46,6 +49,7 @@ impl HintEntry {
             segment,
             offset: self.offset,
             len: self.len,
+            raw_len: self.raw_len,
         }
     }
 }
@@ -68,12 +72,15 @@ pub(crate) fn encode(segment: u64, segment_len: u64, entries: &[HintEntry]) -> V
     buf.extend_from_slice(&segment_len.to_le_bytes());
     buf.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
-        buf.push(u8::from(e.put));
+        buf.push(u8::from(e.put) | if e.raw_len.is_some() { 2 } else { 0 });
         buf.extend_from_slice(&e.table.to_le_bytes());
         buf.extend_from_slice(&e.seq.to_le_bytes());
         put_varint(&mut buf, e.offset);
         put_varint(&mut buf, u64::from(e.len));
         put_varint(&mut buf, e.key.len() as u64);
+        if let Some(n) = e.raw_len {
+            put_varint(&mut buf, u64::from(n));
+        }
         buf.extend_from_slice(&e.key);
     }
     let crc = crc32fast::hash(&buf);
@@ -103,6 +110,8 @@ struct RawEntry {
     table: u32,
     len: u32,
     key_len: u32,
+    /// 0: stored as it is (a compressed value is never empty).
+    raw_len: u32,
     put: bool,
 }
 
@@ -127,6 +136,7 @@ pub(crate) struct HintRef<'a> {
     pub(crate) seq: u64,
     pub(crate) offset: u64,
     pub(crate) len: u32,
+    pub(crate) raw_len: Option<u32>,
     pub(crate) key: &'a [u8],
 }
 
@@ -137,6 +147,7 @@ impl HintRef<'_> {
             segment,
             offset: self.offset,
             len: self.len,
+            raw_len: self.raw_len,
         }
     }
 }
@@ -150,6 +161,7 @@ impl RawHint {
             seq: e.seq,
             offset: e.offset,
             len: e.len,
+            raw_len: (e.raw_len != 0).then_some(e.raw_len),
             // Every range was checked against the bytes by `decode_raw`.
             key: self
                 .bytes
@@ -167,6 +179,7 @@ impl RawHint {
                 seq: e.seq,
                 offset: e.offset,
                 len: e.len,
+                raw_len: e.raw_len,
                 key: e.key.to_vec(),
             })
             .collect()
@@ -212,15 +225,26 @@ pub(crate) fn decode_raw(path: &Path, b: Vec<u8>) -> Result<RawHint> {
         let at = 8 + r.pos();
         let truncated = || bad(at, "hint entry is cut short");
         let flags = r.u8().ok_or_else(truncated)?;
-        if flags > 1 {
+        if flags > 3 || flags == 2 {
             return Err(bad(at, "hint entry has unknown flags"));
         }
         let table = r.u32().ok_or_else(truncated)?;
         let seq = r.u64().ok_or_else(truncated)?;
+        if seq >= 1 << 56 {
+            return Err(bad(at, "hint entry's sequence number is past 2^56 - 1"));
+        }
         let offset = r.varint().ok_or_else(truncated)?;
         let len = r.varint().ok_or_else(truncated)?;
         let key_len = r.varint().ok_or_else(truncated)?;
         let key_len = usize::try_from(key_len).map_err(|_| truncated())?;
+        let raw_len = if flags & 2 != 0 {
+            match r.varint().map(u32::try_from) {
+                Some(Ok(n)) if n > 0 => n,
+                _ => return Err(bad(at, "hint entry has a bad raw value length")),
+            }
+        } else {
+            0
+        };
         let key_at = 8 + r.pos();
         r.bytes(key_len).ok_or_else(truncated)?;
         let len = u32::try_from(len).map_err(|_| bad(at, "hint entry length is too large"))?;
@@ -241,7 +265,8 @@ pub(crate) fn decode_raw(path: &Path, b: Vec<u8>) -> Result<RawHint> {
             len,
             // Below `len`, a u32, by the check above.
             key_len: key_len as u32,
-            put: flags == 1,
+            raw_len,
+            put: flags & 1 == 1,
         });
     }
     if !r.is_empty() {
@@ -316,6 +341,7 @@ pub(crate) fn scan(
                     seq: r.seq,
                     offset: r.pointer.offset,
                     len: r.pointer.len,
+                    raw_len: r.pointer.raw_len,
                     key: r.key,
                 }),
         );
@@ -391,6 +417,7 @@ mod tests {
                 seq: 7,
                 offset: 0,
                 len: record::record_len(2, 10) as u32,
+                raw_len: Some(5000),
                 key: b"k1".to_vec(),
             },
             HintEntry {
@@ -399,6 +426,7 @@ mod tests {
                 seq: 9,
                 offset: 100,
                 len: record::record_len(2, 0) as u32,
+                raw_len: None,
                 key: b"k2".to_vec(),
             },
         ]

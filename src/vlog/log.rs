@@ -1,6 +1,8 @@
 //! Segments of the vLog: appending at the head, reading a record by pointer
 //! and rolling to a new segment. Reading them front to back is `replay.rs`.
 
+use super::compress::{self, Compressed};
+use super::dict::Dictionaries;
 use super::record::{self, ValuePointer, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::io::{FileHandle, Fs, Writeback};
@@ -8,7 +10,7 @@ use crate::value::Value;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A place in the vLog: a segment and a byte offset in it. The manifest
@@ -130,6 +132,18 @@ pub(crate) struct VLog {
     gc_bytes_written: AtomicU64,
     /// Starts the writeback of both heads' appends (see [`Writeback`]).
     writeback: Arc<Writeback>,
+    /// The value dictionaries compressed values name.
+    dicts: Arc<Dictionaries>,
+    /// The largest value a compressed record may decompress to.
+    max_value_len: AtomicUsize,
+}
+
+/// A record's value as the vLog stores it: compressed (a stored form, see
+/// `compress.rs`) or as it is.
+#[derive(Debug)]
+pub(crate) struct StoredValue {
+    pub(crate) compressed: bool,
+    pub(crate) bytes: Value,
 }
 
 impl VLog {
@@ -172,7 +186,21 @@ impl VLog {
             bytes_written: AtomicU64::new(0),
             gc_bytes_written: AtomicU64::new(0),
             writeback,
+            dicts: Arc::new(Dictionaries::default()),
+            max_value_len: AtomicUsize::new(u32::MAX as usize),
         })
+    }
+
+    /// The value dictionaries reads decompress with.
+    pub(crate) fn dictionaries(&self) -> &Arc<Dictionaries> {
+        &self.dicts
+    }
+
+    /// Sets the largest value a compressed record may decompress to (the
+    /// database's `max_value_size`): a bound on what hostile bytes can make
+    /// a read allocate.
+    pub(crate) fn set_max_value_len(&self, n: usize) {
+        self.max_value_len.store(n, Ordering::Relaxed);
     }
 
     /// The writeback state of this open, shared with the SSTable writers.
@@ -315,7 +343,51 @@ impl VLog {
         let seg = self.find(set, ptr)?;
         let mut buf = vec![0u8; ptr.len as usize];
         let r = seg.file.read_exact_at(&mut buf, ptr.offset);
-        Self::check(&seg, ptr, table, key, buf, r)
+        let stored = Self::check(&seg, ptr, table, key, buf, r)?;
+        self.decompress(&seg, ptr, stored)
+    }
+
+    /// The value of a record whose stored value is `stored`: itself, or
+    /// decompressed. A damaged compressed value, or one naming a dictionary
+    /// this database does not have, is `Error::Corruption`.
+    fn decompress(&self, seg: &Segment, ptr: &ValuePointer, stored: StoredValue) -> Result<Value> {
+        if !stored.compressed {
+            return Ok(stored.bytes);
+        }
+        let bad = |why: String| Error::corruption(&seg.path, ptr.offset, why);
+        let c = Compressed::parse(&stored.bytes)
+            .ok_or_else(|| bad("compressed value has a malformed header".into()))?;
+        if ptr.raw_len.is_some_and(|n| n != c.raw_len) {
+            return Err(bad(
+                "compressed value's raw length differs from the value pointer's".into(),
+            ));
+        }
+        let dict = match c.dict {
+            0 => None,
+            id => Some(self.dicts.get(id).ok_or_else(|| {
+                bad(format!(
+                    "compressed value names dictionary {id} ({}), which this database does not have",
+                    crate::files::dict(id)
+                ))
+            })?),
+        };
+        let max = self.max_value_len.load(Ordering::Relaxed);
+        compress::decompress(&c, dict.as_deref(), max)
+            .map(Value::from)
+            .map_err(bad)
+    }
+
+    /// [`VLog::read_many`] without decompressing: each record's value as
+    /// stored (what GC copies).
+    pub(crate) fn read_many_stored(
+        &self,
+        set: &SegmentSet,
+        reqs: &[(ValuePointer, u32, &[u8])],
+    ) -> Vec<Result<StoredValue>> {
+        self.read_batch(set, reqs)
+            .into_iter()
+            .map(|r| r.map(|(_, s)| s))
+            .collect()
     }
 
     /// Reads several records at once (one batch through the backend: with
@@ -330,6 +402,19 @@ impl VLog {
             let (p, t, k) = &reqs[0];
             return vec![self.read(set, p, *t, k)];
         }
+        self.read_batch(set, reqs)
+            .into_iter()
+            .zip(reqs)
+            .map(|(r, (ptr, _, _))| r.and_then(|(seg, s)| self.decompress(&seg, ptr, s)))
+            .collect()
+    }
+
+    /// Reads and checks the records of `reqs` in one batch.
+    fn read_batch(
+        &self,
+        set: &SegmentSet,
+        reqs: &[(ValuePointer, u32, &[u8])],
+    ) -> Vec<Result<(Arc<Segment>, StoredValue)>> {
         let segs: Vec<Result<Arc<Segment>>> =
             reqs.iter().map(|(p, _, _)| self.find(set, p)).collect();
         let mut bufs: Vec<Vec<u8>> = reqs
@@ -362,7 +447,8 @@ impl VLog {
             .map(|(((seg, buf), io), (ptr, table, key))| {
                 let seg = seg?;
                 let io = io.unwrap_or(Ok(()));
-                Self::check(&seg, ptr, *table, key, buf, io)
+                let stored = Self::check(&seg, ptr, *table, key, buf, io)?;
+                Ok((seg, stored))
             })
             .collect()
     }
@@ -387,7 +473,7 @@ impl VLog {
         }
     }
 
-    /// Checks a record read at `ptr` and returns its value.
+    /// Checks a record read at `ptr` and returns its value as stored.
     fn check(
         seg: &Segment,
         ptr: &ValuePointer,
@@ -395,7 +481,7 @@ impl VLog {
         key: &[u8],
         buf: Vec<u8>,
         io: std::io::Result<()>,
-    ) -> Result<Value> {
+    ) -> Result<StoredValue> {
         io.map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Error::corruption(
@@ -425,7 +511,11 @@ impl VLog {
         }
         let start = HEADER_LEN + rec.key.len();
         let end = start + rec.value.len();
-        Ok(Value::from_parts(buf, start, end))
+        let compressed = rec.header.compressed;
+        Ok(StoredValue {
+            compressed,
+            bytes: Value::from_parts(buf, start, end),
+        })
     }
 
     fn zombie(&self, n: u64) -> Option<Arc<Segment>> {

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! record  = flags u8 | table id u32 | seq u64 | key_len u32 | value_len u32 | key | value | crc32 u32
-//! flags   = bit 0: put (1) or delete (0); bit 5: a range delete (key: the
+//! flags   = bit 0: put (1) or delete (0); bit 1: the value is stored
+//!           compressed (see `compress.rs`); bit 5: a range delete (key: the
 //!           range's start, value: its end, see `lsm::range_del`; never with
 //!           bit 0); bit 7: more records of the same batch follow
 //! crc32   = CRC-32 (IEEE polynomial, crc32fast) over everything before it
@@ -20,10 +21,12 @@ pub(crate) const HEADER_LEN: usize = 1 + 4 + 8 + 4 + 4;
 pub(crate) const TRAILER_LEN: usize = 4;
 
 const FLAG_PUT: u8 = 1;
+/// The value field is a compressed value's stored form (database format 2).
+const FLAG_COMPRESSED: u8 = 2;
 /// A range delete: the key is the range's start, the value its end.
 pub(crate) const FLAG_RANGE_DELETE: u8 = 0x20;
 const FLAG_CONTINUES: u8 = 0x80;
-const KNOWN_FLAGS: u8 = FLAG_PUT | FLAG_RANGE_DELETE | FLAG_CONTINUES;
+const KNOWN_FLAGS: u8 = FLAG_PUT | FLAG_COMPRESSED | FLAG_RANGE_DELETE | FLAG_CONTINUES;
 
 /// Where a value lives: a record in a vLog segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,14 +37,46 @@ pub(crate) struct ValuePointer {
     pub(crate) offset: u64,
     /// Length of the whole record (header, key, value, checksum).
     pub(crate) len: u32,
+    /// The value's raw (uncompressed) length when the record stores it
+    /// compressed; `None` when the stored value is the value.
+    pub(crate) raw_len: Option<u32>,
 }
 
 impl ValuePointer {
-    /// Appends the pointer's encoding (three varints).
+    /// A pointer to a record that stores its value as it is.
+    #[cfg(test)]
+    pub(crate) fn raw(segment: u64, offset: u64, len: u32) -> ValuePointer {
+        ValuePointer {
+            segment,
+            offset,
+            len,
+            raw_len: None,
+        }
+    }
+
+    /// The raw (uncompressed) length of the value of the record this
+    /// pointer names, whose key is `key_len` bytes: the fourth varint when
+    /// the value is stored compressed, else what the record's length leaves
+    /// for it. Never reads the vLog.
+    pub(crate) fn value_len(&self, key_len: usize) -> u32 {
+        match self.raw_len {
+            Some(n) => n,
+            None => self
+                .len
+                .saturating_sub((HEADER_LEN + TRAILER_LEN) as u32)
+                .saturating_sub(u32::try_from(key_len).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// Appends the pointer's encoding (three varints, and a fourth, the raw
+    /// value length, when the value is stored compressed).
     pub(crate) fn encode_to(&self, buf: &mut Vec<u8>) {
         put_varint(buf, self.segment);
         put_varint(buf, self.offset);
         put_varint(buf, u64::from(self.len));
+        if let Some(n) = self.raw_len {
+            put_varint(buf, u64::from(n));
+        }
     }
 
     /// The pointer's encoding.
@@ -51,20 +86,18 @@ impl ValuePointer {
         b
     }
 
-    /// The length of the value the record holds, as the user wrote it, for
-    /// a record of a key of `key_len` bytes (no vLog read).
-    pub(crate) fn value_len(&self, key_len: usize) -> u32 {
-        self.len
-            .saturating_sub((HEADER_LEN + TRAILER_LEN) as u32)
-            .saturating_sub(u32::try_from(key_len).unwrap_or(u32::MAX))
-    }
-
-    /// Decodes a pointer; `None` when the bytes are not exactly one pointer.
+    /// Decodes a pointer; `None` when the bytes are not exactly one pointer
+    /// (three varints, or four for a compressed value).
     pub(crate) fn decode(bytes: &[u8]) -> Option<ValuePointer> {
         let mut r = Reader::new(bytes);
         let segment = r.varint()?;
         let offset = r.varint()?;
         let len = u32::try_from(r.varint()?).ok()?;
+        let raw_len = if r.is_empty() {
+            None
+        } else {
+            Some(u32::try_from(r.varint()?).ok()?)
+        };
         if !r.is_empty() || (len as usize) < HEADER_LEN + TRAILER_LEN {
             return None;
         }
@@ -72,6 +105,7 @@ impl ValuePointer {
             segment,
             offset,
             len,
+            raw_len,
         })
     }
 }
@@ -82,6 +116,8 @@ pub(crate) struct Header {
     pub(crate) is_put: bool,
     /// A range delete (never a put).
     pub(crate) is_range_delete: bool,
+    /// The value field holds a compressed value's stored form.
+    pub(crate) compressed: bool,
     pub(crate) continues: bool,
     pub(crate) table: u32,
     pub(crate) seq: u64,
@@ -100,7 +136,9 @@ impl Header {
     pub(crate) fn decode(b: &[u8]) -> Option<Header> {
         let mut r = Reader::new(b.get(..HEADER_LEN)?);
         let flags = r.u8()?;
+        // Only a put has a value to compress; a range delete is never a put.
         if flags & !KNOWN_FLAGS != 0
+            || flags & (FLAG_PUT | FLAG_COMPRESSED) == FLAG_COMPRESSED
             || flags & (FLAG_PUT | FLAG_RANGE_DELETE) == FLAG_PUT | FLAG_RANGE_DELETE
         {
             return None;
@@ -112,6 +150,7 @@ impl Header {
         Some(Header {
             is_put: flags & FLAG_PUT != 0,
             is_range_delete: flags & FLAG_RANGE_DELETE != 0,
+            compressed: flags & FLAG_COMPRESSED != 0,
             continues: flags & FLAG_CONTINUES != 0,
             table,
             seq,
@@ -127,9 +166,26 @@ pub(crate) fn record_len(key_len: usize, value_len: usize) -> usize {
 }
 
 /// Appends one record to `buf`; returns its offset within `buf`.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn encode(
     buf: &mut Vec<u8>,
     is_put: bool,
+    continues: bool,
+    table: u32,
+    seq: u64,
+    key: &[u8],
+    value: &[u8],
+) -> usize {
+    encode_stored(buf, is_put, false, continues, table, seq, key, value)
+}
+
+/// [`encode`], with the compressed flag set when `compressed` (then `value`
+/// is a compressed value's stored form, and `is_put` must be true).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_stored(
+    buf: &mut Vec<u8>,
+    is_put: bool,
+    compressed: bool,
     continues: bool,
     table: u32,
     seq: u64,
@@ -140,6 +196,9 @@ pub(crate) fn encode(
     let mut flags = 0u8;
     if is_put {
         flags |= FLAG_PUT;
+    }
+    if compressed && is_put {
+        flags |= FLAG_COMPRESSED;
     }
     if continues {
         flags |= FLAG_CONTINUES;
@@ -158,17 +217,23 @@ pub(crate) fn encode(
 }
 
 /// Appends a record with sequence number 0, no batch flag and no checksum
-/// yet (see [`seal`]); returns its offset within `buf`.
+/// yet (see [`seal`]); returns its offset within `buf`. `compressed` (for a
+/// put only) says `value` is a compressed value's stored form.
 pub(crate) fn encode_unsealed(
     buf: &mut Vec<u8>,
     is_put: bool,
+    compressed: bool,
     table: u32,
     key: &[u8],
     value: &[u8],
 ) -> usize {
     let start = buf.len();
     buf.reserve(record_len(key.len(), value.len()));
-    buf.push(if is_put { FLAG_PUT } else { 0 });
+    buf.push(match (is_put, compressed) {
+        (true, true) => FLAG_PUT | FLAG_COMPRESSED,
+        (true, false) => FLAG_PUT,
+        (false, _) => 0,
+    });
     buf.extend_from_slice(&table.to_le_bytes());
     buf.extend_from_slice(&0u64.to_le_bytes());
     buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -293,6 +358,14 @@ mod tests {
         assert_eq!(decode(&bad[b..]), Err(DecodeError::Checksum));
         bad[b] = 0x40;
         assert_eq!(decode(&bad[b..]), Err(DecodeError::Malformed));
+        // A delete cannot be compressed.
+        bad[b] = FLAG_COMPRESSED;
+        assert_eq!(decode(&bad[b..]), Err(DecodeError::Malformed));
+        let mut c = Vec::new();
+        encode_stored(&mut c, true, true, false, 1, 2, b"k", b"stored");
+        let r = decode(&c).unwrap();
+        assert!(r.header.compressed && r.header.is_put);
+        assert_eq!(r.value, b"stored");
     }
 
     #[test]
@@ -301,8 +374,8 @@ mod tests {
         encode(&mut a, true, true, 3, 99, b"k", b"value");
         encode(&mut a, false, false, 3, 100, b"gone", b"");
         let mut b = Vec::new();
-        let x = encode_unsealed(&mut b, true, 3, b"k", b"value");
-        let y = encode_unsealed(&mut b, false, 3, b"gone", b"");
+        let x = encode_unsealed(&mut b, true, false, 3, b"k", b"value");
+        let y = encode_unsealed(&mut b, false, false, 3, b"gone", b"");
         let (first, second) = b.split_at_mut(y);
         seal(&mut first[x..], 99, true);
         seal(second, 100, false);
@@ -311,16 +384,23 @@ mod tests {
 
     #[test]
     fn pointer_round_trip() {
-        let p = ValuePointer {
-            segment: 3,
-            offset: 1 << 40,
-            len: 4096,
-        };
+        let p = ValuePointer::raw(3, 1 << 40, 4096);
         assert_eq!(ValuePointer::decode(&p.encode()), Some(p));
-        let mut extra = p.encode();
+        assert_eq!(p.value_len(10), 4096 - 25 - 10);
+        let c = ValuePointer {
+            raw_len: Some(70_000),
+            ..p
+        };
+        assert_eq!(ValuePointer::decode(&c.encode()), Some(c));
+        assert_eq!(c.value_len(10), 70_000);
+        let mut extra = c.encode();
         extra.push(0);
         assert_eq!(ValuePointer::decode(&extra), None);
         assert_eq!(ValuePointer::decode(&[1, 2, 3]), None);
+        // A fourth varint past u32 is not a length.
+        let mut big = p.encode();
+        crate::coding::put_varint(&mut big, 1 << 33);
+        assert_eq!(ValuePointer::decode(&big), None);
     }
 
     proptest! {

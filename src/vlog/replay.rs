@@ -99,7 +99,24 @@ pub(crate) fn replay_range(
             }
         };
         let len = rec.header.record_len();
-        let inline_value = if rec.value.len() < inline_below || rec.header.is_range_delete {
+        // A compressed value always went by pointer, with its raw length.
+        let raw_len = if rec.header.compressed {
+            match super::compress::Compressed::parse(rec.value) {
+                Some(c) => Some(c.raw_len),
+                None => {
+                    return Err(Error::corruption(
+                        &seg.path,
+                        pos,
+                        "compressed value has a malformed header",
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let inline_value = if rec.header.is_range_delete
+            || (raw_len.is_none() && rec.value.len() < inline_below)
+        {
             Some(rec.value.to_vec())
         } else {
             None
@@ -115,6 +132,7 @@ pub(crate) fn replay_range(
                 segment: seg.number,
                 offset: pos,
                 len: len as u32,
+                raw_len,
             },
         });
         let continues = rec.header.continues;
@@ -314,6 +332,14 @@ pub(crate) fn check_segment(seg: &Segment, end: Option<u64>, sealed: bool) -> Re
     walk_records(&buf, |found| match found {
         Walked::Record { offset, record } => {
             out.records += 1;
+            // The payload itself is checked where it is read: verify's point
+            // reads and scan decompress every live value.
+            if record.header.compressed
+                && super::compress::Compressed::parse(record.value).is_none()
+            {
+                out.damage
+                    .push((offset, "compressed value has a malformed header".into()));
+            }
             if record.header.continues {
                 open_batch.get_or_insert(offset);
             } else {

@@ -169,6 +169,11 @@ fn record_json(r: &RecordInfo, shown: &Shown) -> Value {
         o["value"] = json!(shown.value_text(&r.value));
         o["value_complete"] = json!(shown.values || r.value.len() <= PREVIEW_BYTES);
     }
+    if let Some(n) = r.raw_len {
+        o["raw_len"] = json!(n);
+        o["dictionary"] = json!(r.dictionary);
+        o["decompress_error"] = json!(r.decompress_error);
+    }
     o
 }
 
@@ -196,6 +201,16 @@ fn record_text(r: &RecordInfo, shown: &Shown) -> String {
                 units::bytes(v),
                 inspect::hex_preview(&r.value)
             );
+        }
+        if let Some(n) = r.raw_len {
+            line += &format!(" (stored compressed; raw {}", units::bytes(u64::from(n)));
+            if let Some(d) = r.dictionary {
+                line += &format!(", dictionary {d}");
+            }
+            if let Some(e) = &r.decompress_error {
+                line += &format!(", not decompressed: {e}");
+            }
+            line.push(')');
         }
     }
     if r.continues {
@@ -304,7 +319,7 @@ fn entry_json(e: &SstEntryInfo, shown: &Shown) -> Value {
         "seq": e.seq,
         "kind": entry_kind_name(e.kind),
         "value_len": e.value_len,
-        "pointer": e.pointer.map(|p| json!({"segment": p.segment, "offset": p.offset, "len": p.len})),
+        "pointer": e.pointer.map(|p| json!({"segment": p.segment, "offset": p.offset, "len": p.len, "raw_len": p.raw_len})),
         "problem": e.problem,
     });
     if e.kind == EntryKind::Inline {

@@ -268,8 +268,9 @@ fn bench_records_a_timeline() {
     let svg = out_dir.path().join("t.svg");
     let (code, _, err) = tool(&[
         "bench",
+        // Enough that the load lasts several sampling intervals.
         "--keys",
-        "4000",
+        "12000",
         "--value-size",
         "4KiB",
         "--updates",

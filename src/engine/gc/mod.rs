@@ -22,6 +22,7 @@
 mod plan;
 mod policy;
 mod pressure;
+mod relocate;
 mod salvage;
 
 use super::counters;
@@ -34,9 +35,7 @@ use crate::keydir::{Liveness, Move};
 use crate::lsm::ikey::{self, Kind};
 use crate::manifest::{SealedSegment, SegmentInfo, VersionEdit};
 use crate::options::{GcOptions, GcProgress};
-use crate::value::Value;
-use crate::vlog::hint::HintEntry;
-use crate::vlog::{record, replay_segment, Segment, SegmentKind, ValuePointer};
+use crate::vlog::{replay_segment, Segment, SegmentKind, ValuePointer};
 use parking_lot::Mutex;
 use plan::{dry_run_report, Progress};
 use std::collections::BTreeMap;
@@ -152,6 +151,8 @@ struct Survivor {
     put: bool,
     /// Whether its table is unordered (the keydir points at it).
     unordered: bool,
+    /// Where it went (filled in by `relocate`).
+    moved: relocate::Moved,
 }
 
 impl Engine {
@@ -460,6 +461,7 @@ impl Engine {
                                 new: None,
                                 put: r.is_put,
                                 unordered: true,
+                                moved: Default::default(),
                             }),
                             Liveness::DropTombstone => {
                                 dropped_tombstones.push((r.table, r.key, r.pointer));
@@ -475,6 +477,7 @@ impl Engine {
                             new: None,
                             put: true,
                             unordered: false,
+                            moved: Default::default(),
                         });
                     }
                 }
@@ -506,8 +509,12 @@ impl Engine {
         let mut entries = Vec::with_capacity(survivors.len());
         let mut superseded: Vec<(u64, u64)> = Vec::new();
         let mut moves: Vec<Move> = Vec::new();
+        let mut segment_dicts: Vec<(u64, u64)> = Vec::new();
         for s in survivors.iter() {
             let Some(new) = s.new else { continue };
+            if s.moved.dict != 0 && !segment_dicts.contains(&(new.segment, s.moved.dict)) {
+                segment_dicts.push((new.segment, s.moved.dict));
+            }
             if s.unordered {
                 // Repointed (if still the newest) once the edit is durable.
                 moves.push(Move {
@@ -552,6 +559,10 @@ impl Engine {
             segment_info: std::mem::take(&mut pass.segment_info)
                 .into_values()
                 .collect(),
+            values: crate::manifest::values::ValuesEdit {
+                segment_dicts,
+                ..Default::default()
+            },
             ..Default::default()
         };
         // A failed append leaves the edit's fate unknown: keep the table
@@ -601,141 +612,7 @@ impl Engine {
             report.seconds
         );
         self.workers.wake_compaction();
+        self.remove_unused_dicts();
         Ok(report)
-    }
-
-    /// Appends the survivors' records at the GC head, in order, in chunks,
-    /// rate-limited; fills in their new pointers and syncs the GC head. The
-    /// values are read in batches (one submission each with io_uring).
-    fn relocate(
-        &self,
-        pass: &mut PassState,
-        survivors: &mut [Survivor],
-        report: &mut GcReport,
-    ) -> Result<()> {
-        const CHUNK: usize = 1 << 20;
-        const READ_BATCH: usize = 256;
-        let set = self.vlog.live_set();
-        let started = Instant::now();
-        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + (64 << 10));
-        let mut pending: Vec<usize> = Vec::new();
-        let mut start = 0;
-        while start < survivors.len() {
-            let end = (start + READ_BATCH).min(survivors.len());
-            // Tombstones have no value to read.
-            let reqs: Vec<(ValuePointer, u32, &[u8])> = survivors[start..end]
-                .iter()
-                .filter(|s| s.put)
-                .map(|s| (s.old, s.table, s.key.as_slice()))
-                .collect();
-            let mut values = self.vlog.read_many(&set, &reqs).into_iter();
-            drop(reqs);
-            for j in start..end {
-                let value = if survivors[j].put {
-                    values.next().ok_or_else(|| {
-                        Error::InvalidArgument("GC read fewer values than asked".into())
-                    })??
-                } else {
-                    Value::from(Vec::new())
-                };
-                let s = &survivors[j];
-                let len = u64::from(s.old.len);
-                let pos = self.vlog.gc_head_position();
-                let used = pos.map_or(0, |p| p.offset) + buf.len() as u64;
-                if pos.is_none() || (used > 0 && used + len > self.opts.segment_size) {
-                    self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
-                    let sealed = self.vlog.gc_head_position();
-                    // Sealing the old GC head syncs it.
-                    let number = self.versions.new_file_number();
-                    let rolled = self.vlog.gc_roll(number);
-                    self.or_poison("GC segment roll", rolled)?;
-                    pass.note_created(number);
-                    self.publish_segments();
-                    if let Some(sealed) = sealed {
-                        pass.unrecorded_seals.push(SealedSegment {
-                            number: sealed.segment,
-                            kind: SegmentKind::Gc,
-                            len: sealed.offset,
-                        });
-                        self.write_hint(sealed.segment, sealed.offset);
-                    }
-                }
-                let s = &survivors[j];
-                pass.note_seq(self.vlog.gc_head_position(), s.seq);
-                record::encode(&mut buf, s.put, false, s.table, s.seq, &s.key, &value);
-                pending.push(j);
-                if buf.len() >= CHUNK {
-                    self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
-                }
-            }
-            start = end;
-        }
-        self.flush_relocated(&mut buf, &mut pending, survivors, report, started)?;
-        let synced = self.vlog.sync_gc();
-        self.or_poison("GC sync", synced)
-    }
-
-    /// Writes the buffered relocated records at the GC head and records
-    /// where each one went.
-    fn flush_relocated(
-        &self,
-        buf: &mut Vec<u8>,
-        pending: &mut Vec<usize>,
-        survivors: &mut [Survivor],
-        report: &mut GcReport,
-        started: Instant,
-    ) -> Result<()> {
-        if buf.is_empty() {
-            return Ok(());
-        }
-        // A failed append fails the pass but does not poison: nothing points
-        // past the GC head the manifest records until this pass's edit, so
-        // whatever reached the segment is overwritten by the next pass (or
-        // cut off at the next open).
-        let (segment, offset) = self.vlog.gc_append(buf)?;
-        let mut at = offset;
-        let mut hints = Vec::new();
-        for &j in pending.iter() {
-            let s = &mut survivors[j];
-            let len = s.old.len;
-            s.new = Some(ValuePointer {
-                segment,
-                offset: at,
-                len,
-            });
-            if s.unordered {
-                hints.push(HintEntry {
-                    put: s.put,
-                    table: s.table,
-                    seq: s.seq,
-                    offset: at,
-                    len,
-                    key: s.key.clone(),
-                });
-            }
-            at += u64::from(len);
-        }
-        if !hints.is_empty() {
-            self.keydirs.note_relocated(segment, hints);
-        }
-        report.records_moved += pending.len() as u64;
-        report.bytes_moved += buf.len() as u64;
-        buf.clear();
-        pending.clear();
-        self.throttle(started, report.bytes_moved);
-        Ok(())
-    }
-
-    /// Sleeps as needed to keep GC writes under the configured rate.
-    fn throttle(&self, started: Instant, bytes: u64) {
-        let rate = self.opts.gc_rate_limit;
-        if rate == 0 {
-            return;
-        }
-        let due = Duration::from_secs_f64(bytes as f64 / rate as f64);
-        let spent = started.elapsed();
-        if due > spent {
-            std::thread::sleep(due - spent);
-        }
     }
 }

@@ -44,6 +44,7 @@ impl Engine {
                 new: None,
                 put: e.put,
                 unordered: true,
+                moved: Default::default(),
             });
         }
         report.segments_read = segs.len() as u64;
@@ -66,6 +67,7 @@ impl Engine {
                     new: None,
                     put: true,
                     unordered: false,
+                    moved: Default::default(),
                 });
             }
         })?;

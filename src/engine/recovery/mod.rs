@@ -144,6 +144,8 @@ impl Engine {
             alloc,
             Arc::new(Writeback::new(opts.write_mode, opts.bytes_per_sync)),
         )?;
+        vlog.set_max_value_len(opts.max_value_size);
+        super::values::load_dictionaries(&fs, dir, &state.values, vlog.dictionaries())?;
         let mut last_seq = replayed.last_seq;
         if keydirs.any() {
             last_seq = last_seq.max(rebuild_keydirs(&fs, dir, &vlog, &keydirs, ro)?);
@@ -171,6 +173,8 @@ impl Engine {
             Some(m) if ro => m,
             _ => {
                 record_unrecorded_seals(&vlog, &mut state)?;
+                // A database of an older format is in today's from here on.
+                state.values.format_version = crate::manifest::values::FORMAT_VERSION;
                 if state.created.is_none() {
                     state.created = Some(created_with(&opts, is_new));
                 }
@@ -245,6 +249,7 @@ impl Engine {
             segments: vlog.live_set(),
         };
         let counters = Counters::on_top_of(state.counters, !ro);
+        let values = super::values::ValueCodecs::from_state(&state.values, vlog.dictionaries());
         let engine = Arc::new(Engine {
             dir: dir.to_path_buf(),
             fs,
@@ -261,12 +266,14 @@ impl Engine {
             gc: gc::GcState::default(),
             early: super::early::EarlyGarbage::new(last_seq + 1),
             tables: super::tables::TableBook::new(dropped_ids),
+            values,
             opts,
         });
         if ro {
             // No background work: nothing may be written.
             return Ok(engine);
         }
+        engine.remove_unused_dicts();
         Workers::start(&engine)?;
         // Frozen memtables left by a long replay, and compactions a crash
         // interrupted, go to the workers now.
@@ -507,6 +514,7 @@ fn remove_leftovers(
             }
             FileName::GcSegment(n) => !live.gc_segments.contains(&n),
             FileName::Hint(n) => !live.segments.contains(&n),
+            FileName::Dict(n) => !state.values.dicts.contains_key(&n),
             FileName::Manifest(n) => n != live.manifest,
             FileName::Temp => true,
             // The reserve is made (or kept) after this, never a leftover.

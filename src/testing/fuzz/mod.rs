@@ -19,12 +19,14 @@ mod manifest;
 mod model;
 mod sample_db;
 mod sstable;
+mod values;
 mod vlog;
 
 pub use manifest::{manifest_edit, manifest_file, sample_manifest_edits};
 pub use model::model;
 pub use sample_db::{sample_db, sample_db_files, SampleDb};
 pub use sstable::{block, bloom, footer_bytes, sample_table, sstable};
+pub use values::compressed_value;
 pub use vlog::{hint_file, hint_in_db, value_pointer, vlog_record, vlog_segment};
 
 use crate::error::{Error, Result};
@@ -53,6 +55,7 @@ pub const TARGETS: &[&str] = &[
     "manifest_edit",
     "manifest_file",
     "hint_file",
+    "compressed_value",
     "model",
 ];
 
@@ -69,6 +72,7 @@ pub fn run(target: &str, data: &[u8]) -> Result<()> {
         "manifest_edit" => manifest_edit(data),
         "manifest_file" => manifest_file(data),
         "hint_file" => hint_file(data),
+        "compressed_value" => compressed_value(data),
         "model" => {
             model(data);
             Ok(())
@@ -120,6 +124,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     segment,
                     offset,
                     len,
+                    raw_len: None,
                 }
                 .encode()
             })
@@ -152,6 +157,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             vec![with_mode(0, f), with_mode(1, &f[..FOOTER_LEN - 4])]
         }
         "manifest_edit" => sample_manifest_edits(),
+        "compressed_value" => values::seeds(),
         "manifest_file" => {
             let mut out: Vec<Vec<u8>> = file(manifests).iter().map(|m| with_mode(0, m)).collect();
             let mut framed = vec![1u8];

@@ -75,7 +75,14 @@ pub(super) fn build_sample_db() -> SampleDb {
     // A memtable that holds every write, and no background work running
     // while writes go on: the same files, with the same numbers, each time.
     let db = Db::open(dir, model_options(&fs).memtable_size(256 << 10)).unwrap();
-    let u = db.table("u", TableOptions::unordered()).unwrap();
+    // Its values compressed (so the seeds hold compressed records, hint
+    // entries with raw lengths, and the manifest's value fields).
+    let u = db
+        .table(
+            "u",
+            TableOptions::unordered().value_compression(crate::ValueCompression::Zstd { level: 1 }),
+        )
+        .unwrap();
     let mut unordered = BTreeMap::new();
     let mut keys = std::collections::BTreeSet::new();
     let mut step = |i: u32| {
@@ -112,6 +119,9 @@ pub(super) fn build_sample_db() -> SampleDb {
     db.compact().unwrap();
     db.wait_for_background().unwrap();
     db.gc(GcOptions::default().all_sealed(true)).unwrap();
+    // A dictionary from here on: records that name one, a dictionary file
+    // and segment-dictionary fields in the manifest.
+    u.train_dictionary().unwrap();
     for i in 200..300u32 {
         step(i);
     }

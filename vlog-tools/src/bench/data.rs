@@ -2,8 +2,11 @@
 //!
 //! Keys are `key` and the index as 16 decimal digits (19 bytes). A value is
 //! its key's index (8 bytes, little-endian), its version (4 bytes) and a
-//! slice of a random pool chosen by both, so every read can be checked
-//! against the version it must be at least. Values do not compress.
+//! slice of a pool chosen by both, so every read can be checked against
+//! the version it must be at least. With [`ValueKind::Random`] (the
+//! default) the pool is random bytes and values do not compress; with
+//! [`ValueKind::Json`] it is JSON-like records (repeated field names, a
+//! skewed vocabulary, seeded) and values are 1 to 8 KiB.
 //! [`Expect`] keeps, per key, the version last written (or that the key
 //! was never written or was deleted), and the live user bytes.
 
@@ -51,19 +54,111 @@ pub enum ValueDist {
     Uniform,
 }
 
+/// What values are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    /// Random bytes: nothing to compress.
+    Random,
+    /// JSON-like records, 1 to 8 KiB (uniform, fixed per key and version;
+    /// --value-size and --value-dist are ignored): the same dozen field
+    /// names in every record, words from a vocabulary of 4,096 drawn with
+    /// a strong skew (a few words most of the time), numbers. Compressible,
+    /// and more so with a dictionary.
+    Json,
+}
+
 /// The value generator.
 pub struct Values {
     pool: Vec<u8>,
     size: usize,
     dist: ValueDist,
     seed: u64,
+    kind: ValueKind,
+}
+
+/// Sizes of [`ValueKind::Json`] values.
+const JSON_MIN: usize = 1 << 10;
+const JSON_MAX: usize = 8 << 10;
+
+/// `len` bytes of JSON-like records, one per line, from `seed`.
+fn json_pool(len: usize, seed: u64) -> Vec<u8> {
+    use std::fmt::Write;
+    const SYLLABLES: [&str; 16] = [
+        "ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "po", "qua", "dre", "fin", "gal",
+        "hop", "jut",
+    ];
+    let word = |n: u64| {
+        let mut w = String::new();
+        let mut n = n;
+        for _ in 0..2 + n % 3 {
+            w.push_str(SYLLABLES[(n % 16) as usize]);
+            n /= 16;
+        }
+        w
+    };
+    let mut x = splitmix64(seed ^ 0x4a53_4f4e) | 1;
+    let mut next = move || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    // Skewed: the cube of a uniform draw puts most picks on a few words.
+    let mut skewed = |n: u64| {
+        let u = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((u * u * u) * n as f64) as u64
+    };
+    let mut out = String::with_capacity(len + 512);
+    let mut id = 0u64;
+    while out.len() < len {
+        id += 1;
+        let _ = write!(
+            out,
+            r#"{{"id":{id},"user":"{}","email":"{}@{}.example","status":"{}","score":{},"active":{},"tags":["{}","{}","{}"],"address":{{"city":"{}","zip":"{:05}"}},"note":"{} {} {} {}"}}"#,
+            word(skewed(4096)),
+            word(skewed(4096)),
+            word(skewed(16)),
+            ["active", "pending", "closed", "banned"][skewed(4) as usize],
+            skewed(1000),
+            skewed(2) == 0,
+            word(skewed(64)),
+            word(skewed(64)),
+            word(skewed(64)),
+            word(skewed(256)),
+            skewed(100_000),
+            word(skewed(4096)),
+            word(skewed(4096)),
+            word(skewed(4096)),
+            word(skewed(4096)),
+        );
+        out.push('\n');
+    }
+    let mut b = out.into_bytes();
+    b.truncate(len);
+    b
 }
 
 /// The index and version bytes at the head of a value.
 const HEAD: usize = 12;
 
 impl Values {
+    #[cfg(test)]
     pub fn new(size: usize, dist: ValueDist, seed: u64) -> Values {
+        Values::of_kind(size, dist, seed, ValueKind::Random)
+    }
+
+    /// [`Values::new`] of the given kind.
+    pub fn of_kind(size: usize, dist: ValueDist, seed: u64, kind: ValueKind) -> Values {
+        if kind == ValueKind::Json {
+            return Values {
+                pool: json_pool(POOL_LEN + JSON_MAX * 2, seed),
+                size: (JSON_MIN + JSON_MAX) / 2,
+                dist,
+                seed,
+                kind,
+            };
+        }
         let len = POOL_LEN + size * 2;
         let mut pool = Vec::with_capacity(len + 8);
         // xorshift64*: fast, and its output does not compress.
@@ -80,7 +175,20 @@ impl Values {
             size,
             dist,
             seed,
+            kind,
         }
+    }
+
+    /// `n` values to train a dictionary from (versions no workload
+    /// writes, so they are not the values stored).
+    pub fn samples(&self, n: u64) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut v = Vec::new();
+                self.fill(i, u32::MAX - 1, &mut v);
+                v
+            })
+            .collect()
     }
 
     /// The mean value size.
@@ -90,6 +198,10 @@ impl Values {
 
     /// The size of version `version` of value `i`.
     pub fn size_of(&self, i: u64, version: u32) -> usize {
+        if self.kind == ValueKind::Json {
+            let h = splitmix64(i ^ (u64::from(version) << 40) ^ self.seed ^ 0x6a73);
+            return JSON_MIN + (h % (JSON_MAX - JSON_MIN + 1) as u64) as usize;
+        }
         match self.dist {
             ValueDist::Fixed => self.size,
             ValueDist::Uniform => {
@@ -336,5 +448,24 @@ mod tests {
         assert_eq!(e.new_key(), Some(11));
         assert_eq!(e.new_key(), None);
         assert_eq!(e.keys(), 12);
+    }
+
+    #[test]
+    fn json_values_are_1_to_8_kib_check_and_compress() {
+        let values = Values::of_kind(4096, ValueDist::Fixed, 3, ValueKind::Json);
+        let mut v = Vec::new();
+        let mut scratch = Vec::new();
+        let mut all = Vec::new();
+        for i in 0..200 {
+            values.fill(i, 2, &mut v);
+            assert!((JSON_MIN..=JSON_MAX).contains(&v.len()), "{}", v.len());
+            assert_eq!(values.check(i, 1, &v, &mut scratch), Ok(2));
+            all.extend_from_slice(&v);
+        }
+        // Field names repeat in every record (the CLI test measures the
+        // compression itself, through the engine).
+        let users = all.windows(7).filter(|w| w == b"\"user\":").count();
+        assert!(users > 200, "{users}");
+        assert_eq!(values.samples(5).len(), 5);
     }
 }

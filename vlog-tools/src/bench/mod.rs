@@ -141,6 +141,24 @@ pub struct BenchArgs {
     #[arg(long)]
     pub compress: bool,
 
+    /// What values are made of: `random` bytes (incompressible) or `json`
+    /// (JSON-like records of 1 to 8 KiB, seeded; --value-size and
+    /// --value-dist are then ignored).
+    #[arg(long, value_enum, default_value_t = data::ValueKind::Random)]
+    pub value_kind: data::ValueKind,
+
+    /// wisckey: compress the values the table keeps in the vLog: `none` or
+    /// `zstd[:LEVEL]` (level 3 when not given). The run line's stats give
+    /// `value_bytes_raw` and `value_bytes_stored`; their ratio is printed.
+    #[arg(long, default_value = "none", value_parser = parse_value_compression)]
+    pub value_compression: wisckey::ValueCompression,
+
+    /// wisckey, with --value-compression zstd: train a dictionary before
+    /// the first phase, from 2,000 values of the generator (versions no
+    /// phase writes), with `Table::train_dictionary_from`.
+    #[arg(long)]
+    pub dictionary: bool,
+
     /// Operations of readrandom, multiget and readwhilewriting [default:
     /// min(keys, 200000)].
     #[arg(long)]
@@ -401,6 +419,19 @@ fn parse_workload(s: &str) -> std::result::Result<String, String> {
 }
 
 /// An engine name on the command line (a bad one is a usage error).
+/// `none`, `zstd` or `zstd:LEVEL`.
+fn parse_value_compression(s: &str) -> std::result::Result<wisckey::ValueCompression, String> {
+    match s.split_once(':') {
+        None if s == "none" => Ok(wisckey::ValueCompression::None),
+        None if s == "zstd" => Ok(wisckey::ValueCompression::Zstd { level: 3 }),
+        Some(("zstd", l)) => l
+            .parse()
+            .map(|level| wisckey::ValueCompression::Zstd { level })
+            .map_err(|_| format!("zstd level {l:?} is not a number")),
+        _ => Err(format!("{s:?}: expected none, zstd or zstd:LEVEL")),
+    }
+}
+
 fn parse_engine(s: &str) -> std::result::Result<String, String> {
     match store::EngineKind::parse(s.trim()) {
         Some(_) => Ok(s.trim().to_string()),
@@ -528,6 +559,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "--gc-wait must be 0 or more seconds (inf: no limit)"
     );
     ensure!(args.value_size > 0, "--value-size must be at least 1 byte");
+    ensure!(
+        !args.dictionary || args.value_compression != wisckey::ValueCompression::None,
+        "--dictionary needs --value-compression zstd[:LEVEL]"
+    );
     let workloads = plan(args)?;
     if let Some(p) = &args.plot {
         if let Some(ext) = p.extension().and_then(|e| e.to_str()) {

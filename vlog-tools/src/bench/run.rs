@@ -136,6 +136,8 @@ fn store_config(args: &BenchArgs, dir: &Path) -> StoreConfig {
         compression: args.compress,
         value_threshold: args.value_threshold.unwrap_or(THRESHOLD),
         wisckey: opts,
+        value_compression: args.value_compression,
+        dictionary_samples: Vec::new(),
     }
 }
 
@@ -162,9 +164,12 @@ fn run_in(
     let started = Instant::now();
     let reads = args.reads.unwrap_or(args.keys.min(200_000));
     let ycsb_ops = args.ycsb_ops.unwrap_or(reads);
-    let values = Values::new(args.value_size, args.value_dist, args.seed);
+    let values = Values::of_kind(args.value_size, args.value_dist, args.seed, args.value_kind);
     let expect = Expect::new(args.keys, key_room(args, workloads, ycsb_ops));
-    let cfg = store_config(args, dir);
+    let mut cfg = store_config(args, dir);
+    if args.dictionary {
+        cfg.dictionary_samples = values.samples(2_000);
+    }
     let unordered = kind == EngineKind::Wisckey && args.table_kind == TableKindArg::Unordered;
     let store: Box<dyn Store> = if kind == EngineKind::Wisckey {
         Box::new(WisckeyStore::open_table(&cfg, unordered)?)
@@ -338,6 +343,15 @@ fn run_in(
     // The sampler holds a handle on the database: stopped before the close.
     let samples = timeline.map(|t| t.finish());
     let stats = store.wisckey().map(|db| db.stats());
+    if let Some(s) = stats.as_ref().filter(|s| s.value_bytes_stored > 0) {
+        say(&format!(
+            "values: {} raw, {} stored (ratio {:.2}), {} stored raw as incompressible",
+            crate::units::bytes(s.value_bytes_raw),
+            crate::units::bytes(s.value_bytes_stored),
+            s.value_bytes_raw as f64 / s.value_bytes_stored as f64,
+            s.values_incompressible
+        ));
+    }
     store.close().context("closing the engine")?;
     if let Some(samples) = samples {
         for p in &mut phases {

@@ -87,6 +87,11 @@ pub struct StoreConfig {
     pub value_threshold: usize,
     /// wisckey only: the rest of its options.
     pub wisckey: wisckey::Options,
+    /// wisckey only: how the table stores its values.
+    pub value_compression: wisckey::ValueCompression,
+    /// wisckey only: values to train a dictionary from at open (none: no
+    /// dictionary).
+    pub dictionary_samples: Vec<Vec<u8>>,
 }
 
 /// The engine's own count of what it wrote, since it was opened.

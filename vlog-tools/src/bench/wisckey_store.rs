@@ -37,15 +37,38 @@ impl WisckeyStore {
             }
             Err(e) => return Err(e).with_context(|| format!("opening {}", cfg.dir.display())),
         };
+        let vc = cfg.value_compression;
         let table = if unordered {
-            db.table(UNORDERED_TABLE, TableOptions::unordered())
-                .with_context(|| format!("creating the unordered table {UNORDERED_TABLE}"))?
+            db.table(
+                UNORDERED_TABLE,
+                TableOptions::unordered().value_compression(vc),
+            )
+            .with_context(|| format!("creating the unordered table {UNORDERED_TABLE}"))?
         } else {
-            db.default_table()
+            db.table("default", TableOptions::ordered().value_compression(vc))
+                .context("setting the default table's value compression")?
+        };
+        let dictionary = if cfg.dictionary_samples.is_empty() {
+            String::new()
+        } else {
+            let id = table
+                .train_dictionary_from(&cfg.dictionary_samples)
+                .context("training the value dictionary")?;
+            let bytes = db
+                .stats()
+                .dictionaries
+                .iter()
+                .find(|d| d.id == id)
+                .map_or(0, |d| d.bytes);
+            format!(
+                " + dictionary of {} from {} samples",
+                crate::units::bytes(bytes),
+                cfg.dictionary_samples.len()
+            )
         };
         let st = db.stats();
         let describe = format!(
-            "wisckey: {} table{}, memtable {}, value threshold {}, SSTable blocks {}, block cache {}, I/O backend {}, writes {}, fsync per write {}",
+            "wisckey: {} table{}, memtable {}, value threshold {}, SSTable blocks {}, values {}{}, block cache {}, I/O backend {}, writes {}, fsync per write {}",
             if unordered { "unordered" } else { "ordered" },
             if unordered {
                 format!(" `{UNORDERED_TABLE}`")
@@ -55,6 +78,11 @@ impl WisckeyStore {
             crate::units::bytes(cfg.memtable_size as u64),
             crate::units::bytes(cfg.value_threshold as u64),
             if cfg.compression { "zstd 1" } else { "uncompressed" },
+            match vc {
+                wisckey::ValueCompression::Zstd { level } => format!("zstd {level}"),
+                _ => "uncompressed".to_string(),
+            },
+            dictionary,
             if st.block_cache_capacity == 0 {
                 "off".to_string()
             } else {

@@ -45,6 +45,8 @@ pub(crate) mod smoke {
             compression: false,
             value_threshold: 1_024,
             wisckey: wisckey::Options::default(),
+            value_compression: wisckey::ValueCompression::None,
+            dictionary_samples: Vec::new(),
         }
     }
 
