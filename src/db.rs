@@ -122,7 +122,7 @@ impl Db {
     /// let blobs = db.table("blobs", TableOptions::unordered())?;
     /// blobs.put(b"k", vec![1u8; 10_000])?;
     /// assert_eq!(blobs.get(b"k")?.unwrap().len(), 10_000);
-    /// assert!(matches!(blobs.range(..).next(), Some(Err(Error::Unsupported(_)))));
+    /// assert!(matches!(blobs.range(b"a".to_vec()..).next(), Some(Err(Error::Unsupported(_)))));
     /// # Ok::<(), wisckey::Error>(())
     /// ```
     ///

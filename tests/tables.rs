@@ -456,3 +456,27 @@ fn drop_survives_kill_9() {
         "no drop was acknowledged before a kill"
     );
 }
+
+/// A dropped table takes its value compression with it: the manifest an
+/// open writes (one snapshot edit of the state) must not name it, or the
+/// next open refuses it. (Found by the model test: drop, then reopen.)
+#[test]
+fn a_dropped_compressed_table_leaves_nothing_that_stops_an_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let comp = wisckey::TableOptions::ordered()
+        .value_compression(wisckey::ValueCompression::Zstd { level: 3 });
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let t = db.table("c", comp.clone()).unwrap();
+    t.put(b"k", vec![b'x'; 5000]).unwrap();
+    db.drop_table("c").unwrap();
+    drop(t);
+    db.close().unwrap();
+    for _ in 0..2 {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        assert!(db.tables().is_empty());
+        db.close().unwrap();
+    }
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let t = db.table("c", comp).unwrap();
+    assert!(t.get(b"k").unwrap().is_none());
+}

@@ -290,6 +290,20 @@ impl Engine {
                 }
             }
         }
+        // The value dictionaries the copied segments may use (immutable
+        // files, linked like the rest).
+        for &id in state.values.dicts.keys() {
+            let name = files::dict(id);
+            files.push(Planned {
+                source: Source::Immutable {
+                    path: self.dir.join(&name),
+                    file: None,
+                    optional: false,
+                },
+                name,
+                len: 0,
+            });
+        }
         (
             Captured {
                 state,

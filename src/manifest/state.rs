@@ -278,6 +278,11 @@ impl ManifestState {
         let removed = &self.segments_removed;
         self.values
             .apply(&edit.values, |s| s < tail || removed.contains(&s));
+        // A dropped table's value compression goes with it (a snapshot edit
+        // must not name a table that is not there).
+        for d in &edit.tables_dropped {
+            self.values.compression.remove(&d.id);
+        }
         Ok(())
     }
 
