@@ -466,7 +466,7 @@ fn a_dropped_compressed_table_leaves_nothing_that_stops_an_open() {
     let comp = wisckey::TableOptions::ordered()
         .value_compression(wisckey::ValueCompression::Zstd { level: 3 });
     let db = Db::open(dir.path(), Options::default()).unwrap();
-    let t = db.table("c", comp.clone()).unwrap();
+    let t = db.table("c", comp).unwrap();
     t.put(b"k", vec![b'x'; 5000]).unwrap();
     db.drop_table("c").unwrap();
     drop(t);
