@@ -799,3 +799,37 @@ fn gc_and_compaction_during_a_checkpoint_cannot_take_its_files() {
         );
     }
 }
+
+/// A replaced table keeps compressing its values: the table that takes
+/// its place is made with the same `value_compression`.
+#[test]
+fn a_replaced_table_keeps_its_value_compression() {
+    use wisckey::{TableOptions, ValueCompression};
+    let src_dir = tempfile::tempdir().unwrap();
+    let dst_dir = tempfile::tempdir().unwrap();
+    let comp = TableOptions::ordered().value_compression(ValueCompression::Zstd { level: 3 });
+    let text = |i: u32| format!("{{\"id\":{i},\"name\":\"user{i}\"}}").repeat(100);
+    let src = Db::open(src_dir.path(), Options::default()).unwrap();
+    let t = src.table("docs", comp).unwrap();
+    for i in 0..200 {
+        t.put(format!("k{i:04}"), text(i)).unwrap();
+    }
+    let ck = src_dir.path().join("ck");
+    src.checkpoint(&ck).unwrap();
+    let dst = Db::open(dst_dir.path(), Options::default()).unwrap();
+    dst.table("docs", comp).unwrap();
+    dst.replace_table("docs", &ck).unwrap();
+    let t = dst.table("docs", TableOptions::ordered()).unwrap();
+    assert_eq!(
+        t.get(b"k0007").unwrap().unwrap().as_ref(),
+        text(7).as_bytes()
+    );
+    let s = dst.stats();
+    let docs = s
+        .table_values
+        .iter()
+        .find(|v| v.name == "docs")
+        .expect("docs in the stats");
+    assert!(docs.compression.contains("zstd"), "{docs:?}");
+    assert!(docs.stored_bytes * 2 < docs.raw_bytes, "{docs:?}");
+}

@@ -103,8 +103,25 @@ impl Engine {
         let mut copied = 0u64;
         let mut filled = Ok(());
         for def in &defs {
+            // The replacing table compresses as the table it replaces does
+            // (or, for a new one, as the checkpoint's did).
+            let comp = {
+                let vs = self.versions.lock_manifest();
+                let st = vs.state();
+                st.tables
+                    .iter()
+                    .find(|t| t.name == def.name)
+                    .and_then(|t| st.values.compression.get(&t.id).copied())
+            }
+            .or_else(|| {
+                let vs = src.versions.lock_manifest();
+                vs.state().values.compression.get(&def.id).copied()
+            });
             let r = self.create_hidden_table(def.kind).and_then(|h| {
                 hidden.push(h.clone());
+                if let Some(c) = comp {
+                    self.set_value_compression(h.id, c)?;
+                }
                 self.copy_table(&src, def.id, def.kind, h.id)
             });
             match r {
