@@ -1,6 +1,6 @@
 //! [`ReadOptions`]: how one read goes about it, the way rust-rocksdb's
 //! `ReadOptions` does (a snapshot to read at, whether to fill the block
-//! cache), taken by the `*_opt` reads of [`Table`] and [`Db`].
+//! cache, whether to check checksums), taken by the `*_opt` reads of [`Table`] and [`Db`].
 
 use crate::db::Db;
 use crate::engine::{Fetch, ReadHow};
@@ -31,6 +31,7 @@ use crate::value::Value;
 pub struct ReadOptions<'a> {
     snapshot: Option<&'a Snapshot>,
     fill_cache: bool,
+    verify_checksums: bool,
 }
 
 impl Default for ReadOptions<'_> {
@@ -38,6 +39,7 @@ impl Default for ReadOptions<'_> {
         ReadOptions {
             snapshot: None,
             fill_cache: true,
+            verify_checksums: true,
         }
     }
 }
@@ -62,6 +64,18 @@ impl<'a> ReadOptions<'a> {
         self
     }
 
+    /// Whether the checksum of each vLog record read is checked. Default:
+    /// true. `false` skips the CRC-32 over the record (its header, lengths,
+    /// table and key are still checked, so a pointer to the wrong record is
+    /// still `Corruption`): for reads of large values where the CPU matters
+    /// more than catching a flipped bit. SSTable blocks are always checked
+    /// when read from their files (and then kept in the block cache).
+    #[must_use]
+    pub fn verify_checksums(mut self, verify: bool) -> Self {
+        self.verify_checksums = verify;
+        self
+    }
+
     /// The sequence number to read at (`None`: the newest), after checking
     /// that the snapshot belongs to `db`.
     fn seq_for(&self, db: &Db) -> Result<Option<u64>> {
@@ -77,6 +91,7 @@ impl<'a> ReadOptions<'a> {
     fn how(&self) -> ReadHow {
         ReadHow {
             fill_cache: self.fill_cache,
+            verify_checksums: self.verify_checksums,
         }
     }
 }

@@ -416,13 +416,13 @@ impl Table {
             return Walk::Sorted(Box::new(Scan::failed(e, self.id, err)));
         }
         if self.kind == TableKind::Ordered {
-            let scan = Scan::new(e, self.id, seq, bounds, fetch).with_cache(how.cache_use());
+            let scan = Scan::new(e, self.id, seq, bounds, fetch).with_how(how);
             return Walk::Sorted(Box::new(scan));
         }
         let full = matches!(bounds, (Bound::Unbounded, Bound::Unbounded));
         let err = if full {
             match UnorderedScan::new(e.clone(), self.id, seq, fetch) {
-                Some(u) => return Walk::Unordered(u),
+                Some(u) => return Walk::Unordered(u.with_verify(how.verify_checksums)),
                 None => Error::InvalidArgument(format!("table {} has no keydir", self.name)),
             }
         } else {

@@ -126,6 +126,10 @@ enum Op {
     FetchUpdate(usize, usize),
     /// `delete_range` over the bounds (refused on the unordered table).
     DeleteRange(usize, Bound<usize>, Bound<usize>),
+    /// A seek (`false`) or seek_back (`true`) of a full iterator to a key,
+    /// then the next item from that end (and a `get_opt` of the key with
+    /// no cache fill and no checksum check).
+    Seek(usize, usize, bool),
     MultiGet(usize, Vec<usize>),
     Range {
         table: usize,
@@ -205,6 +209,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(t, k, right, v)| Op::Cas(t, k, right, v)),
         2 => (table(), key()).prop_map(|(t, k)| Op::FetchUpdate(t, k)),
         2 => (table(), bound(), bound()).prop_map(|(t, lo, hi)| Op::DeleteRange(t, lo, hi)),
+        2 => (table(), key(), any::<bool>()).prop_map(|(t, k, b)| Op::Seek(t, k, b)),
         3 => (table(), prop::collection::vec(key(), 0..6)).prop_map(|(t, k)| Op::MultiGet(t, k)),
         6 => (table(), bound(), bound(), scan_mode())
             .prop_map(|(table, lo, hi, mode)| Op::Range { table, lo, hi, mode }),
@@ -715,6 +720,47 @@ impl Harness {
                     Some(v) => self.models[*t].insert(key.clone(), v),
                     None => self.models[*t].remove(key),
                 };
+            }
+            Op::Seek(t, k, back) => {
+                let key = &keys[*k];
+                let tab = self.tab_or_default(*t);
+                let ro = wisckey::ReadOptions::default()
+                    .fill_cache(false)
+                    .verify_checksums(false);
+                let got = ok(tab.get_opt(key, &ro), "get_opt")?;
+                prop_assert_eq!(
+                    got.as_deref(),
+                    self.models[*t].get(key).map(|v| v.as_slice()),
+                    "get_opt {}",
+                    show(key)
+                );
+                let mut it = tab.iter();
+                if *t == UNORDERED {
+                    it.seek(key);
+                    prop_assert!(
+                        matches!(it.next(), Some(Err(Error::Unsupported(_)))),
+                        "unordered seek"
+                    );
+                    return Ok(());
+                }
+                let m = &self.models[*t];
+                let (got, want) = if *back {
+                    it.seek_back(key);
+                    (it.next_back(), m.range(..=key.clone()).next_back())
+                } else {
+                    it.seek(key);
+                    (it.next(), m.range(key.clone()..).next())
+                };
+                let got = got.transpose();
+                let got = ok(got, "seek")?;
+                prop_assert_eq!(
+                    got.map(|(k, v)| (k, v.to_vec())),
+                    want.map(|(k, v)| (k.clone(), v.clone())),
+                    "seek (back: {}) to {} in table {}",
+                    back,
+                    show(key),
+                    t
+                );
             }
             Op::DeleteRange(t, lo, hi) => {
                 let (lo, hi) = (to_bounds(keys, *lo), to_bounds(keys, *hi));

@@ -87,3 +87,46 @@ fn fill_cache_false_uses_the_cache_but_adds_nothing() {
     assert_eq!(db.stats().block_cache_hits, hits + 1);
     assert_eq!(blocks(&db), start + 1);
 }
+
+/// `verify_checksums(false)` reads a value whose record has a flipped bit
+/// (the default read reports `Corruption`), but still refuses a pointer to
+/// the wrong record.
+#[test]
+fn verify_checksums_false_skips_only_the_record_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let value = vec![0x41u8; 8192];
+    db.put(key(1), &value).unwrap();
+    db.put(key(2), &value).unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+    // Flip one byte inside the first record's value (records start at
+    // offset 0 of the first segment: header 21 bytes, then the key).
+    let seg = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".vlog"))
+        .min()
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = 21 + key(1).len() + 100;
+    assert_eq!(bytes[at], 0x41);
+    bytes[at] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert!(matches!(db.get(key(1)), Err(Error::Corruption { .. })));
+    let lax = ReadOptions::default().verify_checksums(false);
+    let got = db.get_opt(key(1), &lax).unwrap().unwrap();
+    assert_eq!(got.len(), value.len());
+    assert_eq!(got[100], 0x40, "the flipped byte is read as it is");
+    assert_eq!(
+        db.get_opt(key(2), &lax).unwrap().unwrap().as_ref(),
+        &value[..]
+    );
+    let all: Vec<_> = db.range_opt(.., &lax).collect::<Result<_, _>>().unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(
+        db.range(..).any(|r| r.is_err()),
+        "the default scan still checks"
+    );
+}

@@ -305,6 +305,6 @@ impl Engine {
             .zip(keys)
             .map(|(p, k)| (*p, table, k.as_slice()))
             .collect();
-        self.read_values(segments, &reqs)
+        self.read_values(segments, &reqs, true)
     }
 }

@@ -43,11 +43,16 @@ pub(super) type IndexEntry = (Vec<u8>, Vec<u8>);
 pub(crate) struct ReadHow {
     /// Whether data blocks read from files go into the block cache.
     pub(crate) fill_cache: bool,
+    /// Whether vLog records' checksums are checked.
+    pub(crate) verify_checksums: bool,
 }
 
 impl ReadHow {
     /// What reads do unless told otherwise.
-    pub(crate) const DEFAULT: ReadHow = ReadHow { fill_cache: true };
+    pub(crate) const DEFAULT: ReadHow = ReadHow {
+        fill_cache: true,
+        verify_checksums: true,
+    };
 
     pub(crate) fn cache_use(self) -> CacheUse {
         if self.fill_cache {
@@ -82,7 +87,7 @@ impl Engine {
                 None => self.keydirs.lookup(&kd, key, segs),
                 Some(s) => self.keydirs.lookup_at(&kd, key, s, segs),
             };
-            return self.read_keydir_entry(&segments, e, table, key);
+            return self.read_keydir_entry(&segments, e, table, key, how.verify_checksums);
         }
         let (sv, seq) = self.view_at(seq);
         match self.lookup(&sv, table, key, seq, how)? {
@@ -90,7 +95,7 @@ impl Engine {
                 if ikey::kind_byte(&k) == Kind::Pointer as u8 {
                     counters::add(&self.counters.get_vlog_reads, 1);
                 }
-                self.resolve(&sv.segments, &k, v)
+                self.resolve(&sv.segments, &k, v, how.verify_checksums)
             }
             None => Ok(None),
         }
@@ -150,7 +155,7 @@ impl Engine {
         self.check_table(table)?;
         counters::add(&self.counters.gets, keys.len() as u64);
         if let Some(kd) = self.keydirs.table(table) {
-            return self.keydir_multi_get(&kd, table, keys, seq);
+            return self.keydir_multi_get(&kd, table, keys, seq, how.verify_checksums);
         }
         let (sv, seq) = self.view_at(seq);
         let mut out: Vec<Option<Value>> = Vec::with_capacity(keys.len());
@@ -163,7 +168,7 @@ impl Engine {
             if ikey::kind_byte(&ik) == Kind::Pointer as u8 {
                 wanted.push((i, self.decode_pointer(&v)?, ik));
             } else {
-                out[i] = self.resolve(&sv.segments, &ik, v)?;
+                out[i] = self.resolve(&sv.segments, &ik, v, how.verify_checksums)?;
             }
         }
         let reqs: Vec<(ValuePointer, u32, &[u8])> = wanted
@@ -171,7 +176,8 @@ impl Engine {
             .map(|(_, p, ik)| (*p, ikey::table_id(ik), ikey::user_key(ik)))
             .collect();
         counters::add(&self.counters.get_vlog_reads, reqs.len() as u64);
-        for ((i, _, _), r) in wanted.iter().zip(self.read_values(&sv.segments, &reqs)) {
+        let values = self.read_values(&sv.segments, &reqs, how.verify_checksums);
+        for ((i, _, _), r) in wanted.iter().zip(values) {
             out[*i] = Some(r?);
         }
         Ok(out)
@@ -253,12 +259,14 @@ impl Engine {
         sv.version.get_with(&target, how)
     }
 
-    /// Turns an index entry into the value it stands for.
+    /// Turns an index entry into the value it stands for (a vLog record's
+    /// checksum checked when `verify`).
     pub(super) fn resolve(
         &self,
         segments: &SegmentSet,
         ikey_bytes: &[u8],
         v: Vec<u8>,
+        verify: bool,
     ) -> Result<Option<Value>> {
         match Kind::from_u8(ikey::kind_byte(ikey_bytes)) {
             Some(Kind::Delete) => Ok(None),
@@ -268,11 +276,12 @@ impl Engine {
                 counters::add(&self.counters.vlog_reads, 1);
                 counters::add(&self.counters.vlog_bytes_read, u64::from(ptr.len));
                 self.vlog
-                    .read(
+                    .read_verified(
                         segments,
                         &ptr,
                         ikey::table_id(ikey_bytes),
                         ikey::user_key(ikey_bytes),
+                        verify,
                     )
                     .map(Some)
             }
@@ -288,16 +297,17 @@ impl Engine {
     }
 
     /// Reads the records `reqs` (`(pointer, table, key)`) in one batch,
-    /// counted as vLog reads.
+    /// counted as vLog reads (their checksums checked when `verify`).
     pub(super) fn read_values(
         &self,
         segments: &SegmentSet,
         reqs: &[(ValuePointer, u32, &[u8])],
+        verify: bool,
     ) -> Vec<Result<Value>> {
         counters::add(&self.counters.vlog_reads, reqs.len() as u64);
         let bytes: u64 = reqs.iter().map(|(p, _, _)| u64::from(p.len)).sum();
         counters::add(&self.counters.vlog_bytes_read, bytes);
-        self.vlog.read_many(segments, reqs)
+        self.vlog.read_many_verified(segments, reqs, verify)
     }
 
     /// The value pointer an index entry holds.
@@ -313,13 +323,16 @@ impl Engine {
         e: Option<KeyEntry>,
         table: u32,
         key: &[u8],
+        verify: bool,
     ) -> Result<Option<Value>> {
         match e {
             Some(e) if e.put => {
                 counters::add(&self.counters.vlog_reads, 1);
                 counters::add(&self.counters.vlog_bytes_read, u64::from(e.ptr.len));
                 counters::add(&self.counters.get_vlog_reads, 1);
-                self.vlog.read(segments, &e.ptr, table, key).map(Some)
+                self.vlog
+                    .read_verified(segments, &e.ptr, table, key, verify)
+                    .map(Some)
             }
             _ => Ok(None),
         }
@@ -333,6 +346,7 @@ impl Engine {
         table: u32,
         keys: &[K],
         seq: Option<u64>,
+        verify: bool,
     ) -> Result<Vec<Option<Value>>> {
         let segs = || self.versions.current().segments.clone();
         let (found, segments) = match seq {
@@ -350,7 +364,10 @@ impl Engine {
             .map(|&(i, p)| (p, table, keys[i].as_ref()))
             .collect();
         counters::add(&self.counters.get_vlog_reads, reqs.len() as u64);
-        for ((i, _), r) in wanted.iter().zip(self.read_values(&segments, &reqs)) {
+        for ((i, _), r) in wanted
+            .iter()
+            .zip(self.read_values(&segments, &reqs, verify))
+        {
             out[*i] = Some(r?);
         }
         Ok(out)

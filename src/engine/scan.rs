@@ -99,6 +99,9 @@ pub(crate) struct Scan {
     errored: bool,
     /// How the walk reads data blocks (`ReadOptions::fill_cache`).
     cache: CacheUse,
+    /// Whether vLog records' checksums are checked
+    /// (`ReadOptions::verify_checksums`).
+    verify: bool,
     /// The range tombstones of the table the walk sees.
     range_dels: Vec<RangeTombstone>,
 }
@@ -148,13 +151,15 @@ impl Scan {
             back_from: None,
             errored: false,
             cache: CacheUse::Fill,
+            verify: true,
             range_dels,
         }
     }
 
-    /// The walk, reading data blocks through the cache as `how` says.
-    pub(crate) fn with_cache(mut self, how: CacheUse) -> Scan {
-        self.cache = how;
+    /// The walk, reading as `how` says (the block cache, checksums).
+    pub(crate) fn with_how(mut self, how: super::ReadHow) -> Scan {
+        self.cache = how.cache_use();
+        self.verify = how.verify_checksums;
         self
     }
 
@@ -357,13 +362,15 @@ impl Scan {
             } else {
                 out.push(
                     self.engine
-                        .resolve(&self.sv.segments, k, v.clone())
+                        .resolve(&self.sv.segments, k, v.clone(), self.verify)
                         .map(|val| (key, Slot::Value(val.unwrap_or_default()))),
                 );
             }
         }
         if !reqs.is_empty() {
-            let values = self.engine.read_values(&self.sv.segments, &reqs);
+            let values = self
+                .engine
+                .read_values(&self.sv.segments, &reqs, self.verify);
             for (slot, v) in slots.into_iter().zip(values) {
                 let item = &mut out[slot];
                 match (item.as_mut(), v) {

@@ -118,7 +118,7 @@ impl LazyValue {
                 segments,
                 ..
             } => engine
-                .read_values(segments, &[(*ptr, *table, key)])
+                .read_values(segments, &[(*ptr, *table, key)], true)
                 .pop()
                 .unwrap_or_else(|| Err(Error::InvalidArgument("no value read".into()))),
         }
@@ -145,6 +145,8 @@ pub(crate) struct UnorderedScan {
     back_buf: VecDeque<Item>,
     fetch: Fetch,
     window: usize,
+    /// Whether vLog records' checksums are checked.
+    verify: bool,
 }
 
 /// The values one window of an unordered walk reads in one batch.
@@ -174,7 +176,14 @@ impl UnorderedScan {
             back_buf: VecDeque::new(),
             fetch,
             window: WINDOW,
+            verify: true,
         })
+    }
+
+    /// The walk, checking vLog records' checksums only when `verify`.
+    pub(crate) fn with_verify(mut self, verify: bool) -> UnorderedScan {
+        self.verify = verify;
+        self
     }
 
     fn next(&mut self, front: bool) -> Option<Item> {
@@ -217,7 +226,7 @@ impl UnorderedScan {
                 .iter()
                 .map(|(k, p)| (*p, self.table, k.as_slice()))
                 .collect();
-            let values = self.engine.read_values(&self.segments, &reqs);
+            let values = self.engine.read_values(&self.segments, &reqs, self.verify);
             taken
                 .iter()
                 .zip(values)

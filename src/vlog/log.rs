@@ -340,10 +340,22 @@ impl VLog {
         table: u32,
         key: &[u8],
     ) -> Result<Value> {
+        self.read_verified(set, ptr, table, key, true)
+    }
+
+    /// [`VLog::read`], the record's checksum checked only when `verify`.
+    pub(crate) fn read_verified(
+        &self,
+        set: &SegmentSet,
+        ptr: &ValuePointer,
+        table: u32,
+        key: &[u8],
+        verify: bool,
+    ) -> Result<Value> {
         let seg = self.find(set, ptr)?;
         let mut buf = vec![0u8; ptr.len as usize];
         let r = seg.file.read_exact_at(&mut buf, ptr.offset);
-        let stored = Self::check(&seg, ptr, table, key, buf, r)?;
+        let stored = Self::check(&seg, ptr, table, key, buf, r, verify)?;
         self.decompress(&seg, ptr, stored)
     }
 
@@ -384,7 +396,7 @@ impl VLog {
         set: &SegmentSet,
         reqs: &[(ValuePointer, u32, &[u8])],
     ) -> Vec<Result<StoredValue>> {
-        self.read_batch(set, reqs)
+        self.read_batch(set, reqs, true)
             .into_iter()
             .map(|r| r.map(|(_, s)| s))
             .collect()
@@ -398,11 +410,21 @@ impl VLog {
         set: &SegmentSet,
         reqs: &[(ValuePointer, u32, &[u8])],
     ) -> Vec<Result<Value>> {
+        self.read_many_verified(set, reqs, true)
+    }
+
+    /// [`VLog::read_many`], the checksums checked only when `verify`.
+    pub(crate) fn read_many_verified(
+        &self,
+        set: &SegmentSet,
+        reqs: &[(ValuePointer, u32, &[u8])],
+        verify: bool,
+    ) -> Vec<Result<Value>> {
         if reqs.len() == 1 {
             let (p, t, k) = &reqs[0];
-            return vec![self.read(set, p, *t, k)];
+            return vec![self.read_verified(set, p, *t, k, verify)];
         }
-        self.read_batch(set, reqs)
+        self.read_batch(set, reqs, verify)
             .into_iter()
             .zip(reqs)
             .map(|(r, (ptr, _, _))| r.and_then(|(seg, s)| self.decompress(&seg, ptr, s)))
@@ -414,6 +436,7 @@ impl VLog {
         &self,
         set: &SegmentSet,
         reqs: &[(ValuePointer, u32, &[u8])],
+        verify: bool,
     ) -> Vec<Result<(Arc<Segment>, StoredValue)>> {
         let segs: Vec<Result<Arc<Segment>>> =
             reqs.iter().map(|(p, _, _)| self.find(set, p)).collect();
@@ -447,7 +470,7 @@ impl VLog {
             .map(|(((seg, buf), io), (ptr, table, key))| {
                 let seg = seg?;
                 let io = io.unwrap_or(Ok(()));
-                let stored = Self::check(&seg, ptr, *table, key, buf, io)?;
+                let stored = Self::check(&seg, ptr, *table, key, buf, io, verify)?;
                 Ok((seg, stored))
             })
             .collect()
@@ -481,6 +504,7 @@ impl VLog {
         key: &[u8],
         buf: Vec<u8>,
         io: std::io::Result<()>,
+        verify: bool,
     ) -> Result<StoredValue> {
         io.map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -493,7 +517,7 @@ impl VLog {
                 Error::io(format!("reading {}", seg.path.display()), e)
             }
         })?;
-        let rec = record::decode(&buf)
+        let rec = record::decode_checked(&buf, verify)
             .map_err(|e| Error::corruption(&seg.path, ptr.offset, e.describe()))?;
         if rec.header.record_len() != u64::from(ptr.len) {
             return Err(Error::corruption(
