@@ -71,6 +71,22 @@ struct Planned {
     len: u64,
 }
 
+impl Planned {
+    /// An immutable file `name` of the database directory `dir`, opened
+    /// only when it is linked or copied.
+    fn in_dir(dir: &Path, name: String, len: u64, optional: bool) -> Planned {
+        Planned {
+            source: Source::Immutable {
+                path: dir.join(&name),
+                file: None,
+                optional,
+            },
+            name,
+            len,
+        }
+    }
+}
+
 /// What the capture read under the locks.
 struct Captured {
     state: ManifestState,
@@ -231,16 +247,12 @@ impl Engine {
 
         let mut files = Vec::new();
         for t in sv.version.levels.iter().flatten() {
-            let name = files::sst(t.meta.number);
-            files.push(Planned {
-                source: Source::Immutable {
-                    path: self.dir.join(&name),
-                    file: None,
-                    optional: false,
-                },
-                name,
-                len: t.meta.size,
-            });
+            files.push(Planned::in_dir(
+                &self.dir,
+                files::sst(t.meta.number),
+                t.meta.size,
+                false,
+            ));
         }
         for seg in sv.segments.values() {
             let sealed_len = state.sealed.get(&seg.number).map(|s| s.len);
@@ -277,32 +289,14 @@ impl Engine {
                         },
                         len,
                     });
-                    let hint = files::hint(seg.number);
-                    files.push(Planned {
-                        source: Source::Immutable {
-                            path: self.dir.join(&hint),
-                            file: None,
-                            optional: true,
-                        },
-                        name: hint,
-                        len: 0,
-                    });
+                    files.push(Planned::in_dir(&self.dir, files::hint(seg.number), 0, true));
                 }
             }
         }
         // The value dictionaries the copied segments may use (immutable
         // files, linked like the rest).
         for &id in state.values.dicts.keys() {
-            let name = files::dict(id);
-            files.push(Planned {
-                source: Source::Immutable {
-                    path: self.dir.join(&name),
-                    file: None,
-                    optional: false,
-                },
-                name,
-                len: 0,
-            });
+            files.push(Planned::in_dir(&self.dir, files::dict(id), 0, false));
         }
         (
             Captured {
